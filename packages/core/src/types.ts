@@ -1,0 +1,68 @@
+/**
+ * Public contract for adapter authors and users of @aa/core.
+ * Adapters target `FrameworkAdapter` and talk to the gate only through `Interceptor`.
+ */
+
+/** One tool call, translated from a framework's own shape. */
+export interface ToolCall {
+  /** Framework that produced the call, e.g. `"langchain"`. */
+  framework: string;
+  toolName: string;
+  /** Raw arguments as the framework received them (before schema validation). */
+  args: unknown;
+  /** Action type the policy matches on; defaults to `toolName`. */
+  actionType?: string;
+  /** The framework's id for this call (LangChain ToolCall id, MCP request id, ...). */
+  toolCallId?: string;
+  /** Context the policy can read as `metadata.*` (run name, tags, graph thread/node, ...). */
+  metadata?: Record<string, unknown>;
+}
+
+/**
+ * The adapter's only door to the gate.
+ * `intercept` resolves to the tool's result when the call is allowed and rejects with
+ * `AssemblyDeniedError` / `AssemblyTimeoutError` otherwise. It never runs `invoke` for a denied call.
+ */
+export interface Interceptor {
+  intercept<T>(call: ToolCall, invoke: () => T | Promise<T>): Promise<T>;
+}
+
+/** What an adapter learns about the host application. */
+export interface AdapterContext {
+  /** Root of the host application (where its package.json / node_modules live). */
+  readonly root: string;
+  /** `require` resolving from the host application's root (CJS copies of a framework). */
+  readonly require: NodeJS.Require;
+  /** Resolve a module specifier from the host root; `undefined` when the host does not have it. */
+  resolve(specifier: string): string | undefined;
+  /** `import()` a module as the host application would (from its root). */
+  import<T = unknown>(specifier: string): Promise<T>;
+}
+
+/** What an adapter really wrapped, reported back to the user in `AssemblyContext.adapters`. */
+export interface HookReport {
+  /** Entry points wrapped, e.g. `"@langchain/core/tools#StructuredTool.prototype.call (esm)"`. */
+  entryPoints: string[];
+}
+
+/**
+ * A framework integration. Adapters translate a framework's tool call into a `ToolCall` and the
+ * gate's answer back into what the framework expects; they hold no governance logic.
+ */
+export interface FrameworkAdapter {
+  /** Unique name, e.g. `"langchain"`. */
+  readonly name: string;
+  /** Closed semver range of the framework versions this adapter is tested against. */
+  readonly supportedVersions: string;
+  /** Install rank, lower first. Built-ins have fixed ranks; third-party adapters default to 50. */
+  readonly priority?: number;
+  /** Is the framework resolvable from the host app (not from our package)? */
+  isAvailable(context: AdapterContext): boolean | Promise<boolean>;
+  /** Install hooks; must be idempotent and must not leave anything installed when it throws. */
+  registerHooks(interceptor: Interceptor, context: AdapterContext): HookReport | Promise<HookReport>;
+  /** Remove every hook this adapter installed. */
+  unregisterHooks(): void | Promise<void>;
+}
+
+/** Default-export shape of a third-party adapter module: the adapter or a factory for it. */
+export type AdapterModuleExport = FrameworkAdapter | (() => FrameworkAdapter | Promise<FrameworkAdapter>);

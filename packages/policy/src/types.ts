@@ -1,0 +1,124 @@
+/**
+ * Public types of the Agent Assembly policy language (see docs/policy.md).
+ * This file is the contract between @aa/policy and its users (@aa/engine, @aa/core, the CLI).
+ */
+
+/** Comparison operators a condition can use. */
+export type Operator =
+  | "eq"
+  | "ne"
+  | "lt"
+  | "lte"
+  | "gt"
+  | "gte"
+  | "in"
+  | "not_in"
+  | "contains"
+  | "starts_with"
+  | "ends_with"
+  | "matches"
+  | "exists";
+
+/** What a matching policy asks for. */
+export type Effect = "allow" | "deny" | "require_approval";
+
+/** One condition: `field` is a dotted path into the evaluation input (`args.amount`, `metadata.pr_size`). */
+export interface Condition {
+  field: string;
+  op: Operator;
+  value?: unknown;
+}
+
+export interface PolicyRule {
+  name: string;
+  description?: string;
+  /** Glob (or list of globs) over action types; `*` matches any run of characters except `.`, `**` matches anything. */
+  action: string | string[];
+  effect: Effect;
+  /** All must pass for `effect` to apply; otherwise `otherwise` applies. */
+  when?: Condition[];
+  /** Effect when a `when` condition fails. Defaults to `deny` for allow rules. */
+  otherwise?: "deny" | "require_approval";
+  /** For require_approval: how long an approval may stay pending (e.g. "8h", "15m", "30s"). */
+  approval?: { timeout?: string };
+}
+
+export type RedactMode = "mask" | "hash" | "drop";
+
+/** A redaction rule: JSONPath-style path over the call (`$.card`, `$..password`, `$.items[*].token`). */
+export interface RedactRule {
+  path: string;
+  mode: RedactMode;
+}
+
+/** A validated policy document (`aa.policy.yaml`). */
+export interface PolicyDocument {
+  version: 1;
+  /** What happens when no policy matches an action. Only `deny` is allowed (fail closed). */
+  default: "deny";
+  policies: PolicyRule[];
+  redact: RedactRule[];
+}
+
+/** What the evaluator sees for one call. Fields are reached as `args.*`, `metadata.*`, `agent.*`, `tool.*`, `data_accessed`, `user.*`. */
+export interface EvaluationInput {
+  actionType: string;
+  args?: unknown;
+  metadata?: Record<string, unknown>;
+  agent?: { id: string; depth?: number; parent?: string | null; [k: string]: unknown };
+  tool?: { name?: string; framework?: string; mcpServer?: string; [k: string]: unknown };
+  dataAccessed?: unknown;
+  user?: Record<string, unknown>;
+}
+
+/** The result of one condition, so an agent (and an auditor) can see exactly why. */
+export interface ConditionResult {
+  /** Policy that owns the condition. */
+  policy: string;
+  field: string;
+  operator: Operator;
+  expected: unknown;
+  actual: unknown;
+  result: boolean;
+}
+
+export type DenialReason = "CONDITIONS_DENIED" | "NO_MATCHING_POLICY";
+
+/** The policy's answer for one call. Never throws: an evaluation error yields `deny`. */
+export interface PolicyDecision {
+  effect: Effect;
+  /** Set when `effect` is `deny`. */
+  denialReason?: DenialReason;
+  /** The policy that decided (the first deny / require_approval / allow by precedence, by name order on ties). */
+  policyName?: string;
+  /** Every condition evaluated for the matching policies, in policy-name order. */
+  conditionsEvaluated: ConditionResult[];
+  /** Names of every policy whose action glob matched. */
+  matchedPolicies: string[];
+  /** For require_approval: the approval timeout of the deciding policy, in milliseconds (if it set one). */
+  approvalTimeoutMs?: number;
+  /** Human-readable one-line explanation (names the policy and each failed condition). */
+  message: string;
+}
+
+/** A compiled, ready-to-evaluate policy. */
+export interface CompiledPolicy {
+  readonly document: PolicyDocument;
+  /** SHA-256 (hex) of the RFC 8785 canonical JSON of `document`. */
+  readonly hash: string;
+  evaluate(input: EvaluationInput): PolicyDecision;
+}
+
+/** One problem found while parsing or validating a policy. */
+export interface PolicyIssue {
+  /** Source name (file path or "inline"). */
+  source: string;
+  /** 1-based line in the source text, when known. */
+  line?: number;
+  column?: number;
+  /** Path to the offending field, e.g. `policies[2].when[0].op`. */
+  path: string;
+  message: string;
+  /** How to fix it. */
+  hint?: string;
+}
