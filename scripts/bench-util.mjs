@@ -1,0 +1,35 @@
+// Shared helpers for benchmarks: warm up, repeat, report medians and percentiles.
+// Usage: const s = measure(fn, { iterations: 100_000, warmup: 10_000 }); s.p50, s.p99 in nanoseconds.
+export function measure(fn, { iterations = 100_000, warmup = 10_000, batch = 1 } = {}) {
+  for (let i = 0; i < warmup; i++) fn();
+  const samples = new Float64Array(iterations);
+  for (let i = 0; i < iterations; i++) {
+    const t0 = process.hrtime.bigint();
+    for (let j = 0; j < batch; j++) fn();
+    samples[i] = Number(process.hrtime.bigint() - t0) / batch;
+  }
+  return summarize(samples);
+}
+
+export async function measureAsync(fn, { iterations = 20_000, warmup = 2_000, batch = 1 } = {}) {
+  for (let i = 0; i < warmup; i++) await fn();
+  const samples = new Float64Array(iterations);
+  for (let i = 0; i < iterations; i++) {
+    const t0 = process.hrtime.bigint();
+    for (let j = 0; j < batch; j++) await fn();
+    samples[i] = Number(process.hrtime.bigint() - t0) / batch;
+  }
+  return summarize(samples);
+}
+
+export function summarize(samples) {
+  const sorted = Float64Array.from(samples).sort();
+  const at = (q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+  return { p50: at(0.5), p99: at(0.99), min: sorted[0], n: sorted.length };
+}
+
+export const us = (ns) => `${(ns / 1000).toFixed(2)} µs`;
+
+export function table(rows) {
+  console.table(rows);
+}
