@@ -16,6 +16,36 @@ export interface ToolCall {
   toolCallId?: string;
   /** Context the policy can read as `metadata.*` (run name, tags, graph thread/node, ...). */
   metadata?: Record<string, unknown>;
+  /**
+   * The framework's own context for this call (e.g. LangChain's RunnableConfig), for other adapters'
+   * `enrichCall`. Never evaluated, never recorded.
+   */
+  native?: unknown;
+}
+
+/** A call held for human approval. */
+export interface HeldCall {
+  approvalId: string;
+  auditEventId: string;
+  /** ISO time at which the approval expires. */
+  timeoutAt?: string;
+  message?: string;
+}
+
+/** Per-call options an adapter (or another adapter's `enrichCall`) can set. */
+export interface InterceptOptions {
+  /**
+   * Idempotency key for the decision: the same key returns the first decision (no second audit
+   * record), and a call already executed under this key in this process is not executed again
+   * (its first result is returned).
+   */
+  eventId?: string;
+  /**
+   * Called when the call is held for approval, before the interceptor waits for the decision
+   * (gate semantics). It may throw to suspend the caller instead (e.g. a LangGraph `interrupt()`);
+   * when it returns, the interceptor waits for the approval as usual.
+   */
+  onHold?(held: HeldCall, call: ToolCall): void | Promise<void>;
 }
 
 /**
@@ -24,7 +54,7 @@ export interface ToolCall {
  * `AssemblyDeniedError` / `AssemblyTimeoutError` otherwise. It never runs `invoke` for a denied call.
  */
 export interface Interceptor {
-  intercept<T>(call: ToolCall, invoke: () => T | Promise<T>): Promise<T>;
+  intercept<T>(call: ToolCall, invoke: () => T | Promise<T>, options?: InterceptOptions): Promise<T>;
 }
 
 /** What an adapter learns about the host application. */
@@ -62,6 +92,13 @@ export interface FrameworkAdapter {
   registerHooks(interceptor: Interceptor, context: AdapterContext): HookReport | Promise<HookReport>;
   /** Remove every hook this adapter installed. */
   unregisterHooks(): void | Promise<void>;
+  /**
+   * Optional: add context to calls routed by any installed adapter (e.g. LangGraph adds thread id
+   * and node to calls the LangChain patch intercepts, reading `call.native`). Runs before the
+   * decision, on the hot path: return quickly when the call is not yours. May mutate
+   * `call.metadata` and return options for this call.
+   */
+  enrichCall?(call: ToolCall): InterceptOptions | undefined;
 }
 
 /** Default-export shape of a third-party adapter module: the adapter or a factory for it. */
