@@ -84,6 +84,11 @@ export interface FrameworkAdapter {
   readonly name: string;
   /** Closed semver range of the framework versions this adapter is tested against. */
   readonly supportedVersions: string;
+  /**
+   * npm package whose installed version (resolved from the host app) must satisfy
+   * `supportedVersions`, e.g. `"@langchain/core"`. When set, core checks it before installing.
+   */
+  readonly targetPackage?: string;
   /** Install rank, lower first. Built-ins have fixed ranks; third-party adapters default to 50. */
   readonly priority?: number;
   /** Is the framework resolvable from the host app (not from our package)? */
