@@ -122,3 +122,28 @@ export interface PolicyIssue {
   /** How to fix it. */
   hint?: string;
 }
+
+/** Options for {@link parsePolicy}. */
+export interface ParsePolicyOptions {
+  /** Name used in error messages (a file path, or "inline"). Defaults to "inline". */
+  source?: string;
+  /** Text format. Defaults to "json" when `source` ends in `.json`, else "yaml" (YAML also reads JSON). */
+  format?: "yaml" | "json";
+}
+
+/** Options for {@link validatePolicy}. */
+export interface ValidatePolicyOptions {
+  /** Name used in error messages. Defaults to "inline". */
+  source?: string;
+}
+
+/** One step of a parsed redaction path (see {@link parseRedactPath}). */
+export type RedactPathSegment =
+  /** `.name` or `['name']`: an own property of an object. */
+  | { kind: "property"; name: string }
+  /** `[3]`: an array element. */
+  | { kind: "index"; index: number }
+  /** `.*` or `[*]`: every property of an object / every element of an array. */
+  | { kind: "wildcard" }
+  /** `..name`: the property `name` at any depth below this point. */
+  | { kind: "descendant"; name: string };
