@@ -1,0 +1,174 @@
+/**
+ * The governance client: what an agent calls directly (as opposed to tool calls, which adapters
+ * route through the interceptor). The same surface works embedded and, later, against a gateway.
+ */
+import type {
+  ActionResult,
+  Approval,
+  AuditPage,
+  AuditQuery,
+  DecisionRequest,
+  Outcome,
+  VerifyResult,
+} from "@aa/engine";
+import type { PolicyRule } from "@aa/policy";
+import { AssemblyDeniedError, AssemblyTimeoutError } from "./errors.js";
+import { toAssemblyError } from "./gate/errors.js";
+import { DEFAULT_APPROVAL_WAIT_MS, deniedError } from "./interceptor.js";
+import type { Gate } from "./internal-types.js";
+import type { EnforcementMode } from "./options.js";
+
+/** Options of `execute`, `gate` and `canI`. */
+export interface ActionOptions {
+  /** Arguments of the action, reachable by policies as `args.*` (redacted before storage). */
+  args?: unknown;
+  /** Reachable by policies as `metadata.*`. */
+  metadata?: Record<string, unknown>;
+  /** What data the action touches, reachable as `data_accessed`. */
+  dataAccessed?: unknown;
+  /** Idempotency key: a retry with the same key returns the first decision. */
+  eventId?: string;
+}
+
+export interface GateOptions extends ActionOptions {
+  /** How long `gate()` waits for a held action to be decided. Default 8 h. */
+  gatePollTimeoutMs?: number;
+}
+
+export interface CanIResult {
+  allowed: boolean;
+  status: ActionResult["status"];
+  denialReason?: ActionResult["denialReason"];
+  policyName?: string;
+  conditionsEvaluated: ActionResult["conditionsEvaluated"];
+}
+
+export interface WhoAmI {
+  agentId: string;
+  name?: string;
+  gate: "embedded" | "remote";
+  enforcementMode: EnforcementMode;
+  policyHash: string;
+}
+
+export interface PolicySummary {
+  name: string;
+  action: string | string[];
+  effect: PolicyRule["effect"];
+  conditions: number;
+}
+
+/** The governance methods on an AssemblyContext. */
+export interface GovernanceClient {
+  /** Ask the gate whether to perform an action; recorded in the audit trail. Never throws for a denial. */
+  execute(actionType: string, options?: ActionOptions): Promise<ActionResult>;
+  /** Like `execute`, but waits for approval when held and throws when denied (`AssemblyDeniedError`) or not decided in time (`AssemblyTimeoutError`). */
+  gate(actionType: string, options?: GateOptions): Promise<ActionResult>;
+  /** Dry run: would this action be allowed? Nothing is recorded. */
+  canI(actionType: string, options?: Omit<ActionOptions, "eventId">): Promise<CanIResult>;
+  whoami(): Promise<WhoAmI>;
+  /** The policies in force. */
+  policies(options?: { scope?: string }): Promise<PolicySummary[]>;
+  audit(query?: AuditQuery): Promise<AuditPage<unknown>>;
+  verify(): Promise<VerifyResult>;
+  /** Report what really happened after an executed action. */
+  report(auditEventId: string, outcome: Outcome): Promise<void>;
+  listApprovals(filter?: { state?: Approval["state"] }): Promise<Approval[]>;
+  getApproval(approvalId: string): Promise<Approval | undefined>;
+  /** Decide a held action as an operator (never as the requesting agent). */
+  approve(approvalId: string, reviewer: string, reason?: string): Promise<Approval>;
+  deny(approvalId: string, reviewer: string, reason?: string): Promise<Approval>;
+}
+
+export function createGovernanceClient(settings: {
+  gate: Gate;
+  agent: { id: string; name?: string };
+  enforcementMode: EnforcementMode;
+  policyRules: () => PolicyRule[];
+}): GovernanceClient {
+  const { gate, agent, enforcementMode } = settings;
+  const request = (actionType: string, options: ActionOptions = {}, dryRun = false): DecisionRequest => {
+    if (typeof actionType !== "string" || actionType === "") {
+      throw toAssemblyError({ code: "INVALID_ACTION_TYPE", message: "actionType must be a non-empty string, e.g. \"pr.open\"" });
+    }
+    return {
+      agent,
+      actionType,
+      args: options.args,
+      metadata: options.metadata,
+      dataAccessed: options.dataAccessed,
+      eventId: options.eventId,
+      enforcementMode,
+      dryRun,
+    };
+  };
+  const decide = async (req: DecisionRequest): Promise<ActionResult> => {
+    try {
+      return await gate.decide(req);
+    } catch (error) {
+      throw toAssemblyError(error);
+    }
+  };
+
+  return {
+    execute: (actionType, options) => decide(request(actionType, options)),
+
+    async gate(actionType, options = {}) {
+      const result = await decide(request(actionType, options));
+      if (result.status === "executed") return result;
+      if (result.status === "denied") throw deniedError(result, { toolName: actionType });
+      const approvalId = result.approvalId;
+      if (!approvalId) throw deniedError({ ...result, denialReason: "GATE_UNAVAILABLE" }, { toolName: actionType });
+      const approval = await gate.awaitApproval(approvalId, { timeoutMs: options.gatePollTimeoutMs ?? DEFAULT_APPROVAL_WAIT_MS });
+      if (approval.state === "approved") return gate.releaseApproval(approvalId, agent.id);
+      if (approval.state === "denied") {
+        throw new AssemblyDeniedError({
+          reason: "DENIED_BY_REVIEWER",
+          policy: result.policyName,
+          approvalId,
+          auditEventId: result.auditEventId,
+          message: `"${actionType}" was denied by reviewer ${approval.decidedBy ?? "(unknown)"}${approval.reason ? `: ${approval.reason}` : ""}`,
+        });
+      }
+      throw new AssemblyTimeoutError(approvalId);
+    },
+
+    async canI(actionType, options) {
+      const result = await decide(request(actionType, options, true));
+      return {
+        allowed: result.status === "executed",
+        status: result.status,
+        denialReason: result.denialReason,
+        policyName: result.policyName,
+        conditionsEvaluated: result.conditionsEvaluated,
+      };
+    },
+
+    async whoami() {
+      return {
+        agentId: agent.id,
+        ...(agent.name === undefined ? {} : { name: agent.name }),
+        gate: gate.kind,
+        enforcementMode,
+        policyHash: gate.policyHash,
+      };
+    },
+
+    async policies() {
+      return settings.policyRules().map((rule) => ({
+        name: rule.name,
+        action: rule.action,
+        effect: rule.effect,
+        conditions: rule.when?.length ?? 0,
+      }));
+    },
+
+    audit: (query) => gate.audit(query),
+    verify: () => gate.verify(),
+    report: (auditEventId, outcome) => gate.report(auditEventId, outcome, agent.id),
+    listApprovals: (filter) => gate.listApprovals(filter),
+    getApproval: (id) => gate.getApproval(id),
+    approve: (id, reviewer, reason) => gate.approve(id, reviewer, reason),
+    deny: (id, reviewer, reason) => gate.deny(id, reviewer, reason),
+  };
+}

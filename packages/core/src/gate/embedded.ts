@@ -1,0 +1,39 @@
+/**
+ * The embedded gate: @aa/engine in this process, loaded only when no gateway is configured so a
+ * process that talks to a remote gateway never loads a store.
+ */
+import type { PolicyDocument } from "@aa/policy";
+import type { Gate } from "../internal-types.js";
+import { toAssemblyError } from "./errors.js";
+
+export async function openEmbeddedGate(options: { policy: PolicyDocument; store: string }): Promise<Gate> {
+  const { openEngine } = await import("@aa/engine");
+  const engine = await openEngine({ policy: options.policy, store: options.store }).catch((error: unknown) => {
+    throw toAssemblyError(error, "could not open the embedded gate");
+  });
+  const call = async <T>(fn: () => Promise<T>): Promise<T> => {
+    try {
+      return await fn();
+    } catch (error) {
+      throw toAssemblyError(error);
+    }
+  };
+  return {
+    kind: "embedded",
+    get policyHash() {
+      return engine.policyHash;
+    },
+    // The hot path: no wrapper closure, errors are mapped by the interceptor.
+    decide: (request) => engine.decide(request),
+    awaitApproval: (id, opts) => call(() => engine.awaitApproval(id, opts)),
+    releaseApproval: (id, agentId) => call(() => engine.releaseApproval(id, agentId)),
+    getApproval: (id) => call(() => engine.getApproval(id)),
+    listApprovals: (filter) => call(() => engine.listApprovals(filter)),
+    approve: (id, reviewer, reason) => call(() => engine.approve(id, reviewer, reason)),
+    deny: (id, reviewer, reason) => call(() => engine.deny(id, reviewer, reason)),
+    report: (id, outcome, agentId) => call(() => engine.report(id, outcome, agentId)),
+    audit: (query) => call(() => engine.audit(query)),
+    verify: () => call(() => engine.verify()),
+    close: () => call(() => engine.close()),
+  };
+}

@@ -1,0 +1,49 @@
+/**
+ * @aa/core: install Agent Assembly into a Node.js app.
+ *
+ * @example
+ * import { initAssembly } from "@aa/core";
+ * await using assembly = await initAssembly({ mode: "sdk-only", agent: { id: "release-bot" } });
+ */
+export { initAssembly } from "./init.js";
+export type { AdapterStatus, AssemblyContext } from "./init.js";
+export type { AssemblyOptions, EnforcementMode, FailureMode, Mode } from "./options.js";
+export { POLICY_FILE_NAMES } from "./options.js";
+export type {
+  ActionOptions,
+  CanIResult,
+  GateOptions,
+  GovernanceClient,
+  PolicySummary,
+  WhoAmI,
+} from "./client.js";
+export { AssemblyDeniedError, AssemblyError, AssemblyTimeoutError, ConfigurationError } from "./errors.js";
+export { AdapterRegistry, BUILT_IN_RANKS, THIRD_PARTY_RANK, rankOf } from "./registry.js";
+export { DISCOVERY_FIELD, discoverAdapters } from "./discovery.js";
+export { createHostContext } from "./host.js";
+export { isWrapped, unwrapped, wrapMethod } from "./patch.js";
+export type { WrapHandle } from "./patch.js";
+export { describeDenial } from "./interceptor.js";
+export type {
+  AdapterContext,
+  AdapterModuleExport,
+  FrameworkAdapter,
+  HeldCall,
+  HookReport,
+  InterceptOptions,
+  Interceptor,
+  ToolCall,
+} from "./types.js";
+export type {
+  ActionResult,
+  ActionStatus,
+  Approval,
+  ApprovalState,
+  AuditPage,
+  AuditQuery,
+  DenialReasonCode,
+  Outcome,
+  OutcomeStatus,
+  VerifyResult,
+} from "@aa/engine";
+export type { ConditionResult } from "@aa/policy";

@@ -1,0 +1,205 @@
+/**
+ * The interceptor: the one place where a framework's tool call meets the gate. Adapters call
+ * `intercept(call, invoke)`; everything about deciding, waiting for approval, failing closed and
+ * running the tool exactly once lives here, never in an adapter.
+ */
+import type { ActionResult, DecisionRequest } from "@aa/engine";
+import { AssemblyDeniedError, AssemblyError, AssemblyTimeoutError } from "./errors.js";
+import { toAssemblyError } from "./gate/errors.js";
+import type { Gate } from "./internal-types.js";
+import type { EnforcementMode, FailureMode } from "./options.js";
+import type { FrameworkAdapter, InterceptOptions, Interceptor, ToolCall } from "./types.js";
+
+/** Default wait for a held call (spec: 8 h for `gate()`). */
+export const DEFAULT_APPROVAL_WAIT_MS = 8 * 60 * 60 * 1000;
+
+/** How many executed results are remembered for idempotent re-runs (LangGraph resume). */
+const EXECUTED_MEMO_LIMIT = 10_000;
+
+export interface InterceptorSettings {
+  gate: Gate;
+  agent: { id: string; name?: string };
+  enforcementMode: EnforcementMode;
+  failureMode: FailureMode;
+  approvalWaitMs?: number;
+}
+
+export class GateInterceptor implements Interceptor {
+  readonly #settings: InterceptorSettings;
+  #enrichers: FrameworkAdapter[] = [];
+  /** eventId → result of the execution, so a re-run of the same call does not execute twice. */
+  readonly #executed = new Map<string, Promise<unknown>>();
+
+  constructor(settings: InterceptorSettings) {
+    this.#settings = settings;
+  }
+
+  /** Adapters whose `enrichCall` runs for every call (set by initAssembly as adapters install). */
+  setEnrichers(adapters: readonly FrameworkAdapter[]): void {
+    this.#enrichers = adapters.filter((a) => typeof a.enrichCall === "function");
+  }
+
+  async intercept<T>(call: ToolCall, invoke: () => T | Promise<T>, options?: InterceptOptions): Promise<T> {
+    const opts = this.#enrich(call, options);
+    const eventId = opts?.eventId;
+    if (eventId !== undefined) {
+      const earlier = this.#executed.get(eventId);
+      if (earlier) return earlier as Promise<T>;
+    }
+    const request: DecisionRequest = {
+      agent: this.#settings.agent,
+      actionType: call.actionType ?? call.toolName,
+      toolName: call.toolName,
+      framework: call.framework,
+      args: call.args,
+      metadata: call.metadata,
+      toolCallId: call.toolCallId,
+      eventId,
+      enforcementMode: this.#settings.enforcementMode,
+    };
+    let result: ActionResult;
+    try {
+      result = await this.#settings.gate.decide(request);
+    } catch (error) {
+      return this.#gateFailed(request, toAssemblyError(error), invoke);
+    }
+    switch (result.status) {
+      case "executed":
+        return this.#run(eventId, invoke);
+      case "denied":
+        throw deniedError(result, call);
+      case "requested":
+        return this.#held(result, call, invoke, opts);
+      default:
+        throw new AssemblyDeniedError({
+          reason: "GATE_UNAVAILABLE",
+          message: `Agent Assembly denied tool "${call.toolName}": the gate answered with an unknown status`,
+        });
+    }
+  }
+
+  #enrich(call: ToolCall, options: InterceptOptions | undefined): InterceptOptions | undefined {
+    let merged = options;
+    for (const adapter of this.#enrichers) {
+      let extra: InterceptOptions | undefined;
+      try {
+        extra = adapter.enrichCall?.(call);
+      } catch (cause) {
+        // A broken enricher must not let a call through undecided, nor crash the host with a
+        // foreign error: the call is denied below with a clear reason.
+        throw new AssemblyDeniedError({
+          reason: "GATE_UNAVAILABLE",
+          message: `Agent Assembly could not prepare tool call "${call.toolName}": adapter "${adapter.name}" failed (${String(cause)})`,
+        });
+      }
+      if (extra) merged = merged ? { ...merged, ...extra } : extra;
+    }
+    return merged;
+  }
+
+  #run<T>(eventId: string | undefined, invoke: () => T | Promise<T>): Promise<T> {
+    const running = (async () => invoke())();
+    if (eventId !== undefined) {
+      if (this.#executed.size >= EXECUTED_MEMO_LIMIT) {
+        const oldest = this.#executed.keys().next().value;
+        if (oldest !== undefined) this.#executed.delete(oldest);
+      }
+      this.#executed.set(eventId, running);
+    }
+    return running;
+  }
+
+  async #held<T>(
+    result: ActionResult,
+    call: ToolCall,
+    invoke: () => T | Promise<T>,
+    options: InterceptOptions | undefined,
+  ): Promise<T> {
+    const approvalId = result.approvalId;
+    if (!approvalId) throw deniedError({ ...result, status: "denied", denialReason: "GATE_UNAVAILABLE" }, call);
+    const held = { approvalId, auditEventId: result.auditEventId, timeoutAt: result.timeoutAt, message: result.message };
+    // May throw on purpose (e.g. a LangGraph interrupt suspends the graph here).
+    await options?.onHold?.(held, call);
+    const gate = this.#settings.gate;
+    const approval = await gate.awaitApproval(approvalId, {
+      timeoutMs: this.#settings.approvalWaitMs ?? DEFAULT_APPROVAL_WAIT_MS,
+    });
+    if (approval.state === "approved") {
+      const released = await gate.releaseApproval(approvalId, this.#settings.agent.id);
+      if (released.status !== "executed") throw deniedError(released, call);
+      return this.#run(options?.eventId, invoke);
+    }
+    if (approval.state === "denied") {
+      throw new AssemblyDeniedError({
+        reason: "DENIED_BY_REVIEWER",
+        policy: result.policyName,
+        approvalId,
+        auditEventId: result.auditEventId,
+        conditions: result.conditionsEvaluated,
+        message: `Agent Assembly: tool "${call.toolName}" was denied by reviewer ${approval.decidedBy ?? "(unknown)"}${
+          approval.reason ? `: ${approval.reason}` : ""
+        } (DENIED_BY_REVIEWER, approval ${approvalId})`,
+      });
+    }
+    throw new AssemblyTimeoutError(
+      approvalId,
+      `Agent Assembly: tool "${call.toolName}" was held for approval ${approvalId} and not approved in time (${approval.state})`,
+    );
+  }
+
+  async #gateFailed<T>(request: DecisionRequest, error: AssemblyError, invoke: () => T | Promise<T>): Promise<T> {
+    if (this.#settings.failureMode === "open") {
+      process.emitWarning(
+        `Agent Assembly: the gate failed (${error.message}); running "${request.actionType}" because failureMode is "open"`,
+        { code: "AA_FAIL_OPEN" },
+      );
+      await this.#safelyRecordFailOpen(request);
+      return invoke();
+    }
+    throw new AssemblyDeniedError({
+      reason: "GATE_UNAVAILABLE",
+      message: `Agent Assembly denied tool "${request.toolName ?? request.actionType}" because the gate could not decide (GATE_UNAVAILABLE): ${error.message}`,
+    });
+  }
+
+  /** Best effort: record that a call ran without a decision. Swallows errors (the gate is already failing). */
+  async #safelyRecordFailOpen(request: DecisionRequest): Promise<void> {
+    try {
+      await this.#settings.gate.decide({ ...request, enforcementMode: "disabled", failOpen: true });
+    } catch {
+      // Nothing more can be done; the warning above already told the operator.
+    }
+  }
+}
+
+/** The denial the caller (or the model) reads: the policy and each failed condition, expected vs actual. */
+export function deniedError(result: ActionResult, call: Pick<ToolCall, "toolName">): AssemblyDeniedError {
+  const reason = result.denialReason ?? "CONDITIONS_DENIED";
+  return new AssemblyDeniedError({
+    reason,
+    policy: result.policyName,
+    conditions: result.conditionsEvaluated,
+    approvalId: result.approvalId,
+    auditEventId: result.auditEventId || undefined,
+    message: describeDenial(result, call.toolName),
+  });
+}
+
+/** One readable paragraph for people and models. */
+export function describeDenial(result: ActionResult, toolName: string): string {
+  const reason = result.denialReason ?? "CONDITIONS_DENIED";
+  const parts = [`Agent Assembly denied tool "${toolName}" (${reason})`];
+  if (result.policyName) parts.push(`by policy "${result.policyName}"`);
+  let text = parts.join(" ");
+  const failed = result.conditionsEvaluated.filter((c) => !c.result);
+  if (failed.length > 0) {
+    text += `. Failed conditions: ${failed
+      .map((c) => `${c.field} ${c.operator} ${JSON.stringify(c.expected)} (actual: ${JSON.stringify(c.actual) ?? "missing"})`)
+      .join("; ")}`;
+  } else if (reason === "NO_MATCHING_POLICY") {
+    text += `. No policy allows the action "${toolName}"; nothing was run`;
+  } else if (result.message) {
+    text += `. ${result.message}`;
+  }
+  return `${text}.`;
+}

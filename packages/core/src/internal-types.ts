@@ -1,0 +1,29 @@
+/**
+ * Internal contract between core's client/interceptor and the gate behind it (embedded engine now,
+ * the gateway's HTTP client later). Not exported from the package root.
+ */
+import type {
+  ActionResult,
+  Approval,
+  AuditPage,
+  AuditQuery,
+  DecisionRequest,
+  Outcome,
+  VerifyResult,
+} from "@aa/engine";
+
+export interface Gate {
+  readonly kind: "embedded" | "remote";
+  readonly policyHash: string;
+  decide(request: DecisionRequest): Promise<ActionResult>;
+  awaitApproval(approvalId: string, options: { timeoutMs: number; signal?: AbortSignal }): Promise<Approval>;
+  releaseApproval(approvalId: string, agentId: string): Promise<ActionResult>;
+  getApproval(approvalId: string): Promise<Approval | undefined>;
+  listApprovals(filter?: { state?: Approval["state"] }): Promise<Approval[]>;
+  approve(approvalId: string, reviewer: string, reason?: string): Promise<Approval>;
+  deny(approvalId: string, reviewer: string, reason?: string): Promise<Approval>;
+  report(auditEventId: string, outcome: Outcome, agentId: string): Promise<void>;
+  audit(query?: AuditQuery): Promise<AuditPage<unknown>>;
+  verify(): Promise<VerifyResult>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,236 @@
+/**
+ * `initAssembly` options: their public type and their validation. Validation has no side effects
+ * beyond reading the policy file, so a bad value is reported before anything is installed.
+ */
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { dirname, extname, join, resolve as resolvePath } from "node:path";
+import { PolicyValidationError, parsePolicy, validatePolicy } from "@aa/policy";
+import type { PolicyDocument } from "@aa/policy";
+import { ConfigurationError } from "./errors.js";
+import type { FrameworkAdapter } from "./types.js";
+
+export type Mode = "auto" | "sdk-only" | "proxy" | "ebpf";
+export type EnforcementMode = "enforce" | "observe" | "disabled";
+export type FailureMode = "closed" | "open";
+
+/** Options of `initAssembly`. Every field is optional. */
+export interface AssemblyOptions {
+  /** `auto` (default): in-process hooks, plus the egress proxy when one is configured. */
+  mode?: Mode;
+  /** `enforce` (default): denials block. `observe`: everything runs, would-be decisions are recorded. `disabled`: no evaluation (hermetic tests only). */
+  enforcementMode?: EnforcementMode;
+  /** The agent this process acts as. Default: `AA_AGENT_ID`, else the host package name. */
+  agent?: { id: string; name?: string };
+  /** URL of a shared gateway. Without it, the embedded gate decides in-process. */
+  gatewayUrl?: string;
+  apiKey?: string;
+  /** Embedded: a policy file path, or an inline policy object. Default: `aa.policy.yaml` found from the root upwards. */
+  policy?: string | Record<string, unknown>;
+  /** Embedded: SQLite file path or `":memory:"`. Default `.aa/assembly.db` under the root. */
+  store?: string;
+  /** `"auto"` (default): discover adapters from the host's dependencies; or an explicit list. */
+  adapters?: "auto" | ReadonlyArray<FrameworkAdapter | string>;
+  /** Root of the host application. Default `process.cwd()`. */
+  root?: string;
+  /** `closed` (default): when the gate cannot decide, deny. `open`: run the call, audited with a marker. */
+  failureMode?: FailureMode;
+}
+
+/** Options after validation, with defaults applied. */
+export interface ResolvedOptions {
+  mode: "auto" | "sdk-only";
+  enforcementMode: EnforcementMode;
+  agent: { id: string; name?: string };
+  policy: PolicyDocument;
+  /** Where the policy came from (file path or "inline"), for messages. */
+  policySource: string;
+  store: string;
+  adapters: "auto" | ReadonlyArray<FrameworkAdapter | string>;
+  root: string;
+  failureMode: FailureMode;
+}
+
+const KNOWN_OPTIONS = new Set([
+  "mode",
+  "enforcementMode",
+  "agent",
+  "gatewayUrl",
+  "apiKey",
+  "policy",
+  "store",
+  "adapters",
+  "root",
+  "failureMode",
+]);
+
+/** File names looked for when no `policy` option is given, in this order. */
+export const POLICY_FILE_NAMES = ["aa.policy.yaml", "aa.policy.yml", "aa.policy.json"];
+
+function oneOf<T extends string>(option: string, value: unknown, allowed: readonly T[], fallback: T): T {
+  if (value === undefined) return fallback;
+  if (typeof value === "string" && (allowed as readonly string[]).includes(value)) return value as T;
+  throw new ConfigurationError(
+    option,
+    `invalid ${option} ${JSON.stringify(value)}: allowed values are ${allowed.map((a) => `"${a}"`).join(", ")}`,
+    { allowed, received: value },
+  );
+}
+
+/** Validate `options` and apply defaults. Throws `ConfigurationError` naming the first bad option. */
+export function resolveOptions(options: AssemblyOptions = {}, env: NodeJS.ProcessEnv = process.env): ResolvedOptions {
+  if (options === null || typeof options !== "object") {
+    throw new ConfigurationError("options", "initAssembly expects an options object, e.g. initAssembly({ agent: { id: \"my-bot\" } })");
+  }
+  for (const key of Object.keys(options)) {
+    if (!KNOWN_OPTIONS.has(key)) {
+      throw new ConfigurationError(key, `unknown option "${key}"; known options are ${[...KNOWN_OPTIONS].join(", ")}`, {
+        allowed: [...KNOWN_OPTIONS],
+      });
+    }
+  }
+  const mode = oneOf("mode", options.mode, ["auto", "sdk-only", "proxy", "ebpf"] as const, "auto");
+  if (mode === "ebpf") {
+    throw new ConfigurationError(
+      "mode",
+      'mode "ebpf" is not available in Node.js (it needs a kernel agent); use "sdk-only" for in-process hooks or "auto"',
+      { allowed: ["auto", "sdk-only", "proxy"] },
+    );
+  }
+  if (mode === "proxy") {
+    throw new ConfigurationError(
+      "mode",
+      'mode "proxy" (the egress proxy) is not yet available in this version; use "sdk-only" or "auto"',
+      { allowed: ["auto", "sdk-only"] },
+    );
+  }
+  const enforcementMode = oneOf("enforcementMode", options.enforcementMode, ["enforce", "observe", "disabled"] as const, "enforce");
+  const failureMode = oneOf("failureMode", options.failureMode, ["closed", "open"] as const, "closed");
+
+  if (options.root !== undefined && typeof options.root !== "string") {
+    throw new ConfigurationError("root", "root must be a directory path string");
+  }
+  const root = resolvePath(options.root ?? process.cwd());
+  if (!existsSync(root) || !statSync(root).isDirectory()) {
+    throw new ConfigurationError("root", `root ${root} is not a directory`, { received: options.root });
+  }
+
+  const agent = resolveAgent(options.agent, root, env);
+
+  if (options.gatewayUrl !== undefined) {
+    let url: URL;
+    try {
+      url = new URL(String(options.gatewayUrl));
+    } catch {
+      throw new ConfigurationError("gatewayUrl", `gatewayUrl ${JSON.stringify(options.gatewayUrl)} is not a URL; expected e.g. "http://127.0.0.1:7391"`);
+    }
+    if (url.protocol !== "http:" && url.protocol !== "https:") {
+      throw new ConfigurationError("gatewayUrl", `gatewayUrl must be http: or https:, got ${url.protocol}`);
+    }
+    throw new ConfigurationError(
+      "gatewayUrl",
+      "the shared gateway client is not yet available in this version; omit gatewayUrl to use the embedded gate",
+    );
+  }
+  if (options.apiKey !== undefined && typeof options.apiKey !== "string") {
+    throw new ConfigurationError("apiKey", "apiKey must be a string");
+  }
+
+  if (options.store !== undefined && (typeof options.store !== "string" || options.store === "")) {
+    throw new ConfigurationError("store", 'store must be a SQLite file path or ":memory:"', { received: options.store });
+  }
+  if (typeof options.store === "string" && options.store.startsWith("postgres")) {
+    throw new ConfigurationError("store", "the embedded gate stores to SQLite; PostgreSQL is for the shared gateway (aa gateway start --database postgres://...)");
+  }
+  const store = options.store === ":memory:" ? ":memory:" : resolvePath(root, options.store ?? join(".aa", "assembly.db"));
+
+  const adapters = resolveAdapters(options.adapters);
+  const { policy, policySource } = loadPolicy(options.policy, root);
+  return { mode: "sdk-only" === mode ? "sdk-only" : "auto", enforcementMode, agent, policy, policySource, store, adapters, root, failureMode };
+}
+
+function resolveAgent(agent: AssemblyOptions["agent"], root: string, env: NodeJS.ProcessEnv): { id: string; name?: string } {
+  if (agent === undefined) {
+    const fromEnv = env.AA_AGENT_ID;
+    if (fromEnv) return { id: fromEnv };
+    const name = readHostName(root);
+    if (name) return { id: name };
+    throw new ConfigurationError("agent", 'no agent id: pass agent: { id: "my-bot" } or set AA_AGENT_ID');
+  }
+  if (agent === null || typeof agent !== "object" || typeof agent.id !== "string" || agent.id.trim() === "") {
+    throw new ConfigurationError("agent", 'agent must be { id: string, name?: string } with a non-empty id, e.g. { id: "release-bot" }', {
+      received: agent,
+    });
+  }
+  if (agent.name !== undefined && typeof agent.name !== "string") {
+    throw new ConfigurationError("agent", "agent.name must be a string");
+  }
+  return agent.name === undefined ? { id: agent.id } : { id: agent.id, name: agent.name };
+}
+
+function readHostName(root: string): string | undefined {
+  try {
+    const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { name?: unknown };
+    return typeof pkg.name === "string" && pkg.name !== "" ? pkg.name : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function resolveAdapters(value: AssemblyOptions["adapters"]): ResolvedOptions["adapters"] {
+  if (value === undefined || value === "auto") return "auto";
+  if (!Array.isArray(value)) {
+    throw new ConfigurationError("adapters", 'adapters must be "auto" or a list of adapter objects or names', { received: value });
+  }
+  for (const [i, entry] of value.entries()) {
+    if (typeof entry === "string") continue;
+    if (entry === null || typeof entry !== "object" || typeof (entry as FrameworkAdapter).name !== "string") {
+      throw new ConfigurationError("adapters", `adapters[${i}] must be a FrameworkAdapter object or an adapter name`, { index: i });
+    }
+  }
+  return value;
+}
+
+function loadPolicy(value: AssemblyOptions["policy"], root: string): { policy: PolicyDocument; policySource: string } {
+  try {
+    if (value !== undefined && typeof value === "object" && value !== null) {
+      return { policy: validatePolicy(value, { source: "inline policy" }), policySource: "inline" };
+    }
+    if (value !== undefined && typeof value !== "string") {
+      throw new ConfigurationError("policy", "policy must be a file path or a policy object");
+    }
+    const file = value !== undefined ? resolvePath(root, value) : findPolicyFile(root);
+    if (!file) {
+      throw new ConfigurationError(
+        "policy",
+        `no policy found: looked for ${POLICY_FILE_NAMES.join(", ")} in ${root} and its parents. Create one (aa init writes a commented starter) or pass policy: "./path/to/aa.policy.yaml"`,
+      );
+    }
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch (cause) {
+      throw new ConfigurationError("policy", `cannot read policy file ${file}: ${(cause as Error).message}`, { file }, { cause });
+    }
+    const format = extname(file) === ".json" ? "json" : "yaml";
+    return { policy: parsePolicy(text, { source: file, format }), policySource: file };
+  } catch (error) {
+    if (error instanceof PolicyValidationError) {
+      throw new ConfigurationError("policy", `invalid policy:\n${error.message}`, { issues: error.issues }, { cause: error });
+    }
+    throw error;
+  }
+}
+
+/** The first policy file found in `root` or one of its parents. */
+export function findPolicyFile(root: string): string | undefined {
+  let dir = resolvePath(root);
+  for (;;) {
+    for (const name of POLICY_FILE_NAMES) {
+      const candidate = join(dir, name);
+      if (existsSync(candidate)) return candidate;
+    }
+    const parent = dirname(dir);
+    if (parent === dir) return undefined;
+    dir = parent;
+  }
+}
