@@ -1,0 +1,194 @@
+/**
+ * Translation between LangChain's tool-call shapes and the gate: a LangChain call becomes a
+ * `ToolCall`; a governance error becomes what a LangChain caller expects (an error `ToolMessage`
+ * the model reads, or the typed error for direct callers).
+ */
+import type { ToolCall } from "@aa/core";
+import type { CallShape } from "./patch-targets.js";
+
+/** Framework name recorded on every call this adapter intercepts. */
+export const FRAMEWORK = "langchain";
+
+/** The parts of a LangChain tool the translation reads (both StructuredTool and RunnableToolLike). */
+export interface ToolLike {
+  name?: unknown;
+  tags?: unknown;
+  metadata?: unknown;
+}
+
+/** LangChain's `ToolCall` shape (`{name, args, id, type: "tool_call"}`). */
+interface LangChainToolCall {
+  name?: unknown;
+  args: unknown;
+  id?: unknown;
+  type: "tool_call";
+}
+
+/** Translate one intercepted LangChain call (the patched method's receiver and arguments). */
+export function toToolCall(tool: ToolLike, shape: CallShape, methodArgs: readonly unknown[]): ToolCall {
+  const input = methodArgs[0];
+  const config = asRunnableConfig(methodArgs[1]);
+  const toolCall = isLangChainToolCall(input) ? input : undefined;
+  const toolName = typeof tool.name === "string" && tool.name !== "" ? tool.name : undefined;
+  if (toolName === undefined) {
+    throw new TypeError(
+      `the ${shape === "structured-tool-call" ? "StructuredTool" : "RunnableToolLike"} has no name`,
+    );
+  }
+  const call: ToolCall = {
+    framework: FRAMEWORK,
+    toolName,
+    args: toolCall ? toolCall.args : input,
+    metadata: metadataOf(tool, config),
+  };
+  const toolCallId = stringOrUndefined(toolCall?.id) ?? toolCallIdFromConfig(config);
+  if (toolCallId !== undefined) call.toolCallId = toolCallId;
+  if (config !== undefined) call.native = config;
+  return call;
+}
+
+function isLangChainToolCall(value: unknown): value is LangChainToolCall {
+  return typeof value === "object" && value !== null && (value as { type?: unknown }).type === "tool_call";
+}
+
+type RunnableConfigLike = Record<string, unknown> & {
+  runName?: unknown;
+  tags?: unknown;
+  metadata?: unknown;
+  toolCall?: unknown;
+  toolCallId?: unknown;
+};
+
+/**
+ * The legacy `call(arg, callbacks)` form passes callbacks (an array or a handler) where a config
+ * goes; only a plain config object is a RunnableConfig.
+ */
+function asRunnableConfig(value: unknown): RunnableConfigLike | undefined {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return undefined;
+  return value as RunnableConfigLike;
+}
+
+function toolCallIdFromConfig(config: RunnableConfigLike | undefined): string | undefined {
+  if (config === undefined) return undefined;
+  const fromToolCall = config.toolCall as { id?: unknown } | undefined;
+  if (typeof fromToolCall === "object" && fromToolCall !== null) {
+    const id = stringOrUndefined(fromToolCall.id);
+    if (id !== undefined) return id;
+  }
+  // LangGraph's ToolNode passes a ToolRuntime whose `toolCallId` names the call.
+  return stringOrUndefined(config.toolCallId);
+}
+
+function stringOrUndefined(value: unknown): string | undefined {
+  return typeof value === "string" && value !== "" ? value : undefined;
+}
+
+/**
+ * What the policy can read as `metadata.*`: the tool's and the run's LangChain metadata (plain JSON
+ * values only: nothing that could not be recorded), then `runName` and `tags`.
+ */
+function metadataOf(tool: ToolLike, config: RunnableConfigLike | undefined): Record<string, unknown> {
+  const metadata: Record<string, unknown> = {};
+  copyPlainJsonFields(tool.metadata, metadata);
+  copyPlainJsonFields(config?.metadata, metadata);
+  const runName = stringOrUndefined(config?.runName);
+  if (runName !== undefined) metadata.runName = runName;
+  const tags = [...stringsOf(config?.tags), ...stringsOf(tool.tags)];
+  if (tags.length > 0) metadata.tags = [...new Set(tags)];
+  return metadata;
+}
+
+function stringsOf(value: unknown): string[] {
+  return Array.isArray(value) ? value.filter((item): item is string => typeof item === "string") : [];
+}
+
+function copyPlainJsonFields(source: unknown, target: Record<string, unknown>): void {
+  if (typeof source !== "object" || source === null || Array.isArray(source)) return;
+  for (const [key, value] of Object.entries(source)) {
+    if (isPlainJson(value, 0)) target[key] = value;
+  }
+}
+
+const MAX_JSON_DEPTH = 8;
+
+/** JSON-representable without loss: no functions, class instances, cycles, NaN or undefined. */
+function isPlainJson(value: unknown, depth: number): boolean {
+  if (value === null || typeof value === "string" || typeof value === "boolean") return true;
+  if (typeof value === "number") return Number.isFinite(value);
+  if (typeof value !== "object" || depth >= MAX_JSON_DEPTH) return false;
+  if (Array.isArray(value)) return value.every((item) => isPlainJson(item, depth + 1));
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return false;
+  return Object.values(value).every((item) => isPlainJson(item, depth + 1));
+}
+
+/** Constructor of LangChain's `ToolMessage`, from the same build as the tool being answered. */
+export type ToolMessageConstructor = new (fields: {
+  content: string;
+  tool_call_id: string;
+  name?: string;
+  status?: "success" | "error";
+  artifact?: unknown;
+}) => unknown;
+
+/** What a governance error carries that the answer needs (AssemblyDeniedError / AssemblyTimeoutError). */
+export interface GovernanceErrorLike {
+  readonly code: string;
+  readonly message: string;
+  readonly reason?: string;
+  readonly policy?: string;
+  readonly conditions?: unknown;
+  readonly approvalId?: string;
+  readonly auditEventId?: string;
+}
+
+const GOVERNANCE_ERROR_NAMES = new Set(["AssemblyDeniedError", "AssemblyTimeoutError"]);
+
+/**
+ * Errors meant for the caller: a denial or an approval timeout. Recognised by name and code rather
+ * than `instanceof` so that a second copy of `@aa/core` in the host cannot hide them.
+ */
+export function isGovernanceError(error: unknown): error is Error & GovernanceErrorLike {
+  return (
+    error instanceof Error &&
+    GOVERNANCE_ERROR_NAMES.has(error.name) &&
+    typeof (error as { code?: unknown }).code === "string"
+  );
+}
+
+/** The text the model reads for a denied call: the error message, with the reason code in it. */
+export function denialText(error: GovernanceErrorLike): string {
+  const reason = error.reason ?? error.code;
+  return error.message.includes(reason) ? error.message : `${reason}: ${error.message}`;
+}
+
+/**
+ * A denial answered as an error `ToolMessage`, so an agent's model reads which rule failed and can
+ * correct itself (LangGraph's ToolNode and `createAgent` pass returned ToolMessages through
+ * unchanged, whatever their `handleToolErrors` setting).
+ */
+export function deniedToolMessage(
+  ToolMessage: ToolMessageConstructor,
+  error: GovernanceErrorLike,
+  call: ToolCall,
+  toolCallId: string,
+): unknown {
+  return new ToolMessage({
+    status: "error",
+    name: call.toolName,
+    tool_call_id: toolCallId,
+    content: denialText(error),
+    artifact: {
+      agentAssembly: {
+        code: error.code,
+        reason: error.reason ?? error.code,
+        policy: error.policy,
+        conditions: error.conditions ?? [],
+        approvalId: error.approvalId,
+        auditEventId: error.auditEventId,
+      },
+    },
+  });
+}
