@@ -289,7 +289,9 @@ export function parsePolicy(text: string, options: ParsePolicyOptions = {}): Pol
             line: position.line,
             column: position.col,
             path: "",
-            message: `${format === "json" ? "JSON" : "YAML"} syntax error: ${error.message.split("\n")[0]}`,
+            message: /call stack/i.test(error.message)
+              ? "the document is nested too deeply"
+              : `${format === "json" ? "JSON" : "YAML"} syntax error: ${error.message.split("\n")[0]}`,
             hint:
               error.code === "DUPLICATE_KEY"
                 ? "remove or rename the repeated key"
