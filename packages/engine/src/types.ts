@@ -2,6 +2,7 @@
  * Public types of @aa/engine: the decision service that @aa/core (embedded mode), the gateway and
  * the CLI use. This file is the contract; implementations live beside it.
  */
+import type { JsonWebKey } from "node:crypto";
 import type { CompiledPolicy, ConditionResult, PolicyDocument } from "@aa/policy";
 
 /** Final status of a governed action, as the spec names them. */
@@ -49,6 +50,8 @@ export interface DecisionRequest {
   dryRun?: boolean;
   /** Set by fail-open paths so the audit record carries the marker. */
   failOpen?: boolean;
+  /** Agent ids from the root agent down to `agent.id` (delegation). Default `[agent.id]`. */
+  delegationChain?: string[];
 }
 
 /** The gate's answer (spec §5 ActionResult). */
@@ -108,6 +111,10 @@ export interface Approval {
   policyName?: string;
   decidedBy?: string;
   reason?: string;
+  /** When a reviewer (or the clock) decided it. */
+  decidedAt?: string;
+  /** When the approved call was released (an approval releases exactly one call). */
+  consumedAt?: string;
 }
 
 /** Options to open an engine. */
@@ -118,7 +125,56 @@ export interface EngineOptions {
   store?: string;
   /** Tenant / org whose chain this engine writes. Default `"default"`. */
   orgId?: string;
+  /** Sign a checkpoint every this many records (and on close). Default 1000. */
+  checkpointInterval?: number;
+  /** Mode for requests that do not set one. Default `enforce`. */
+  enforcementMode?: EnforcementMode;
 }
+
+/** One audit record as `audit()` returns it: the stored record plus its hash and latest outcome. */
+export interface AuditEvent {
+  id: string;
+  kind:
+    | "action"
+    | "approval.approved"
+    | "approval.denied"
+    | "approval.expired"
+    | "approval.released"
+    | "policy.changed";
+  seq: number;
+  time: string;
+  org: string;
+  agent: string;
+  delegation: string[];
+  action_type: string;
+  tool: string | null;
+  framework: string | null;
+  /** Redacted arguments. */
+  args: unknown;
+  /** `sha256:<hex>` of the RFC 8785 JSON of the redacted arguments. */
+  args_hash: string;
+  metadata: Record<string, unknown> | null;
+  data_accessed: unknown;
+  status: ActionStatus | null;
+  denial_reason: DenialReasonCode | null;
+  policy_name: string | null;
+  policy_hash: string;
+  conditions: ConditionResult[];
+  approval_id: string | null;
+  trace_id: string | null;
+  tool_call_id: string | null;
+  mode: EnforcementMode;
+  shadow: ActionResult["shadow"] | null;
+  fail_open: boolean;
+  reason: string | null;
+  redaction_rules: string[];
+  prev_hash: string;
+  hash: string;
+  outcome?: Outcome & { updatedAt: string };
+}
+
+/** Where `exportAudit` writes: a file path or a writable stream (e.g. `process.stdout`). */
+export type ExportTarget = string | NodeJS.WritableStream;
 
 /**
  * The decision service. Every method is safe to call concurrently. An error thrown by any
@@ -129,13 +185,26 @@ export interface Engine {
   /** Decide one call: evaluate, redact, record (committed before it resolves when allowed). */
   decide(request: DecisionRequest): Promise<ActionResult>;
   /** Wait until a pending approval is decided or expires. */
-  awaitApproval(approvalId: string, options?: { timeoutMs?: number; signal?: AbortSignal }): Promise<Approval>;
+  awaitApproval(
+    approvalId: string,
+    options?: { timeoutMs?: number; signal?: AbortSignal },
+  ): Promise<Approval>;
   getApproval(approvalId: string): Promise<Approval | undefined>;
   listApprovals(filter?: { state?: ApprovalState }): Promise<Approval[]>;
   approve(approvalId: string, reviewer: string, reason?: string): Promise<Approval>;
   deny(approvalId: string, reviewer: string, reason?: string): Promise<Approval>;
   report(auditEventId: string, outcome: Outcome, agentId: string): Promise<void>;
-  audit(query?: AuditQuery): Promise<AuditPage<unknown>>;
+  audit(query?: AuditQuery): Promise<AuditPage<AuditEvent>>;
   verify(): Promise<VerifyResult>;
   close(): Promise<void>;
+  /** Releases an approved call exactly once (appends its `executed` record); a second call → APPROVAL_ALREADY_USED. */
+  releaseApproval(approvalId: string, agentId: string): Promise<ActionResult>;
+  /** Signed receipt (compact JWS) for an executed action, with its outcome once reported. */
+  receipt(auditEventId: string): Promise<string>;
+  /** Public keys (active and retired) that sign receipts and checkpoints. */
+  jwks(): { keys: JsonWebKey[] };
+  /** JSONL export of the chain, outcomes, checkpoints and JWKS, for offline `verifyExport`. */
+  exportAudit(target: ExportTarget): Promise<{ records: number; outcomes: number; checkpoints: number }>;
+  /** Replaces the policy, recording a `policy.changed` audit record. */
+  setPolicy(policy: CompiledPolicy | PolicyDocument, changedBy?: string): Promise<void>;
 }

@@ -1,0 +1,204 @@
+/**
+ * The audit record and its canonical encoding.
+ *
+ * A record's hash is SHA-256 over the RFC 8785 (JCS) canonical JSON of the record including its
+ * `prev_hash` and `seq`. The canonical text is produced once, at append time, and stored verbatim,
+ * so verification re-hashes bytes and never re-serialises.
+ *
+ * The key set is fixed (absent values are `null`), which lets the encoder emit keys in their
+ * canonical (UTF-16 code unit) order directly and only call the `canonicalize` package for
+ * free-form values (args, metadata, conditions). Every key that sorts after `prev_hash` holds a
+ * string, number, boolean, null or an engine-shaped value without caller-chosen object keys, so the
+ * last `"prev_hash":"` in a record's text is always the top-level link (see `readLink`).
+ */
+import { hash as oneShotHash } from "node:crypto";
+import canonicalize from "canonicalize";
+
+/** What a record is about. */
+export type RecordKind =
+  | "action"
+  | "approval.approved"
+  | "approval.denied"
+  | "approval.expired"
+  | "approval.released"
+  | "policy.changed";
+
+/** The fields of a record before it is linked into the chain. */
+export interface RecordFields {
+  id: string;
+  kind: RecordKind;
+  time: string;
+  org: string;
+  agent: string;
+  delegation: string[];
+  actionType: string;
+  tool: string | null;
+  framework: string | null;
+  /** Redacted arguments. */
+  args: unknown;
+  /** Canonical JSON of `args` when the caller already computed it (saves a second pass). */
+  argsJson?: string;
+  /** `sha256:<hex>` of the canonical JSON of the redacted arguments. */
+  argsHash: string;
+  metadata: Record<string, unknown> | null;
+  dataAccessed: unknown;
+  status: string | null;
+  denialReason: string | null;
+  policyName: string | null;
+  policyHash: string;
+  conditions: unknown[];
+  approvalId: string | null;
+  traceId: string | null;
+  toolCallId: string | null;
+  /** `enforce`, `observe` or `disabled`. */
+  mode: string;
+  shadow: { status: string; denialReason?: string; policyName?: string } | null;
+  failOpen: boolean;
+  /** Reviewer's reason or engine note (approval transitions, policy changes). */
+  reason: string | null;
+  /** Paths of the redaction rules (and detector names) that fired on this call. */
+  redactionRules: string[];
+}
+
+/** A record with its chain link, as stored. */
+export interface AuditRecord {
+  id: string;
+  kind: RecordKind;
+  seq: number;
+  time: string;
+  org: string;
+  agent: string;
+  delegation: string[];
+  action_type: string;
+  tool: string | null;
+  framework: string | null;
+  args: unknown;
+  args_hash: string;
+  metadata: Record<string, unknown> | null;
+  data_accessed: unknown;
+  status: string | null;
+  denial_reason: string | null;
+  policy_name: string | null;
+  policy_hash: string;
+  conditions: unknown[];
+  approval_id: string | null;
+  trace_id: string | null;
+  tool_call_id: string | null;
+  mode: string;
+  shadow: { status: string; denialReason?: string; policyName?: string } | null;
+  fail_open: boolean;
+  reason: string | null;
+  redaction_rules: string[];
+  prev_hash: string;
+}
+
+/** The hash the first record of every chain links to. */
+export const GENESIS_HASH = "0".repeat(64);
+
+/** A record encoded up to its chain link: `pre + link + mid + seq + post` is the canonical text. */
+export interface EncodedRecord {
+  readonly pre: string;
+  readonly mid: string;
+  readonly post: string;
+}
+
+export function sha256Hex(text: string): string {
+  return oneShotHash("sha256", text, "hex");
+}
+
+const str = (value: string | null): string => (value === null ? "null" : JSON.stringify(value));
+const json = (value: unknown): string => (value === undefined ? "null" : (canonicalize(value) ?? "null"));
+
+/** Encodes everything but `prev_hash` and `seq`; cheap enough to run on the decide path. */
+export function encodeRecord(r: RecordFields): EncodedRecord {
+  const pre =
+    '{"action_type":' +
+    JSON.stringify(r.actionType) +
+    ',"agent":' +
+    JSON.stringify(r.agent) +
+    ',"approval_id":' +
+    str(r.approvalId) +
+    ',"args":' +
+    (r.argsJson ?? json(r.args)) +
+    ',"args_hash":' +
+    JSON.stringify(r.argsHash) +
+    ',"conditions":' +
+    json(r.conditions) +
+    ',"data_accessed":' +
+    json(r.dataAccessed) +
+    ',"delegation":' +
+    json(r.delegation) +
+    ',"denial_reason":' +
+    str(r.denialReason) +
+    ',"fail_open":' +
+    (r.failOpen ? "true" : "false") +
+    ',"framework":' +
+    str(r.framework) +
+    ',"id":' +
+    JSON.stringify(r.id) +
+    ',"kind":' +
+    JSON.stringify(r.kind) +
+    ',"metadata":' +
+    json(r.metadata) +
+    ',"mode":' +
+    JSON.stringify(r.mode) +
+    ',"org":' +
+    JSON.stringify(r.org) +
+    ',"policy_hash":' +
+    JSON.stringify(r.policyHash) +
+    ',"policy_name":' +
+    str(r.policyName) +
+    ',"prev_hash":"';
+  const mid = '","reason":' + str(r.reason) + ',"redaction_rules":' + json(r.redactionRules) + ',"seq":';
+  const post =
+    ',"shadow":' +
+    json(r.shadow) +
+    ',"status":' +
+    str(r.status) +
+    ',"time":' +
+    JSON.stringify(r.time) +
+    ',"tool":' +
+    str(r.tool) +
+    ',"tool_call_id":' +
+    str(r.toolCallId) +
+    ',"trace_id":' +
+    str(r.traceId) +
+    "}";
+  return { pre, mid, post };
+}
+
+/** Links an encoded record into the chain: returns its canonical text and hash. */
+export function sealRecord(
+  encoded: EncodedRecord,
+  prevHash: string,
+  seq: number,
+): { text: string; hash: string } {
+  const text = encoded.pre + prevHash + encoded.mid + seq + encoded.post;
+  return { text, hash: sha256Hex(text) };
+}
+
+const PREV_KEY = '"prev_hash":"';
+const SEQ_KEY = ',"seq":';
+
+/**
+ * Reads the chain link (`prev_hash`, `seq`) a record's canonical text commits to, without parsing
+ * the JSON. Returns `undefined` when the text is not shaped like a record.
+ */
+export function readLink(text: string): { prevHash: string; seq: number } | undefined {
+  const at = text.lastIndexOf(PREV_KEY);
+  if (at < 0) return undefined;
+  const start = at + PREV_KEY.length;
+  const prevHash = text.slice(start, start + 64);
+  const seqAt = text.indexOf(SEQ_KEY, start + 64);
+  if (seqAt < 0) return undefined;
+  let end = seqAt + SEQ_KEY.length;
+  let seq = 0;
+  for (;;) {
+    const c = text.charCodeAt(end);
+    if (c < 48 || c > 57) break;
+    seq = seq * 10 + (c - 48);
+    end++;
+  }
+  if (end === seqAt + SEQ_KEY.length) return undefined;
+  return { prevHash, seq };
+}

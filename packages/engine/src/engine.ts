@@ -1,0 +1,1148 @@
+/**
+ * The decision service: evaluate a call against the compiled policy, redact it, hold it for
+ * approval when the policy says so, and append it to the org's hash chain before answering.
+ */
+import { createHmac, randomBytes, randomUUID } from "node:crypto";
+import type { CompiledPolicy, ConditionResult, PolicyDecision, PolicyDocument } from "@aa/policy";
+import { compilePolicy } from "@aa/policy";
+import canonicalize from "canonicalize";
+import { encodeRecord, type RecordFields, type RecordKind, sha256Hex } from "./chain/record.js";
+import { ChainWriter } from "./chain/writer.js";
+import { checkpointPayload } from "./checkpoint.js";
+import { Keyring } from "./crypto/keyring.js";
+import { HmacKeySet } from "./crypto/secret.js";
+import { EngineError, storeFailure } from "./errors.js";
+import { exportAuditTo } from "./export.js";
+import { hashOutcomeMessage, signReceipt } from "./receipts/receipt.js";
+import { type CallRedactor, identityRedactor, redactText } from "./redact.js";
+import { buildRedactor } from "./redactor.js";
+import { openStore } from "./store/open.js";
+import type { ApprovalRow, AuditStore, Checkpoint, StoredEvent, StoreEffect } from "./store/types.js";
+import type {
+  ActionResult,
+  ActionStatus,
+  Approval,
+  ApprovalState,
+  AuditEvent,
+  AuditPage,
+  AuditQuery,
+  DecisionRequest,
+  DenialReasonCode,
+  EnforcementMode,
+  Engine,
+  EngineOptions,
+  ExportTarget,
+  Outcome,
+  VerifyResult,
+} from "./types.js";
+import { verifyStoreChain } from "./verify-store.js";
+
+const DEFAULT_APPROVAL_TIMEOUT_MS = 8 * 60 * 60 * 1000;
+const DEFAULT_CHECKPOINT_INTERVAL = 1000;
+const APPROVAL_POLL_MS = 250;
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const OUTCOME_STATUSES = new Set(["success", "failure", "partial"]);
+const EMPTY: never[] = [];
+
+interface ApprovalSnapshot {
+  tool: string | null;
+  framework: string | null;
+  args: unknown;
+  argsHash: string;
+  metadata: Record<string, unknown> | null;
+  dataAccessed: unknown;
+  delegation: string[];
+  policyName: string | null;
+  policyHash: string;
+  conditions: unknown[];
+  traceId: string | null;
+  toolCallId: string | null;
+  redactionRules: string[];
+}
+
+function isCompiled(policy: CompiledPolicy | PolicyDocument): policy is CompiledPolicy {
+  return typeof (policy as CompiledPolicy).evaluate === "function";
+}
+
+function invalid(message: string, details: Record<string, unknown> = {}): EngineError {
+  return new EngineError("INVALID_REQUEST", 400, message, details);
+}
+
+/** Opens an engine over a store; creates the store (and its keys) on first use. */
+export async function openEngine(options: EngineOptions): Promise<DecisionEngine> {
+  if (options === null || typeof options !== "object") {
+    throw new EngineError(
+      "INVALID_OPTIONS",
+      400,
+      "openEngine(options) needs an options object with a `policy`",
+    );
+  }
+  const policy = compileOption(options.policy);
+  const orgId = options.orgId ?? "default";
+  if (typeof orgId !== "string" || orgId === "" || orgId.length > 200) {
+    throw new EngineError(
+      "INVALID_OPTIONS",
+      400,
+      "`orgId` must be a non-empty string of at most 200 characters",
+      {
+        option: "orgId",
+      },
+    );
+  }
+  const interval = options.checkpointInterval ?? DEFAULT_CHECKPOINT_INTERVAL;
+  if (!Number.isSafeInteger(interval) || interval < 1) {
+    throw new EngineError("INVALID_OPTIONS", 400, "`checkpointInterval` must be a positive integer", {
+      option: "checkpointInterval",
+    });
+  }
+  const store = await openStore(options.store ?? ".aa/assembly.db");
+  try {
+    const keys = await store.loadOrCreateKeys(orgId, () => ({
+      keyring: Keyring.generate().toJSON(),
+      hmac: HmacKeySet.generate().toJSON(),
+    }));
+    const keyring = Keyring.fromJSON(keys.keyring);
+    const hmac = HmacKeySet.fromJSON(keys.hmac);
+    const engine = new DecisionEngine(store, orgId, policy, keyring, hmac, interval, options);
+    await engine.init();
+    return engine;
+  } catch (error) {
+    await safelyClose(store);
+    throw error;
+  }
+}
+
+async function safelyClose(store: AuditStore): Promise<void> {
+  try {
+    await store.close();
+  } catch {
+    // The open already failed; its error is the one worth reporting.
+  }
+}
+
+function compileOption(policy: EngineOptions["policy"]): CompiledPolicy {
+  if (policy === null || typeof policy !== "object") {
+    throw new EngineError(
+      "INVALID_OPTIONS",
+      400,
+      "`policy` must be a compiled policy (compilePolicy) or a validated policy document (parsePolicy / validatePolicy)",
+      { option: "policy" },
+    );
+  }
+  if (isCompiled(policy)) return policy;
+  try {
+    return compilePolicy(policy);
+  } catch (cause) {
+    throw new EngineError(
+      "INVALID_OPTIONS",
+      400,
+      `\`policy\` could not be compiled: ${(cause as Error).message}`,
+      {
+        option: "policy",
+      },
+      { cause },
+    );
+  }
+}
+
+export class DecisionEngine implements Engine {
+  readonly #store: AuditStore;
+  readonly #org: string;
+  #policy: CompiledPolicy;
+  #redactor: CallRedactor;
+  readonly #keyring: Keyring;
+  readonly #hmac: HmacKeySet;
+  readonly #writer: ChainWriter;
+  readonly #interval: number;
+  readonly #defaultMode: EnforcementMode;
+  #checkpointedSize = 0;
+  #closed = false;
+  readonly #inflight = new Map<string, { fingerprint: string; result: Promise<ActionResult> }>();
+  readonly #approvalWaiters = new Map<string, Set<() => void>>();
+
+  constructor(
+    store: AuditStore,
+    org: string,
+    policy: CompiledPolicy,
+    keyring: Keyring,
+    hmac: HmacKeySet,
+    interval: number,
+    options: EngineOptions,
+  ) {
+    this.#store = store;
+    this.#org = org;
+    this.#policy = policy;
+    this.#keyring = keyring;
+    this.#hmac = hmac;
+    this.#interval = interval;
+    this.#defaultMode = options.enforcementMode ?? "enforce";
+    this.#redactor = buildRedactor(policy.document, hmac);
+    this.#writer = new ChainWriter(store, org, (seq, hash) => this.#maybeCheckpoint(seq, hash));
+  }
+
+  /** @internal */
+  async init(): Promise<void> {
+    const checkpoints = await this.#store.listCheckpoints(this.#org);
+    this.#checkpointedSize = checkpoints.at(-1)?.size ?? 0;
+  }
+
+  get policyHash(): string {
+    return this.#policy.hash;
+  }
+
+  get orgId(): string {
+    return this.#org;
+  }
+
+  /** Where records are kept: `memory`, `sqlite` or `postgres`. */
+  get storeKind(): AuditStore["kind"] {
+    return this.#store.kind;
+  }
+
+  // ---------------------------------------------------------------- decisions
+
+  decide(request: DecisionRequest): Promise<ActionResult> {
+    if (this.#closed) return Promise.reject(closedError());
+    const problem = describeRequestProblem(request);
+    if (problem) return Promise.reject(invalid(problem));
+    if (request.eventId !== undefined && !request.dryRun) return this.#decideIdempotent(request);
+    return this.#decideNow(request, undefined);
+  }
+
+  async #decideIdempotent(request: DecisionRequest): Promise<ActionResult> {
+    const key = request.eventId!;
+    const fingerprint = this.#fingerprint(request);
+    const inflight = this.#inflight.get(key);
+    if (inflight) {
+      if (inflight.fingerprint !== fingerprint) throw reusedKey(key);
+      return inflight.result;
+    }
+    const existing = await this.#lookupIdempotent(key, fingerprint);
+    if (existing) return existing;
+    const result = this.#decideNow(request, { key, fingerprint }).catch(async (error: unknown) => {
+      // Another process may have committed the same key first (the store refused ours).
+      if (error instanceof EngineError && error.code === "IDEMPOTENCY_KEY_REUSED") {
+        const stored = await this.#lookupIdempotent(key, fingerprint);
+        if (stored) return stored;
+      }
+      throw error;
+    });
+    this.#inflight.set(key, { fingerprint, result });
+    try {
+      return await result;
+    } finally {
+      this.#inflight.delete(key);
+    }
+  }
+
+  async #lookupIdempotent(key: string, fingerprint: string): Promise<ActionResult | undefined> {
+    const row = await this.#store.getIdempotency(this.#org, key);
+    if (!row) return undefined;
+    if (row.fingerprint !== fingerprint) throw reusedKey(key);
+    return JSON.parse(row.result) as ActionResult;
+  }
+
+  /** Keyed so that the stored fingerprint reveals nothing about (possibly secret) raw arguments. */
+  #fingerprint(request: DecisionRequest): string {
+    const canonical =
+      canonicalize({
+        agent: request.agent.id,
+        actionType: request.actionType,
+        toolName: request.toolName ?? null,
+        framework: request.framework ?? null,
+        args: request.args ?? null,
+        metadata: request.metadata ?? null,
+        dataAccessed: request.dataAccessed ?? null,
+        toolCallId: request.toolCallId ?? null,
+        delegationChain: request.delegationChain ?? null,
+        enforcementMode: request.enforcementMode ?? null,
+      }) ?? "";
+    const key = this.#hmac.activeKey();
+    return `v${key.version}:${createHmac("sha256", key.secret).update(canonical).digest("hex")}`;
+  }
+
+  async #decideNow(
+    request: DecisionRequest,
+    idempotency: { key: string; fingerprint: string } | undefined,
+  ): Promise<ActionResult> {
+    const mode = request.enforcementMode ?? this.#defaultMode;
+    const policy = this.#policy;
+    const decision: PolicyDecision | undefined =
+      mode === "disabled"
+        ? undefined
+        : policy.evaluate({
+            actionType: request.actionType,
+            args: request.args,
+            metadata: request.metadata,
+            agent: {
+              id: request.agent.id,
+              depth: request.delegationChain ? request.delegationChain.length - 1 : 0,
+              parent:
+                request.delegationChain && request.delegationChain.length > 1
+                  ? request.delegationChain.at(-2)!
+                  : null,
+            },
+            tool: { name: request.toolName, framework: request.framework },
+            dataAccessed: request.dataAccessed,
+          });
+    const redacted = this.#redactor({
+      args: request.args,
+      metadata: request.metadata,
+      dataAccessed: request.dataAccessed,
+    });
+    const conditions = decision
+      ? redacted.fired.length > 0
+        ? redactConditions(decision.conditionsEvaluated, redacted)
+        : decision.conditionsEvaluated
+      : (EMPTY as ConditionResult[]);
+    const enforced = decisionStatus(decision);
+    const status: ActionStatus = mode === "enforce" ? enforced.status : "executed";
+    const message =
+      decision === undefined
+        ? "Enforcement is disabled: the call was not evaluated"
+        : redacted.fired.length > 0
+          ? describeDecision(decision, conditions, request.actionType)
+          : decision.message;
+    const policyName = decision?.policyName;
+    const shadow =
+      mode === "observe"
+        ? {
+            status: enforced.status,
+            ...(enforced.denialReason ? { denialReason: enforced.denialReason } : {}),
+            ...(policyName ? { policyName } : {}),
+          }
+        : undefined;
+
+    if (request.dryRun) {
+      return result(
+        status,
+        "",
+        message,
+        enforced.denialReason,
+        mode,
+        policyName,
+        policy.hash,
+        conditions,
+        shadow,
+      );
+    }
+
+    const now = Date.now();
+    const time = new Date(now).toISOString();
+    const argsJson = canonicalize(redacted.args ?? null) ?? "null";
+    const argsHash = "sha256:" + sha256Hex(argsJson);
+    const id = randomUUID();
+    const delegation = request.delegationChain ?? [request.agent.id];
+    let approvalId: string | null = null;
+    let timeoutAt: string | undefined;
+    const effects: StoreEffect[] = [];
+    if (status === "requested") {
+      approvalId = randomBytes(16).toString("base64url");
+      const timeoutMs = decision?.approvalTimeoutMs ?? DEFAULT_APPROVAL_TIMEOUT_MS;
+      timeoutAt = new Date(now + timeoutMs).toISOString();
+      const snapshot: ApprovalSnapshot = {
+        tool: request.toolName ?? null,
+        framework: request.framework ?? null,
+        args: redacted.args ?? null,
+        argsHash,
+        metadata: redacted.metadata ?? null,
+        dataAccessed: redacted.dataAccessed ?? null,
+        delegation,
+        policyName: policyName ?? null,
+        policyHash: policy.hash,
+        conditions,
+        traceId: request.traceId ?? null,
+        toolCallId: request.toolCallId ?? null,
+        redactionRules: redacted.fired,
+      };
+      effects.push({
+        type: "approval.insert",
+        approval: {
+          id: approvalId,
+          org: this.#org,
+          agentId: request.agent.id,
+          actionType: request.actionType,
+          state: "pending",
+          createdAt: time,
+          expiresAt: timeoutAt,
+          auditEventId: id,
+          policyName: policyName ?? null,
+          bindingHash: sha256Hex(
+            canonicalize([request.agent.id, request.actionType, argsHash, policy.hash]) ?? "",
+          ),
+          decidedBy: null,
+          reason: null,
+          decidedAt: null,
+          consumedAt: null,
+          request: JSON.stringify(snapshot),
+        },
+      });
+    }
+    const denialReason = mode === "enforce" ? enforced.denialReason : undefined;
+    const fields: RecordFields = {
+      id,
+      kind: "action",
+      time,
+      org: this.#org,
+      agent: request.agent.id,
+      delegation,
+      actionType: request.actionType,
+      tool: request.toolName ?? null,
+      framework: request.framework ?? null,
+      args: redacted.args ?? null,
+      argsJson,
+      argsHash,
+      metadata: redacted.metadata ?? null,
+      dataAccessed: redacted.dataAccessed ?? null,
+      status,
+      denialReason: denialReason ?? null,
+      policyName: policyName ?? null,
+      policyHash: policy.hash,
+      conditions,
+      approvalId,
+      traceId: request.traceId ?? null,
+      toolCallId: request.toolCallId ?? null,
+      mode,
+      shadow: shadow ?? null,
+      failOpen: request.failOpen === true,
+      reason: null,
+      redactionRules: redacted.fired,
+    };
+    const answer = result(
+      status,
+      id,
+      message,
+      denialReason,
+      mode,
+      policyName,
+      policy.hash,
+      conditions,
+      shadow,
+    );
+    if (approvalId) {
+      answer.approvalId = approvalId;
+      answer.timeoutAt = timeoutAt;
+    }
+    if (idempotency) {
+      effects.push({
+        type: "idempotency.insert",
+        key: idempotency.key,
+        fingerprint: idempotency.fingerprint,
+        result: JSON.stringify(answer),
+      });
+    }
+    const outcome = await this.#writer.append({
+      fields,
+      encoded: encodeRecord(fields),
+      effects: effects.length > 0 ? effects : undefined,
+    });
+    if (!outcome.ok) throw outcome.error;
+    return answer;
+  }
+
+  /** Replaces the enforced policy and records a `policy.changed` event naming both hashes. */
+  async setPolicy(policy: CompiledPolicy | PolicyDocument, changedBy = "engine"): Promise<void> {
+    this.#assertOpen();
+    const next = compileOption(policy);
+    const previous = this.#policy;
+    const fields = this.#systemFields("policy.changed", changedBy, "policy.change", {
+      reason: `policy ${previous.hash} replaced by ${next.hash}`,
+      policyHash: next.hash,
+    });
+    const outcome = await this.#writer.append({ fields, encoded: encodeRecord(fields) });
+    if (!outcome.ok) throw outcome.error;
+    this.#policy = next;
+    this.#redactor = buildRedactor(next.document, this.#hmac);
+  }
+
+  #systemFields(
+    kind: RecordKind,
+    agent: string,
+    actionType: string,
+    extra: Partial<RecordFields>,
+  ): RecordFields {
+    return {
+      id: randomUUID(),
+      kind,
+      time: new Date().toISOString(),
+      org: this.#org,
+      agent,
+      delegation: [agent],
+      actionType,
+      tool: null,
+      framework: null,
+      args: null,
+      argsHash: "sha256:" + sha256Hex("null"),
+      metadata: null,
+      dataAccessed: null,
+      status: null,
+      denialReason: null,
+      policyName: null,
+      policyHash: this.#policy.hash,
+      conditions: EMPTY,
+      approvalId: null,
+      traceId: null,
+      toolCallId: null,
+      mode: this.#defaultMode,
+      shadow: null,
+      failOpen: false,
+      reason: null,
+      redactionRules: EMPTY,
+      ...extra,
+    };
+  }
+
+  // ---------------------------------------------------------------- approvals
+
+  async getApproval(approvalId: string): Promise<Approval | undefined> {
+    this.#assertOpen();
+    const row = await this.#currentApproval(approvalId);
+    return row ? toApproval(row) : undefined;
+  }
+
+  async listApprovals(filter: { state?: ApprovalState } = {}): Promise<Approval[]> {
+    this.#assertOpen();
+    const rows = await this.#store.listApprovals(
+      this.#org,
+      filter.state === "expired" ? undefined : filter.state,
+    );
+    const out: Approval[] = [];
+    for (const row of rows) {
+      const current = row.state === "pending" ? ((await this.#expireIfDue(row)) ?? row) : row;
+      if (filter.state === undefined || current.state === filter.state) out.push(toApproval(current));
+    }
+    return out;
+  }
+
+  approve(approvalId: string, reviewer: string, reason?: string): Promise<Approval> {
+    return this.#decideApproval(approvalId, reviewer, reason, "approved");
+  }
+
+  deny(approvalId: string, reviewer: string, reason?: string): Promise<Approval> {
+    return this.#decideApproval(approvalId, reviewer, reason, "denied");
+  }
+
+  async #decideApproval(
+    approvalId: string,
+    reviewer: string,
+    reason: string | undefined,
+    to: "approved" | "denied",
+  ): Promise<Approval> {
+    this.#assertOpen();
+    if (typeof reviewer !== "string" || reviewer.trim() === "") {
+      throw invalid("the reviewer must be a non-empty string naming who decides", { field: "reviewer" });
+    }
+    if (reason !== undefined && typeof reason !== "string") {
+      throw invalid("the reason must be a string", { field: "reason" });
+    }
+    const row = await this.#currentApproval(approvalId);
+    if (!row) throw approvalNotFound(approvalId);
+    const snapshot = JSON.parse(row.request) as ApprovalSnapshot;
+    if (reviewer === row.agentId || snapshot.delegation.includes(reviewer)) {
+      throw new EngineError(
+        "SELF_APPROVAL_FORBIDDEN",
+        403,
+        `${reviewer} requested (or delegated) this action and may not ${to === "approved" ? "approve" : "deny"} it; another reviewer must decide`,
+        { approvalId, reviewer },
+      );
+    }
+    const safeReason = reason === undefined ? null : redactText(this.#redactor, reason);
+    const at = new Date().toISOString();
+    const fields = this.#approvalFields(
+      row,
+      snapshot,
+      to === "approved" ? "approval.approved" : "approval.denied",
+      {
+        agent: reviewer,
+        status: to === "denied" ? "denied" : null,
+        denialReason: to === "denied" ? "DENIED_BY_REVIEWER" : null,
+        reason: safeReason,
+        time: at,
+      },
+    );
+    const outcome = await this.#writer.append({
+      fields,
+      encoded: encodeRecord(fields),
+      effects: [{ type: "approval.transition", approvalId, to, decidedBy: reviewer, reason: safeReason, at }],
+    });
+    if (!outcome.ok) throw outcome.error;
+    this.#notifyApproval(approvalId);
+    return toApproval({ ...row, state: to, decidedBy: reviewer, reason: safeReason, decidedAt: at });
+  }
+
+  #approvalFields(
+    row: ApprovalRow,
+    snapshot: ApprovalSnapshot,
+    kind: RecordKind,
+    extra: Partial<RecordFields>,
+  ): RecordFields {
+    return {
+      id: randomUUID(),
+      kind,
+      time: new Date().toISOString(),
+      org: this.#org,
+      agent: row.agentId,
+      delegation: snapshot.delegation,
+      actionType: row.actionType,
+      tool: snapshot.tool,
+      framework: snapshot.framework,
+      args: snapshot.args,
+      argsHash: snapshot.argsHash,
+      metadata: snapshot.metadata,
+      dataAccessed: snapshot.dataAccessed,
+      status: null,
+      denialReason: null,
+      policyName: snapshot.policyName,
+      policyHash: snapshot.policyHash,
+      conditions: snapshot.conditions,
+      approvalId: row.id,
+      traceId: snapshot.traceId,
+      toolCallId: snapshot.toolCallId,
+      mode: "enforce",
+      shadow: null,
+      failOpen: false,
+      reason: null,
+      redactionRules: snapshot.redactionRules,
+      ...extra,
+    };
+  }
+
+  /** Reads an approval, expiring it (with its audit record) when its time is up. */
+  async #currentApproval(approvalId: string): Promise<ApprovalRow | undefined> {
+    if (typeof approvalId !== "string" || approvalId === "") {
+      throw invalid("approvalId must be a non-empty string", { field: "approvalId" });
+    }
+    const row = await this.#store.getApproval(this.#org, approvalId);
+    if (!row || row.state !== "pending") return row;
+    return (await this.#expireIfDue(row)) ?? row;
+  }
+
+  async #expireIfDue(row: ApprovalRow): Promise<ApprovalRow | undefined> {
+    if (Date.parse(row.expiresAt) > Date.now()) return undefined;
+    const snapshot = JSON.parse(row.request) as ApprovalSnapshot;
+    const at = new Date().toISOString();
+    const reason = `no reviewer decided before ${row.expiresAt}`;
+    const fields = this.#approvalFields(row, snapshot, "approval.expired", {
+      status: "denied",
+      denialReason: "APPROVAL_TIMEOUT",
+      reason,
+      time: at,
+    });
+    const outcome = await this.#writer.append({
+      fields,
+      encoded: encodeRecord(fields),
+      effects: [
+        { type: "approval.transition", approvalId: row.id, to: "expired", decidedBy: null, reason, at },
+      ],
+    });
+    this.#notifyApproval(row.id);
+    if (!outcome.ok) {
+      // Someone decided it first (another process or a reviewer racing the clock): theirs stands.
+      return await this.#store.getApproval(this.#org, row.id);
+    }
+    return { ...row, state: "expired", reason, decidedAt: at };
+  }
+
+  async awaitApproval(
+    approvalId: string,
+    options: { timeoutMs?: number; signal?: AbortSignal } = {},
+  ): Promise<Approval> {
+    this.#assertOpen();
+    const deadline =
+      options.timeoutMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + options.timeoutMs;
+    for (;;) {
+      const row = await this.#currentApproval(approvalId);
+      if (!row) throw approvalNotFound(approvalId);
+      if (row.state !== "pending") return toApproval(row);
+      if (options.signal?.aborted) {
+        throw new EngineError(
+          "APPROVAL_WAIT_ABORTED",
+          499,
+          `Stopped waiting for approval ${approvalId}: aborted`,
+          {
+            approvalId,
+          },
+        );
+      }
+      const now = Date.now();
+      if (now >= deadline) {
+        throw new EngineError(
+          "APPROVAL_WAIT_TIMEOUT",
+          408,
+          `Approval ${approvalId} is still pending after ${options.timeoutMs} ms; it stays open until ${row.expiresAt}`,
+          { approvalId, expiresAt: row.expiresAt },
+        );
+      }
+      if (this.#closed) throw closedError();
+      const wait = Math.min(
+        APPROVAL_POLL_MS,
+        deadline - now,
+        Math.max(0, Date.parse(row.expiresAt) - now) + 1,
+      );
+      await this.#waitForApprovalChange(approvalId, wait, options.signal);
+    }
+  }
+
+  #waitForApprovalChange(approvalId: string, ms: number, signal: AbortSignal | undefined): Promise<void> {
+    return new Promise((resolve) => {
+      let waiters = this.#approvalWaiters.get(approvalId);
+      if (!waiters) {
+        waiters = new Set();
+        this.#approvalWaiters.set(approvalId, waiters);
+      }
+      const done = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", done);
+        waiters.delete(done);
+        if (waiters.size === 0) this.#approvalWaiters.delete(approvalId);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      waiters.add(done);
+      signal?.addEventListener("abort", done, { once: true });
+    });
+  }
+
+  #notifyApproval(approvalId: string): void {
+    const waiters = this.#approvalWaiters.get(approvalId);
+    if (waiters) for (const wake of [...waiters]) wake();
+  }
+
+  /**
+   * Releases the call an approval was granted for, exactly once: marks the approval consumed and
+   * appends an `executed` record referencing it, in one transaction. Only the requesting agent may
+   * release it.
+   */
+  async releaseApproval(approvalId: string, agentId: string): Promise<ActionResult> {
+    this.#assertOpen();
+    const row = await this.#currentApproval(approvalId);
+    if (!row) throw approvalNotFound(approvalId);
+    if (row.agentId !== agentId) {
+      throw new EngineError(
+        "FORBIDDEN",
+        403,
+        `Approval ${approvalId} belongs to another agent; only it may release the call`,
+        {
+          approvalId,
+        },
+      );
+    }
+    const snapshot = JSON.parse(row.request) as ApprovalSnapshot;
+    const at = new Date().toISOString();
+    const fields = this.#approvalFields(row, snapshot, "approval.released", { status: "executed", time: at });
+    const outcome = await this.#writer.append({
+      fields,
+      encoded: encodeRecord(fields),
+      effects: [{ type: "approval.consume", approvalId, at }],
+    });
+    if (!outcome.ok) throw outcome.error;
+    return {
+      status: "executed",
+      auditEventId: fields.id,
+      approvalId,
+      message: `Approved by ${row.decidedBy ?? "a reviewer"}${row.reason ? `: ${row.reason}` : ""}`,
+      ...(snapshot.policyName ? { policyName: snapshot.policyName } : {}),
+      policyHash: snapshot.policyHash,
+      conditionsEvaluated: snapshot.conditions as ConditionResult[],
+    };
+  }
+
+  // ---------------------------------------------------------------- outcomes & receipts
+
+  async report(auditEventId: string, outcome: Outcome, agentId: string): Promise<void> {
+    this.#assertOpen();
+    if (typeof auditEventId !== "string" || !UUID_RE.test(auditEventId)) {
+      throw new EngineError(
+        "INVALID_AUDIT_EVENT_ID",
+        400,
+        "auditEventId must be the UUID returned by decide()",
+        {
+          field: "auditEventId",
+        },
+      );
+    }
+    if (outcome === null || typeof outcome !== "object" || Array.isArray(outcome)) {
+      throw new EngineError(
+        "INVALID_BODY",
+        400,
+        "the outcome must be an object {status, message?, metadata?}",
+      );
+    }
+    if (!OUTCOME_STATUSES.has(outcome.status as string)) {
+      throw new EngineError(
+        "INVALID_OUTCOME",
+        400,
+        "outcome.status must be one of success, failure, partial",
+        {
+          field: "status",
+          allowed: ["success", "failure", "partial"],
+        },
+      );
+    }
+    if (outcome.message !== undefined && typeof outcome.message !== "string") {
+      throw new EngineError("INVALID_BODY", 400, "outcome.message must be a string", { field: "message" });
+    }
+    if (
+      outcome.metadata !== undefined &&
+      (outcome.metadata === null || typeof outcome.metadata !== "object" || Array.isArray(outcome.metadata))
+    ) {
+      throw new EngineError("INVALID_BODY", 400, "outcome.metadata must be an object", { field: "metadata" });
+    }
+    if (typeof agentId !== "string" || agentId === "") {
+      throw new EngineError("INVALID_BODY", 400, "agentId must be the reporting agent's id", {
+        field: "agentId",
+      });
+    }
+    let event: StoredEvent | undefined;
+    try {
+      event = await this.#store.getEvent(this.#org, auditEventId);
+    } catch (error) {
+      throw storeFailure("REPORT_FAILED", "Looking up the audit event", error);
+    }
+    if (!event) {
+      throw new EngineError(
+        "AUDIT_EVENT_NOT_FOUND",
+        404,
+        `No audit event ${auditEventId} in this organisation`,
+        {
+          auditEventId,
+        },
+      );
+    }
+    if (event.agent !== agentId) {
+      throw new EngineError("FORBIDDEN", 403, "Only the agent that made the call may report its outcome", {
+        auditEventId,
+      });
+    }
+    const redacted = this.#redactor({ args: undefined, metadata: outcome.metadata, dataAccessed: undefined });
+    try {
+      await this.#store.upsertOutcome(this.#org, {
+        auditEventId,
+        agentId,
+        status: outcome.status,
+        message: outcome.message === undefined ? null : redactText(this.#redactor, outcome.message),
+        metadata: redacted.metadata === undefined ? null : JSON.stringify(redacted.metadata),
+        updatedAt: new Date().toISOString(),
+      });
+    } catch (error) {
+      throw storeFailure("REPORT_FAILED", "Saving the outcome", error);
+    }
+  }
+
+  /**
+   * A signed receipt (compact JWS) for an executed action, including its outcome once reported.
+   * Verify it offline with `verifyReceipt(receipt, engine.jwks())`.
+   */
+  async receipt(auditEventId: string): Promise<string> {
+    this.#assertOpen();
+    const event =
+      typeof auditEventId === "string" ? await this.#store.getEvent(this.#org, auditEventId) : undefined;
+    if (!event) {
+      throw new EngineError(
+        "AUDIT_EVENT_NOT_FOUND",
+        404,
+        `No audit event ${auditEventId} in this organisation`,
+        {
+          auditEventId,
+        },
+      );
+    }
+    const record = JSON.parse(event.text) as Record<string, unknown>;
+    if (record.status !== "executed") {
+      throw new EngineError(
+        "INVALID_AUDIT_EVENT_ID",
+        400,
+        `Audit event ${auditEventId} is not an executed action (status ${String(record.status)}); only executed actions get receipts`,
+        { auditEventId },
+      );
+    }
+    const outcome = await this.#store.getOutcome(this.#org, auditEventId);
+    return signReceipt(
+      {
+        auditEventId,
+        org: this.#org,
+        agentId: event.agent,
+        actionType: event.actionType,
+        argsHash: record.args_hash as string,
+        status: "executed",
+        policyName: (record.policy_name as string | null) ?? null,
+        policyHash: record.policy_hash as string,
+        approvalId: (record.approval_id as string | null) ?? null,
+        delegationChain: record.delegation as string[],
+        chain: { seq: event.seq, recordHash: event.hash },
+        issuedAt: new Date().toISOString(),
+        ...(outcome
+          ? {
+              outcome: {
+                status: outcome.status as Outcome["status"],
+                messageHash: hashOutcomeMessage(outcome.message),
+              },
+            }
+          : {}),
+      },
+      this.#keyring,
+    );
+  }
+
+  /** Every public key that signed checkpoints or receipts (active and retired), as a JWKS. */
+  jwks(): { keys: ReturnType<Keyring["jwks"]>["keys"] } {
+    return this.#keyring.jwks();
+  }
+
+  // ---------------------------------------------------------------- audit, verify, export
+
+  async audit(query: AuditQuery = {}): Promise<AuditPage<AuditEvent>> {
+    this.#assertOpen();
+    const limit = query.limit ?? 100;
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > 1000) {
+      throw invalid("limit must be an integer from 1 to 1000", { field: "limit" });
+    }
+    const afterSeq = query.cursor === undefined ? 0 : decodeCursor(query.cursor);
+    const rows = await this.#store.readEvents(this.#org, afterSeq, limit + 1, query.actionType);
+    const page = rows.slice(0, limit);
+    const items: AuditEvent[] = [];
+    for (const row of page) {
+      const outcome = await this.#store.getOutcome(this.#org, row.id);
+      items.push(toAuditEvent(row, outcome));
+    }
+    const last = page.at(-1);
+    return rows.length > limit && last ? { items, nextCursor: encodeCursor(last.seq) } : { items };
+  }
+
+  async verify(): Promise<VerifyResult> {
+    this.#assertOpen();
+    await this.#writer.drain();
+    return verifyStoreChain(this.#store, this.#org, this.#keyring.jwks());
+  }
+
+  /** Writes the org's chain, outcomes, checkpoints and JWKS as JSONL to a path or a writable stream. */
+  async exportAudit(
+    target: ExportTarget,
+  ): Promise<{ records: number; outcomes: number; checkpoints: number }> {
+    this.#assertOpen();
+    await this.#writer.drain();
+    await this.checkpoint();
+    return exportAuditTo(this.#store, this.#org, this.#keyring.jwks(), target);
+  }
+
+  /** Signs a checkpoint over the current head now (no-op when the chain is empty or unchanged). */
+  async checkpoint(): Promise<Checkpoint | undefined> {
+    const head = await this.#store.head(this.#org);
+    if (head.seq === 0 || head.seq <= this.#checkpointedSize) return undefined;
+    return this.#writeCheckpoint(head.seq, head.hash);
+  }
+
+  #maybeCheckpoint(seq: number, hash: string): void {
+    if (Math.floor(seq / this.#interval) > Math.floor(this.#checkpointedSize / this.#interval)) {
+      void this.#writeCheckpoint(seq, hash).catch(() => {
+        // A missed periodic checkpoint is re-attempted at the next interval and on close().
+      });
+    }
+  }
+
+  async #writeCheckpoint(size: number, headHash: string): Promise<Checkpoint> {
+    const time = new Date().toISOString();
+    const signed = this.#keyring.sign(checkpointPayload(this.#org, size, headHash, time));
+    const checkpoint: Checkpoint = {
+      org: this.#org,
+      size,
+      headHash,
+      time,
+      kid: signed.kid,
+      signature: signed.signature,
+    };
+    this.#checkpointedSize = Math.max(this.#checkpointedSize, size);
+    await this.#store.insertCheckpoint(checkpoint);
+    return checkpoint;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    await this.#writer.drain();
+    try {
+      await this.checkpoint();
+    } finally {
+      this.#closed = true;
+      for (const id of [...this.#approvalWaiters.keys()]) this.#notifyApproval(id);
+      await this.#store.close();
+    }
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw closedError();
+  }
+}
+
+function decisionStatus(decision: PolicyDecision | undefined): {
+  status: ActionStatus;
+  denialReason?: DenialReasonCode;
+} {
+  if (!decision || decision.effect === "allow") return { status: "executed" };
+  if (decision.effect === "require_approval") return { status: "requested" };
+  return { status: "denied", denialReason: decision.denialReason ?? "CONDITIONS_DENIED" };
+}
+
+function result(
+  status: ActionStatus,
+  auditEventId: string,
+  message: string,
+  denialReason: DenialReasonCode | undefined,
+  mode: EnforcementMode,
+  policyName: string | undefined,
+  policyHash: string,
+  conditions: ConditionResult[],
+  shadow: ActionResult["shadow"],
+): ActionResult {
+  const out: ActionResult = { status, auditEventId, message, policyHash, conditionsEvaluated: conditions };
+  if (denialReason && mode === "enforce") out.denialReason = denialReason;
+  if (policyName) out.policyName = policyName;
+  if (shadow) out.shadow = shadow;
+  return out;
+}
+
+/** Replaces condition values that redaction changed, so no secret leaves through `actual`. */
+function redactConditions(
+  conditions: ConditionResult[],
+  redacted: { args: unknown; metadata: unknown; dataAccessed: unknown },
+): ConditionResult[] {
+  return conditions.map((c) => {
+    const root = c.field.split(".")[0];
+    const source =
+      root === "args"
+        ? redacted.args
+        : root === "metadata"
+          ? redacted.metadata
+          : root === "data_accessed"
+            ? redacted.dataAccessed
+            : undefined;
+    if (source === undefined) return c;
+    const path = c.field.split(".").slice(1);
+    let value: unknown = source;
+    for (const key of path)
+      value =
+        value !== null && typeof value === "object" ? (value as Record<string, unknown>)[key] : undefined;
+    return value === c.actual ? c : { ...c, actual: value };
+  });
+}
+
+function describeDecision(
+  decision: PolicyDecision,
+  conditions: ConditionResult[],
+  actionType: string,
+): string {
+  const name = decision.policyName ? `policy "${decision.policyName}"` : "no policy";
+  if (decision.effect === "deny" && decision.denialReason === "NO_MATCHING_POLICY") {
+    return `No policy matches action "${actionType}"; the default is deny`;
+  }
+  const failed = conditions.filter((c) => !c.result);
+  const why = failed.map(
+    (c) =>
+      `${c.field} ${c.operator} ${JSON.stringify(c.expected)} failed (actual ${JSON.stringify(c.actual)})`,
+  );
+  const verb =
+    decision.effect === "allow"
+      ? "Allowed by"
+      : decision.effect === "deny"
+        ? "Denied by"
+        : "Held for approval by";
+  return why.length > 0 ? `${verb} ${name}: ${why.join("; ")}` : `${verb} ${name}`;
+}
+
+function describeRequestProblem(request: DecisionRequest): string | undefined {
+  if (request === null || typeof request !== "object") return "the decision request must be an object";
+  if (!request.agent || typeof request.agent.id !== "string" || request.agent.id === "") {
+    return "request.agent.id must be a non-empty string naming the calling agent";
+  }
+  if (typeof request.actionType !== "string" || request.actionType === "") {
+    return "request.actionType must be a non-empty string (e.g. the tool name)";
+  }
+  if (
+    request.eventId !== undefined &&
+    (typeof request.eventId !== "string" || request.eventId === "" || request.eventId.length > 256)
+  ) {
+    return "request.eventId (idempotency key) must be a non-empty string of at most 256 characters";
+  }
+  if (request.metadata !== undefined && (request.metadata === null || typeof request.metadata !== "object")) {
+    return "request.metadata must be an object";
+  }
+  if (
+    request.enforcementMode !== undefined &&
+    request.enforcementMode !== "enforce" &&
+    request.enforcementMode !== "observe" &&
+    request.enforcementMode !== "disabled"
+  ) {
+    return "request.enforcementMode must be enforce, observe or disabled";
+  }
+  return undefined;
+}
+
+function toApproval(row: ApprovalRow): Approval {
+  const out: Approval = {
+    id: row.id,
+    agentId: row.agentId,
+    actionType: row.actionType,
+    state: row.state,
+    createdAt: row.createdAt,
+    expiresAt: row.expiresAt,
+    auditEventId: row.auditEventId,
+  };
+  if (row.policyName) out.policyName = row.policyName;
+  if (row.decidedBy) out.decidedBy = row.decidedBy;
+  if (row.reason) out.reason = row.reason;
+  if (row.decidedAt) out.decidedAt = row.decidedAt;
+  if (row.consumedAt) out.consumedAt = row.consumedAt;
+  return out;
+}
+
+export function toAuditEvent(
+  row: StoredEvent,
+  outcome: { status: string; message: string | null; metadata: string | null; updatedAt: string } | undefined,
+): AuditEvent {
+  const record = JSON.parse(row.text) as AuditEvent;
+  record.hash = row.hash;
+  if (outcome) {
+    record.outcome = {
+      status: outcome.status as Outcome["status"],
+      ...(outcome.message !== null ? { message: outcome.message } : {}),
+      ...(outcome.metadata !== null ? { metadata: JSON.parse(outcome.metadata) } : {}),
+      updatedAt: outcome.updatedAt,
+    };
+  }
+  return record;
+}
+
+function encodeCursor(seq: number): string {
+  return Buffer.from(`s:${seq}`).toString("base64url");
+}
+
+function decodeCursor(cursor: string): number {
+  const text = typeof cursor === "string" ? Buffer.from(cursor, "base64url").toString() : "";
+  const seq = text.startsWith("s:") ? Number(text.slice(2)) : Number.NaN;
+  if (!Number.isSafeInteger(seq) || seq < 0) {
+    throw invalid("cursor is not one returned by audit(); pass nextCursor unchanged", { field: "cursor" });
+  }
+  return seq;
+}
+
+function reusedKey(key: string): EngineError {
+  return new EngineError(
+    "IDEMPOTENCY_KEY_REUSED",
+    422,
+    `The idempotency key (eventId) ${JSON.stringify(key)} was already used for a different request; use a new key for a new call`,
+    { eventId: key },
+  );
+}
+
+function approvalNotFound(id: string): EngineError {
+  return new EngineError("APPROVAL_NOT_FOUND", 404, `No approval with id ${id} in this organisation`, {
+    approvalId: id,
+  });
+}
+
+function closedError(): EngineError {
+  return new EngineError("ENGINE_CLOSED", 503, "The engine was closed; open a new one with openEngine()");
+}

@@ -1,0 +1,180 @@
+/** In-memory store: for tests and ephemeral agents. Everything is lost on close. */
+import { GENESIS_HASH, sealRecord } from "../chain/record.js";
+import type { ApprovalState } from "../types.js";
+import { applyEffectToRow, effectApprovalId, effectConflict, idempotencyTaken } from "./effects.js";
+import type {
+  AppendOutcome,
+  ApprovalRow,
+  AuditStore,
+  ChainHead,
+  Checkpoint,
+  IdempotencyRow,
+  OutcomeRow,
+  PendingAppend,
+  StoredEvent,
+  StoredKeys,
+} from "./types.js";
+
+interface OrgData {
+  events: StoredEvent[];
+  byId: Map<string, StoredEvent>;
+  approvals: Map<string, ApprovalRow>;
+  outcomes: Map<string, OutcomeRow>;
+  idempotency: Map<string, IdempotencyRow>;
+  checkpoints: Checkpoint[];
+  keys?: StoredKeys;
+}
+
+export class MemoryStore implements AuditStore {
+  readonly kind = "memory" as const;
+  readonly immediate = true;
+  readonly #orgs = new Map<string, OrgData>();
+
+  #org(org: string): OrgData {
+    let data = this.#orgs.get(org);
+    if (!data) {
+      data = {
+        events: [],
+        byId: new Map(),
+        approvals: new Map(),
+        outcomes: new Map(),
+        idempotency: new Map(),
+        checkpoints: [],
+      };
+      this.#orgs.set(org, data);
+    }
+    return data;
+  }
+
+  appendBatch(org: string, items: PendingAppend[]): AppendOutcome[] {
+    const data = this.#org(org);
+    const out: AppendOutcome[] = [];
+    for (const item of items) {
+      const conflict = this.#conflict(data, item);
+      if (conflict) {
+        out.push({ ok: false, error: conflict });
+        continue;
+      }
+      const last = data.events[data.events.length - 1];
+      const seq = last ? last.seq + 1 : 1;
+      const { text, hash } = sealRecord(item.encoded, last ? last.hash : GENESIS_HASH, seq);
+      const event: StoredEvent = {
+        id: item.fields.id,
+        seq,
+        hash,
+        text,
+        agent: item.fields.agent,
+        actionType: item.fields.actionType,
+      };
+      data.events.push(event);
+      data.byId.set(event.id, event);
+      if (item.effects) this.#apply(data, item);
+      out.push({ ok: true, seq, hash });
+    }
+    return out;
+  }
+
+  #conflict(data: OrgData, item: PendingAppend) {
+    if (!item.effects) return undefined;
+    for (const effect of item.effects) {
+      if (effect.type === "idempotency.insert" && data.idempotency.has(effect.key))
+        return idempotencyTaken(effect.key);
+      const id = effectApprovalId(effect);
+      if (id === undefined) continue;
+      const conflict = effectConflict(effect, data.approvals.get(id));
+      if (conflict) return conflict;
+    }
+    return undefined;
+  }
+
+  #apply(data: OrgData, item: PendingAppend): void {
+    for (const effect of item.effects ?? []) {
+      if (effect.type === "approval.insert") data.approvals.set(effect.approval.id, { ...effect.approval });
+      else if (effect.type === "idempotency.insert") {
+        data.idempotency.set(effect.key, { fingerprint: effect.fingerprint, result: effect.result });
+      } else {
+        const row = data.approvals.get(effect.approvalId)!;
+        data.approvals.set(row.id, applyEffectToRow(effect, row));
+      }
+    }
+  }
+
+  head(org: string): ChainHead {
+    const last = this.#org(org).events.at(-1);
+    return last ? { seq: last.seq, hash: last.hash } : { seq: 0, hash: GENESIS_HASH };
+  }
+
+  readEvents(org: string, afterSeq: number, limit: number, actionType?: string): StoredEvent[] {
+    const events = this.#org(org).events;
+    const out: StoredEvent[] = [];
+    // seq is 1-based and dense in memory, so index = seq - 1.
+    for (let i = Math.max(0, afterSeq); i < events.length && out.length < limit; i++) {
+      const event = events[i]!;
+      if (actionType === undefined || event.actionType === actionType) out.push(event);
+    }
+    return out;
+  }
+
+  getEvent(org: string, id: string): StoredEvent | undefined {
+    return this.#org(org).byId.get(id);
+  }
+
+  getEventAtSeq(org: string, seq: number): StoredEvent | undefined {
+    return this.#org(org).events[seq - 1];
+  }
+
+  getIdempotency(org: string, key: string): IdempotencyRow | undefined {
+    return this.#org(org).idempotency.get(key);
+  }
+
+  upsertOutcome(org: string, row: OutcomeRow): void {
+    this.#org(org).outcomes.set(row.auditEventId, { ...row });
+  }
+
+  getOutcome(org: string, auditEventId: string): OutcomeRow | undefined {
+    return this.#org(org).outcomes.get(auditEventId);
+  }
+
+  listOutcomes(org: string, afterAuditEventId: string | null, limit: number): OutcomeRow[] {
+    const rows = [...this.#org(org).outcomes.values()].sort((a, b) =>
+      a.auditEventId < b.auditEventId ? -1 : 1,
+    );
+    return rows
+      .filter((r) => afterAuditEventId === null || r.auditEventId > afterAuditEventId)
+      .slice(0, limit);
+  }
+
+  getApproval(org: string, id: string): ApprovalRow | undefined {
+    const row = this.#org(org).approvals.get(id);
+    return row ? { ...row } : undefined;
+  }
+
+  listApprovals(org: string, state?: ApprovalState): ApprovalRow[] {
+    return [...this.#org(org).approvals.values()]
+      .filter((row) => state === undefined || row.state === state)
+      .map((row) => ({ ...row }))
+      .sort((a, b) => (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : 0));
+  }
+
+  insertCheckpoint(checkpoint: Checkpoint): void {
+    const list = this.#org(checkpoint.org).checkpoints;
+    if (!list.some((c) => c.size === checkpoint.size)) list.push({ ...checkpoint });
+  }
+
+  listCheckpoints(org: string): Checkpoint[] {
+    return [...this.#org(org).checkpoints].sort((a, b) => a.size - b.size);
+  }
+
+  loadOrCreateKeys(org: string, create: () => StoredKeys): StoredKeys {
+    const data = this.#org(org);
+    data.keys ??= create();
+    return data.keys;
+  }
+
+  close(): void {}
+
+  /** Test hook: direct access to the stored rows (to simulate tampering in memory). */
+  unsafeRows(org: string): StoredEvent[] {
+    return this.#org(org).events;
+  }
+}

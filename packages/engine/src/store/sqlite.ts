@@ -1,0 +1,552 @@
+/**
+ * SQLite store (`node:sqlite`): one file, WAL journal, `synchronous=NORMAL`.
+ *
+ * Durability: in WAL mode with NORMAL, COMMIT returns after the transaction's pages are written
+ * to the WAL file with write(2), i.e. they are in the operating system, not only in this process.
+ * A killed process (even SIGKILL) loses nothing committed; only an OS crash or power loss can lose
+ * the last transactions since the previous WAL checkpoint's fsync.
+ */
+import { mkdirSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import { dirname, resolve } from "node:path";
+import type { DatabaseSync, StatementSync } from "node:sqlite";
+import { Worker } from "node:worker_threads";
+import { GENESIS_HASH, sealRecord } from "../chain/record.js";
+import { ChainVerifier } from "../chain/verify.js";
+import { EngineError, storeFailure } from "../errors.js";
+import type { ApprovalState } from "../types.js";
+import type { ChainScan } from "../verify-store.js";
+import { effectApprovalId, effectConflict, idempotencyTaken } from "./effects.js";
+import { keyFilePath, loadOrCreateInKeyFile } from "./key-file.js";
+import { loadSqlite } from "./sqlite-module.js";
+import type {
+  AppendOutcome,
+  ApprovalRow,
+  AuditStore,
+  ChainHead,
+  Checkpoint,
+  IdempotencyRow,
+  OutcomeRow,
+  PendingAppend,
+  StoredEvent,
+  StoredKeys,
+} from "./types.js";
+
+/** Schema migrations, applied in order; the index + 1 is the version. Never edit a shipped one. */
+export const SQLITE_MIGRATIONS: readonly string[] = [
+  `CREATE TABLE audit_events (
+     org TEXT NOT NULL,
+     seq INTEGER NOT NULL,
+     id TEXT NOT NULL,
+     hash TEXT NOT NULL,
+     time TEXT NOT NULL,
+     agent TEXT NOT NULL,
+     action_type TEXT NOT NULL,
+     kind TEXT NOT NULL,
+     status TEXT,
+     approval_id TEXT,
+     record TEXT NOT NULL
+   );
+   CREATE UNIQUE INDEX audit_events_org_seq ON audit_events (org, seq);
+   CREATE UNIQUE INDEX audit_events_id ON audit_events (id);
+   CREATE TABLE approvals (
+     org TEXT NOT NULL,
+     id TEXT NOT NULL PRIMARY KEY,
+     agent_id TEXT NOT NULL,
+     action_type TEXT NOT NULL,
+     state TEXT NOT NULL,
+     created_at TEXT NOT NULL,
+     expires_at TEXT NOT NULL,
+     audit_event_id TEXT NOT NULL,
+     policy_name TEXT,
+     binding_hash TEXT NOT NULL,
+     decided_by TEXT,
+     reason TEXT,
+     decided_at TEXT,
+     consumed_at TEXT,
+     request TEXT NOT NULL
+   );
+   CREATE INDEX approvals_org_state ON approvals (org, state, created_at);
+   CREATE TABLE outcomes (
+     org TEXT NOT NULL,
+     audit_event_id TEXT NOT NULL,
+     agent_id TEXT NOT NULL,
+     status TEXT NOT NULL,
+     message TEXT,
+     metadata TEXT,
+     updated_at TEXT NOT NULL,
+     PRIMARY KEY (org, audit_event_id)
+   );
+   CREATE TABLE idempotency_keys (
+     org TEXT NOT NULL,
+     key TEXT NOT NULL,
+     fingerprint TEXT NOT NULL,
+     result TEXT NOT NULL,
+     PRIMARY KEY (org, key)
+   );
+   CREATE TABLE checkpoints (
+     org TEXT NOT NULL,
+     size INTEGER NOT NULL,
+     head_hash TEXT NOT NULL,
+     time TEXT NOT NULL,
+     kid TEXT NOT NULL,
+     signature TEXT NOT NULL,
+     PRIMARY KEY (org, size)
+   );`,
+];
+
+const BUSY_TIMEOUT_MS = 5000;
+const PARALLEL_VERIFY_MIN_ROWS = 200_000;
+const VERIFY_CHUNK = 20_000;
+
+interface Statements {
+  head: StatementSync;
+  insertEvent: StatementSync;
+  readEvents: StatementSync;
+  readEventsByType: StatementSync;
+  getEvent: StatementSync;
+  getEventAtSeq: StatementSync;
+  getIdempotency: StatementSync;
+  insertIdempotency: StatementSync;
+  upsertOutcome: StatementSync;
+  getOutcome: StatementSync;
+  listOutcomes: StatementSync;
+  getApproval: StatementSync;
+  insertApproval: StatementSync;
+  transitionApproval: StatementSync;
+  consumeApproval: StatementSync;
+  listApprovals: StatementSync;
+  listApprovalsByState: StatementSync;
+  insertCheckpoint: StatementSync;
+  listCheckpoints: StatementSync;
+}
+
+export class SqliteStore implements AuditStore {
+  readonly kind = "sqlite" as const;
+  readonly immediate = false;
+  readonly filePath: string;
+  readonly #db: DatabaseSync;
+  readonly #s: Statements;
+  #closed = false;
+
+  private constructor(filePath: string, db: DatabaseSync) {
+    this.filePath = filePath;
+    this.#db = db;
+    this.#s = prepareAll(db);
+  }
+
+  /** Opens (creating directory, file and schema as needed) the SQLite store at `path`. */
+  static async open(path: string): Promise<SqliteStore> {
+    const { DatabaseSync } = await loadSqlite();
+    const filePath = resolve(path);
+    try {
+      mkdirSync(dirname(filePath), { recursive: true });
+    } catch (cause) {
+      throw new EngineError(
+        "STORE_UNAVAILABLE",
+        503,
+        `Cannot create the directory for the audit store ${filePath}`,
+        { path: filePath },
+        { cause },
+      );
+    }
+    let db: DatabaseSync;
+    try {
+      db = new DatabaseSync(filePath);
+      db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      db.exec("PRAGMA journal_mode = WAL");
+      db.exec("PRAGMA synchronous = NORMAL");
+    } catch (cause) {
+      throw new EngineError(
+        "STORE_UNAVAILABLE",
+        503,
+        `Cannot open the SQLite audit store ${filePath}: ${(cause as Error).message}`,
+        { path: filePath },
+        { cause },
+      );
+    }
+    try {
+      migrate(db, filePath);
+      return new SqliteStore(filePath, db);
+    } catch (error) {
+      db.close();
+      throw error;
+    }
+  }
+
+  appendBatch(org: string, items: PendingAppend[]): AppendOutcome[] {
+    const db = this.#db;
+    const s = this.#s;
+    db.exec("BEGIN IMMEDIATE");
+    try {
+      const head = s.head.get(org) as { seq: number; hash: string } | undefined;
+      let seq = head ? head.seq : 0;
+      let prev = head ? head.hash : GENESIS_HASH;
+      const out: AppendOutcome[] = new Array(items.length);
+      for (let i = 0; i < items.length; i++) {
+        const item = items[i]!;
+        if (item.effects) {
+          const conflict = this.#conflict(org, item);
+          if (conflict) {
+            out[i] = { ok: false, error: conflict };
+            continue;
+          }
+        }
+        seq++;
+        const { text, hash } = sealRecord(item.encoded, prev, seq);
+        const f = item.fields;
+        s.insertEvent.run(
+          org,
+          seq,
+          f.id,
+          hash,
+          f.time,
+          f.agent,
+          f.actionType,
+          f.kind,
+          f.status,
+          f.approvalId,
+          text,
+        );
+        if (item.effects) this.#apply(org, item);
+        prev = hash;
+        out[i] = { ok: true, seq, hash };
+      }
+      db.exec("COMMIT");
+      return out;
+    } catch (error) {
+      safelyRollback(db);
+      throw storeFailure("STORE_WRITE_FAILED", "Appending audit records", error);
+    }
+  }
+
+  #conflict(org: string, item: PendingAppend): EngineError | undefined {
+    for (const effect of item.effects!) {
+      if (effect.type === "idempotency.insert") {
+        if (this.#s.getIdempotency.get(org, effect.key)) return idempotencyTaken(effect.key);
+        continue;
+      }
+      const id = effectApprovalId(effect);
+      if (id === undefined) continue;
+      const conflict = effectConflict(effect, this.getApproval(org, id));
+      if (conflict) return conflict;
+    }
+    return undefined;
+  }
+
+  #apply(org: string, item: PendingAppend): void {
+    const s = this.#s;
+    for (const effect of item.effects!) {
+      switch (effect.type) {
+        case "approval.insert": {
+          const a = effect.approval;
+          s.insertApproval.run(
+            org,
+            a.id,
+            a.agentId,
+            a.actionType,
+            a.state,
+            a.createdAt,
+            a.expiresAt,
+            a.auditEventId,
+            a.policyName,
+            a.bindingHash,
+            a.request,
+          );
+          break;
+        }
+        case "approval.transition":
+          s.transitionApproval.run(
+            effect.to,
+            effect.decidedBy,
+            effect.reason,
+            effect.at,
+            org,
+            effect.approvalId,
+          );
+          break;
+        case "approval.consume":
+          s.consumeApproval.run(effect.at, org, effect.approvalId);
+          break;
+        case "idempotency.insert":
+          s.insertIdempotency.run(org, effect.key, effect.fingerprint, effect.result);
+          break;
+      }
+    }
+  }
+
+  head(org: string): ChainHead {
+    const row = this.#s.head.get(org) as { seq: number; hash: string } | undefined;
+    return row ? { seq: row.seq, hash: row.hash } : { seq: 0, hash: GENESIS_HASH };
+  }
+
+  readEvents(org: string, afterSeq: number, limit: number, actionType?: string): StoredEvent[] {
+    const rows =
+      actionType === undefined
+        ? this.#s.readEvents.all(org, afterSeq, limit)
+        : this.#s.readEventsByType.all(org, afterSeq, actionType, limit);
+    return rows as unknown as StoredEvent[];
+  }
+
+  getEvent(org: string, id: string): StoredEvent | undefined {
+    return this.#s.getEvent.get(org, id) as StoredEvent | undefined;
+  }
+
+  getEventAtSeq(org: string, seq: number): StoredEvent | undefined {
+    return this.#s.getEventAtSeq.get(org, seq) as StoredEvent | undefined;
+  }
+
+  getIdempotency(org: string, key: string): IdempotencyRow | undefined {
+    return this.#s.getIdempotency.get(org, key) as IdempotencyRow | undefined;
+  }
+
+  upsertOutcome(org: string, row: OutcomeRow): void {
+    this.#s.upsertOutcome.run(
+      org,
+      row.auditEventId,
+      row.agentId,
+      row.status,
+      row.message,
+      row.metadata,
+      row.updatedAt,
+    );
+  }
+
+  getOutcome(org: string, auditEventId: string): OutcomeRow | undefined {
+    return this.#s.getOutcome.get(org, auditEventId) as OutcomeRow | undefined;
+  }
+
+  listOutcomes(org: string, afterAuditEventId: string | null, limit: number): OutcomeRow[] {
+    return this.#s.listOutcomes.all(org, afterAuditEventId ?? "", limit) as unknown as OutcomeRow[];
+  }
+
+  getApproval(org: string, id: string): ApprovalRow | undefined {
+    return this.#s.getApproval.get(org, id) as ApprovalRow | undefined;
+  }
+
+  listApprovals(org: string, state?: ApprovalState): ApprovalRow[] {
+    const rows =
+      state === undefined ? this.#s.listApprovals.all(org) : this.#s.listApprovalsByState.all(org, state);
+    return rows as unknown as ApprovalRow[];
+  }
+
+  insertCheckpoint(cp: Checkpoint): void {
+    this.#s.insertCheckpoint.run(cp.org, cp.size, cp.headHash, cp.time, cp.kid, cp.signature);
+  }
+
+  listCheckpoints(org: string): Checkpoint[] {
+    return this.#s.listCheckpoints.all(org) as unknown as Checkpoint[];
+  }
+
+  loadOrCreateKeys(org: string, create: () => StoredKeys): StoredKeys {
+    // The database write lock doubles as a cross-process mutex for the key file.
+    this.#db.exec("BEGIN IMMEDIATE");
+    try {
+      const keys = loadOrCreateInKeyFile(keyFilePath(this.filePath), org, create);
+      this.#db.exec("COMMIT");
+      return keys;
+    } catch (error) {
+      safelyRollback(this.#db);
+      throw error;
+    }
+  }
+
+  /**
+   * Verifies the chain's hashes and links; splits large chains across worker threads, each
+   * checking a contiguous range, and checks the range boundaries here.
+   */
+  async verifyChainFast(org: string): Promise<ChainScan> {
+    const head = this.head(org);
+    const workers = Math.min(availableParallelism(), 4);
+    if (head.seq < PARALLEL_VERIFY_MIN_ROWS || workers < 2) return this.#scanRange(org, 1, head.seq, true);
+    const per = Math.ceil(head.seq / workers);
+    const ranges: [number, number][] = [];
+    for (let from = 1; from <= head.seq; from += per) ranges.push([from, Math.min(head.seq, from + per - 1)]);
+    const parts = await Promise.all(
+      ranges.map(([from, to]) => runVerifyWorker(this.filePath, org, from, to)),
+    );
+    return joinRanges(parts);
+  }
+
+  #scanRange(org: string, from: number, to: number, anchored: boolean): ChainScan {
+    return scanSqliteRange(this.#s.readEvents, org, from, to, anchored);
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#db.close();
+  }
+}
+
+export interface RangeScan {
+  checked: number;
+  firstPrev: string | undefined;
+  firstSeq: number | undefined;
+  lastHash: string;
+  lastSeq: number;
+  broken?: { rowId: string; problem: string };
+}
+
+/** Scans records `from..to` (inclusive). `anchored`: the range starts at the genesis. */
+export function scanSqliteRange(
+  read: StatementSync,
+  org: string,
+  from: number,
+  to: number,
+  anchored: boolean,
+): RangeScan {
+  const verifier = new ChainVerifier(anchored ? { prevHash: GENESIS_HASH, seq: 1 } : { seq: from });
+  let after = from - 1;
+  while (after < to) {
+    const rows = read.all(org, after, Math.min(VERIFY_CHUNK, to - after)) as unknown as StoredEvent[];
+    if (rows.length === 0) break;
+    if (!verifier.feed(rows)) break;
+    after = rows[rows.length - 1]!.seq;
+  }
+  return {
+    checked: verifier.checked,
+    firstPrev: verifier.firstPrev,
+    firstSeq: verifier.firstSeq,
+    lastHash: verifier.lastHash,
+    lastSeq: verifier.lastSeq,
+    ...(verifier.broken
+      ? { broken: { rowId: verifier.broken.rowId, problem: verifier.broken.problem } }
+      : {}),
+  };
+}
+
+function joinRanges(parts: RangeScan[]): ChainScan {
+  let checked = 0;
+  let lastHash = GENESIS_HASH;
+  let lastSeq = 0;
+  for (const part of parts) {
+    if (part.checked > 0 && part.firstPrev !== lastHash) {
+      return {
+        checked,
+        lastSeq,
+        lastHash,
+        broken: {
+          rowId: part.broken?.rowId ?? "",
+          problem: `record seq ${part.firstSeq} does not link to record ${lastSeq}: a record was deleted, inserted or replaced there`,
+        },
+      };
+    }
+    checked += part.checked;
+    if (part.broken) return { checked, lastSeq: part.lastSeq, lastHash: part.lastHash, broken: part.broken };
+    if (part.checked > 0) {
+      lastHash = part.lastHash;
+      lastSeq = part.lastSeq;
+    }
+  }
+  return { checked, lastSeq, lastHash };
+}
+
+function runVerifyWorker(filePath: string, org: string, from: number, to: number): Promise<RangeScan> {
+  return new Promise((resolvePromise, reject) => {
+    const worker = new Worker(new URL("./sqlite-verify-worker.js", import.meta.url), {
+      workerData: { filePath, org, from, to },
+    });
+    worker.once("message", (scan: RangeScan) => resolvePromise(scan));
+    worker.once("error", reject);
+    worker.once("exit", (code) => {
+      if (code !== 0) reject(new Error(`verify worker exited with code ${code}`));
+    });
+  });
+}
+
+function migrate(db: DatabaseSync, filePath: string): void {
+  db.exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
+  const row = db.prepare("SELECT MAX(version) AS version FROM schema_version").get() as {
+    version: number | null;
+  };
+  const current = row.version ?? 0;
+  const known = SQLITE_MIGRATIONS.length;
+  if (current > known) {
+    throw new EngineError(
+      "STORE_SCHEMA_TOO_NEW",
+      409,
+      `The audit store ${filePath} has schema version ${current}, but this @aa/engine knows versions up to ${known}; upgrade @aa/engine (or the aa CLI) to open it`,
+      { path: filePath, storeVersion: current, supportedVersion: known },
+    );
+  }
+  if (current === known) return;
+  db.exec("BEGIN IMMEDIATE");
+  try {
+    // Re-read under the write lock: another process may have migrated meanwhile.
+    const again =
+      (db.prepare("SELECT MAX(version) AS version FROM schema_version").get() as { version: number | null })
+        .version ?? 0;
+    for (let version = again + 1; version <= known; version++) {
+      db.exec(SQLITE_MIGRATIONS[version - 1]!);
+      db.prepare("INSERT INTO schema_version (version) VALUES (?)").run(version);
+    }
+    db.exec("COMMIT");
+  } catch (error) {
+    safelyRollback(db);
+    throw error;
+  }
+}
+
+function safelyRollback(db: DatabaseSync): void {
+  try {
+    db.exec("ROLLBACK");
+  } catch {
+    // No transaction open (BEGIN itself failed): nothing to undo.
+  }
+}
+
+const EVENT_COLUMNS = "id, seq, hash, record AS text, agent, action_type AS actionType";
+const APPROVAL_COLUMNS = `id, org, agent_id AS agentId, action_type AS actionType, state, created_at AS createdAt,
+  expires_at AS expiresAt, audit_event_id AS auditEventId, policy_name AS policyName, binding_hash AS bindingHash,
+  decided_by AS decidedBy, reason, decided_at AS decidedAt, consumed_at AS consumedAt, request`;
+const OUTCOME_COLUMNS =
+  "audit_event_id AS auditEventId, agent_id AS agentId, status, message, metadata, updated_at AS updatedAt";
+
+function prepareAll(db: DatabaseSync): Statements {
+  const p = (sql: string) => db.prepare(sql);
+  return {
+    head: p("SELECT seq, hash FROM audit_events WHERE org = ? ORDER BY seq DESC LIMIT 1"),
+    insertEvent: p(
+      "INSERT INTO audit_events (org, seq, id, hash, time, agent, action_type, kind, status, approval_id, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    ),
+    readEvents: p(`SELECT ${EVENT_COLUMNS} FROM audit_events WHERE org = ? AND seq > ? ORDER BY seq LIMIT ?`),
+    readEventsByType: p(
+      `SELECT ${EVENT_COLUMNS} FROM audit_events WHERE org = ? AND seq > ? AND action_type = ? ORDER BY seq LIMIT ?`,
+    ),
+    getEvent: p(`SELECT ${EVENT_COLUMNS} FROM audit_events WHERE org = ? AND id = ?`),
+    getEventAtSeq: p(`SELECT ${EVENT_COLUMNS} FROM audit_events WHERE org = ? AND seq = ?`),
+    getIdempotency: p("SELECT fingerprint, result FROM idempotency_keys WHERE org = ? AND key = ?"),
+    insertIdempotency: p("INSERT INTO idempotency_keys (org, key, fingerprint, result) VALUES (?, ?, ?, ?)"),
+    upsertOutcome: p(
+      `INSERT INTO outcomes (org, audit_event_id, agent_id, status, message, metadata, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (org, audit_event_id) DO UPDATE SET agent_id = excluded.agent_id, status = excluded.status,
+       message = excluded.message, metadata = excluded.metadata, updated_at = excluded.updated_at`,
+    ),
+    getOutcome: p(`SELECT ${OUTCOME_COLUMNS} FROM outcomes WHERE org = ? AND audit_event_id = ?`),
+    listOutcomes: p(
+      `SELECT ${OUTCOME_COLUMNS} FROM outcomes WHERE org = ? AND audit_event_id > ? ORDER BY audit_event_id LIMIT ?`,
+    ),
+    getApproval: p(`SELECT ${APPROVAL_COLUMNS} FROM approvals WHERE org = ? AND id = ?`),
+    insertApproval: p(
+      `INSERT INTO approvals (org, id, agent_id, action_type, state, created_at, expires_at, audit_event_id, policy_name, binding_hash, request)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    transitionApproval: p(
+      "UPDATE approvals SET state = ?, decided_by = ?, reason = ?, decided_at = ? WHERE org = ? AND id = ? AND state = 'pending'",
+    ),
+    consumeApproval: p(
+      "UPDATE approvals SET consumed_at = ? WHERE org = ? AND id = ? AND state = 'approved' AND consumed_at IS NULL",
+    ),
+    listApprovals: p(`SELECT ${APPROVAL_COLUMNS} FROM approvals WHERE org = ? ORDER BY created_at, id`),
+    listApprovalsByState: p(
+      `SELECT ${APPROVAL_COLUMNS} FROM approvals WHERE org = ? AND state = ? ORDER BY created_at, id`,
+    ),
+    insertCheckpoint: p(
+      "INSERT OR IGNORE INTO checkpoints (org, size, head_hash, time, kid, signature) VALUES (?, ?, ?, ?, ?, ?)",
+    ),
+    listCheckpoints: p(
+      "SELECT org, size, head_hash AS headHash, time, kid, signature FROM checkpoints WHERE org = ? ORDER BY size",
+    ),
+  };
+}

@@ -1,0 +1,133 @@
+/**
+ * The storage contract every audit store (memory, SQLite, PostgreSQL) implements. Stores are
+ * dumb and transactional: the engine decides, stores persist. Chain linking happens inside the
+ * store's write transaction because only there is the chain head known for certain (another
+ * process may share a SQLite file, several gateways may share a PostgreSQL database).
+ */
+
+import type { EncodedRecord, RecordFields } from "../chain/record.js";
+import type { KeyringData } from "../crypto/keyring.js";
+import type { HmacKeySetData } from "../crypto/secret.js";
+import type { EngineError } from "../errors.js";
+import type { ApprovalState } from "../types.js";
+
+/** An approval as persisted. */
+export interface ApprovalRow {
+  id: string;
+  org: string;
+  agentId: string;
+  actionType: string;
+  state: ApprovalState;
+  createdAt: string;
+  expiresAt: string;
+  auditEventId: string;
+  policyName: string | null;
+  /** SHA-256 of (agent, action, redacted args, policy hash). */
+  bindingHash: string;
+  decidedBy: string | null;
+  reason: string | null;
+  decidedAt: string | null;
+  consumedAt: string | null;
+  /** JSON snapshot of the redacted request, used to write the release record. */
+  request: string;
+}
+
+/** A conditional or unconditional write applied in the same transaction as a record. */
+export type StoreEffect =
+  | { type: "approval.insert"; approval: ApprovalRow }
+  /** Only applies while the approval is `pending`; otherwise the item fails with APPROVAL_NOT_PENDING. */
+  | {
+      type: "approval.transition";
+      approvalId: string;
+      to: "approved" | "denied" | "expired";
+      decidedBy: string | null;
+      reason: string | null;
+      at: string;
+    }
+  /** Only applies to an `approved`, unconsumed approval; otherwise APPROVAL_ALREADY_USED / APPROVAL_NOT_APPROVED. */
+  | { type: "approval.consume"; approvalId: string; at: string }
+  | { type: "idempotency.insert"; key: string; fingerprint: string; result: string };
+
+/** One record to append, with the writes that must commit (or fail) together with it. */
+export interface PendingAppend {
+  fields: RecordFields;
+  encoded: EncodedRecord;
+  effects?: StoreEffect[];
+}
+
+export type AppendOutcome = { ok: true; seq: number; hash: string } | { ok: false; error: EngineError };
+
+/** A stored record row. */
+export interface StoredEvent {
+  id: string;
+  seq: number;
+  hash: string;
+  /** The canonical JSON text that `hash` covers. */
+  text: string;
+  agent: string;
+  actionType: string;
+}
+
+export interface ChainHead {
+  seq: number;
+  hash: string;
+}
+
+/** A signed statement "the chain of `org` had `size` records ending in `headHash` at `time`". */
+export interface Checkpoint {
+  org: string;
+  size: number;
+  headHash: string;
+  time: string;
+  kid: string;
+  signature: string;
+}
+
+export interface OutcomeRow {
+  auditEventId: string;
+  agentId: string;
+  status: string;
+  message: string | null;
+  metadata: string | null;
+  updatedAt: string;
+}
+
+export interface IdempotencyRow {
+  fingerprint: string;
+  result: string;
+}
+
+/** Key material the engine keeps beside the store (private: never exported). */
+export interface StoredKeys {
+  keyring: KeyringData;
+  hmac: HmacKeySetData;
+}
+
+/** Values may be returned directly (memory, SQLite) or as promises (PostgreSQL). */
+export type MaybePromise<T> = T | Promise<T>;
+
+export interface AuditStore {
+  readonly kind: "memory" | "sqlite" | "postgres";
+  /** SQLite file path (for worker-thread verification and the key file); undefined otherwise. */
+  readonly filePath?: string;
+  /** True when `appendBatch` completes synchronously and cheaply (no group commit needed). */
+  readonly immediate: boolean;
+  /** Appends the items in order, in one transaction; items whose conditional effects fail are skipped. */
+  appendBatch(org: string, items: PendingAppend[]): MaybePromise<AppendOutcome[]>;
+  head(org: string): MaybePromise<ChainHead>;
+  /** Records with `seq > afterSeq`, ascending, at most `limit`. */
+  readEvents(org: string, afterSeq: number, limit: number, actionType?: string): MaybePromise<StoredEvent[]>;
+  getEvent(org: string, id: string): MaybePromise<StoredEvent | undefined>;
+  getEventAtSeq(org: string, seq: number): MaybePromise<StoredEvent | undefined>;
+  getIdempotency(org: string, key: string): MaybePromise<IdempotencyRow | undefined>;
+  upsertOutcome(org: string, row: OutcomeRow): MaybePromise<void>;
+  getOutcome(org: string, auditEventId: string): MaybePromise<OutcomeRow | undefined>;
+  listOutcomes(org: string, afterAuditEventId: string | null, limit: number): MaybePromise<OutcomeRow[]>;
+  getApproval(org: string, id: string): MaybePromise<ApprovalRow | undefined>;
+  listApprovals(org: string, state?: ApprovalState): MaybePromise<ApprovalRow[]>;
+  insertCheckpoint(checkpoint: Checkpoint): MaybePromise<void>;
+  listCheckpoints(org: string): MaybePromise<Checkpoint[]>;
+  /** Loads the keys, creating them with `create()` on first use (atomically across processes). */
+  loadOrCreateKeys(org: string, create: () => StoredKeys): MaybePromise<StoredKeys>;
+  close(): MaybePromise<void>;
+}
