@@ -85,7 +85,10 @@ const SECRET_FIELD_NAMES = new Set([
 /** True when a field of this name holds a secret (`password`, `api_key`, `Authorization`, ...). */
 export function isSecretFieldName(name: string): boolean {
   if (name.length < 3 || name.length > 24) return false;
-  return SECRET_FIELD_NAMES.has(name.toLowerCase().replace(/[-_]/g, ""));
+  const lower = name.toLowerCase();
+  if (SECRET_FIELD_NAMES.has(lower)) return true;
+  if (!lower.includes("_") && !lower.includes("-")) return false;
+  return SECRET_FIELD_NAMES.has(lower.replace(/[-_]/g, ""));
 }
 
 function looksRandom(token: string): boolean {
@@ -220,6 +223,25 @@ function maskJwts(text: string, fire: FireDetector): string {
   });
   if (fired) fire("jwt");
   return out;
+}
+
+/** Whether `text` has {@link MIN_BASE64_RUN} consecutive base64 characters: a loop is cheaper than the regex. */
+function hasBase64Run(text: string): boolean {
+  if (text.length < MIN_BASE64_RUN) return false;
+  let run = 0;
+  for (let index = 0; index < text.length; index += 1) {
+    const code = text.charCodeAt(index);
+    const isBase64 =
+      (code >= 97 && code <= 122) ||
+      (code >= 65 && code <= 90) ||
+      (code >= 47 && code <= 57) ||
+      code === 43 ||
+      code === 45 ||
+      code === 95;
+    if (!isBase64) run = 0;
+    else if (++run >= MIN_BASE64_RUN) return true;
+  }
+  return false;
 }
 
 /** Base64 runs that decode to text containing a secret are masked whole. */
