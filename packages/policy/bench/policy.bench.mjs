@@ -5,7 +5,6 @@ import { measure, table, us } from "../../../scripts/bench-util.mjs";
 import { compilePolicy, validatePolicy } from "../dist/index.js";
 
 const SERVICES = 20;
-const VERBS = ["read", "update", "create", "delete", "list"];
 
 /** 100 policies: exact actions with conditions, per-service globs, approvals and two catch-all guards. */
 function buildPolicies() {
