@@ -107,8 +107,7 @@ function scan(text: string, fire: FireDetector, nesting: number): string {
   if (text.length < MIN_SECRET_LENGTH) return text;
   let out = text;
   if (PRECHECK.test(out)) out = applyPatternDetectors(out, fire);
-  if (out.length >= MIN_BASE64_RUN && nesting < MAX_BASE64_NESTING)
-    out = maskEncodedSecrets(out, fire, nesting);
+  if (nesting < MAX_BASE64_NESTING && hasBase64Run(out)) out = maskEncodedSecrets(out, fire, nesting);
   return out;
 }
 
