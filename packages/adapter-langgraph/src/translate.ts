@@ -11,6 +11,7 @@ export interface GraphContext {
   node?: string;
   runId?: string;
   checkpointNs?: string;
+  checkpointId?: string;
 }
 
 type ConfigLike = {
@@ -45,6 +46,8 @@ export function graphContextOf(native: unknown): GraphContext | undefined {
   if (runId !== undefined) context.runId = runId;
   const checkpointNs = stringOf(metadata?.langgraph_checkpoint_ns) ?? stringOf(configurable?.checkpoint_ns);
   if (checkpointNs !== undefined) context.checkpointNs = checkpointNs;
+  const checkpointId = stringOf(executionInfo?.checkpointId) ?? stringOf(configurable?.checkpoint_id);
+  if (checkpointId !== undefined) context.checkpointId = checkpointId;
   return context;
 }
 
@@ -64,6 +67,7 @@ export function addGraphMetadata(call: ToolCall, context: GraphContext): void {
   if (context.node !== undefined) metadata.langgraph_node = context.node;
   if (context.runId !== undefined) metadata.run_id = context.runId;
   if (context.checkpointNs !== undefined) metadata.langgraph_checkpoint_ns = context.checkpointNs;
+  if (context.checkpointId !== undefined) metadata.checkpoint_id = context.checkpointId;
   call.metadata = metadata;
 }
 
