@@ -1,12 +1,452 @@
-import { EngineError } from "../errors.js";
-import type { AuditStore } from "./types.js";
+/**
+ * PostgreSQL store (`pg`, loaded only for `postgres://` URLs). Several engines (gateway replicas)
+ * may share one database: appends to an org's chain serialise on that org's `chain_heads` row
+ * (`SELECT ... FOR UPDATE`), and each transaction appends a whole group-commit batch with one
+ * multi-row INSERT, so the lock is held for a few round trips per batch, not per event.
+ *
+ * The URL may carry `?schema=<name>` to keep the tables in a schema of their own.
+ */
+import type { Pool, PoolClient } from "pg";
+import { GENESIS_HASH, sealRecord } from "../chain/record.js";
+import { EngineError, storeFailure } from "../errors.js";
+import type { ApprovalState } from "../types.js";
+import { effectApprovalId, effectConflict, idempotencyTaken } from "./effects.js";
+import type {
+  AppendOutcome,
+  ApprovalRow,
+  AuditStore,
+  ChainHead,
+  Checkpoint,
+  IdempotencyRow,
+  OutcomeRow,
+  PendingAppend,
+  StoredEvent,
+  StoredKeys,
+} from "./types.js";
 
-export const PostgresStore = {
-  async open(_url: string): Promise<AuditStore> {
-    throw new EngineError(
-      "STORE_UNAVAILABLE",
-      503,
-      "The PostgreSQL store is not available in this build yet",
+/** Schema migrations, applied in order; the index + 1 is the version. Never edit a shipped one. */
+export const POSTGRES_MIGRATIONS: readonly string[] = [
+  `CREATE TABLE chain_heads (org TEXT PRIMARY KEY, seq BIGINT NOT NULL, hash TEXT NOT NULL);
+   CREATE TABLE audit_events (
+     org TEXT NOT NULL, seq BIGINT NOT NULL, id TEXT NOT NULL UNIQUE, hash TEXT NOT NULL, time TEXT NOT NULL,
+     agent TEXT NOT NULL, action_type TEXT NOT NULL, kind TEXT NOT NULL, status TEXT, approval_id TEXT,
+     record TEXT NOT NULL, PRIMARY KEY (org, seq));
+   CREATE TABLE approvals (
+     org TEXT NOT NULL, id TEXT NOT NULL PRIMARY KEY, agent_id TEXT NOT NULL, action_type TEXT NOT NULL,
+     state TEXT NOT NULL, created_at TEXT NOT NULL, expires_at TEXT NOT NULL, audit_event_id TEXT NOT NULL,
+     policy_name TEXT, binding_hash TEXT NOT NULL, decided_by TEXT, reason TEXT, decided_at TEXT,
+     consumed_at TEXT, request TEXT NOT NULL);
+   CREATE INDEX approvals_org_state ON approvals (org, state, created_at);
+   CREATE TABLE outcomes (
+     org TEXT NOT NULL, audit_event_id TEXT NOT NULL, agent_id TEXT NOT NULL, status TEXT NOT NULL,
+     message TEXT, metadata TEXT, updated_at TEXT NOT NULL, PRIMARY KEY (org, audit_event_id));
+   CREATE TABLE idempotency_keys (
+     org TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL, result TEXT NOT NULL, PRIMARY KEY (org, key));
+   CREATE TABLE checkpoints (
+     org TEXT NOT NULL, size BIGINT NOT NULL, head_hash TEXT NOT NULL, time TEXT NOT NULL, kid TEXT NOT NULL,
+     signature TEXT NOT NULL, PRIMARY KEY (org, size));
+   CREATE TABLE engine_keys (org TEXT PRIMARY KEY, data TEXT NOT NULL);`,
+];
+
+const EVENT_COLUMNS = 'id, seq::int8 AS seq, hash, record AS text, agent, action_type AS "actionType"';
+const APPROVAL_COLUMNS = `id, org, agent_id AS "agentId", action_type AS "actionType", state, created_at AS "createdAt",
+  expires_at AS "expiresAt", audit_event_id AS "auditEventId", policy_name AS "policyName", binding_hash AS "bindingHash",
+  decided_by AS "decidedBy", reason, decided_at AS "decidedAt", consumed_at AS "consumedAt", request`;
+const OUTCOME_COLUMNS = `audit_event_id AS "auditEventId", agent_id AS "agentId", status, message, metadata, updated_at AS "updatedAt"`;
+
+function describeUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.hostname}:${u.port || 5432}${u.pathname}`;
+  } catch {
+    return "(unparseable URL)";
+  }
+}
+
+export class PostgresStore implements AuditStore {
+  readonly kind = "postgres" as const;
+  readonly immediate = false;
+  readonly #pool: Pool;
+
+  private constructor(pool: Pool) {
+    this.#pool = pool;
+  }
+
+  static async open(url: string): Promise<PostgresStore> {
+    let pg: typeof import("pg");
+    try {
+      pg = (await import("pg")).default as unknown as typeof import("pg");
+    } catch (cause) {
+      throw new EngineError(
+        "STORE_UNAVAILABLE",
+        503,
+        "A postgres:// store needs the `pg` package: install it next to @aa/engine (npm install pg)",
+        {},
+        { cause },
+      );
+    }
+    const parsed = new URL(url);
+    const schema = parsed.searchParams.get("schema");
+    parsed.searchParams.delete("schema");
+    if (schema !== null && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
+      throw new EngineError(
+        "INVALID_OPTIONS",
+        400,
+        "the `schema` URL parameter must be a lower-case SQL identifier",
+        {
+          option: "store",
+        },
+      );
+    }
+    const pool = new pg.Pool({
+      connectionString: parsed.toString(),
+      max: 4,
+      ...(schema ? { options: `-c search_path=${schema}` } : {}),
+    });
+    pool.on("error", () => {
+      // An idle client died (server restart); the pool replaces it on next use.
+    });
+    const store = new PostgresStore(pool);
+    try {
+      await store.#migrate(schema);
+    } catch (error) {
+      await pool.end().catch(() => undefined);
+      if (error instanceof EngineError) throw error;
+      throw new EngineError(
+        "STORE_UNAVAILABLE",
+        503,
+        `Cannot use the PostgreSQL audit store at ${describeUrl(url)}: ${(error as Error).message}`,
+        { store: describeUrl(url) },
+        { cause: error, retryable: true },
+      );
+    }
+    return store;
+  }
+
+  async #migrate(schema: string | null): Promise<void> {
+    const client = await this.#pool.connect();
+    try {
+      await client.query("BEGIN");
+      await client.query("SELECT pg_advisory_xact_lock(7391)");
+      if (schema) await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+      await client.query("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
+      const { rows } = await client.query<{ version: number | null }>(
+        "SELECT MAX(version) AS version FROM schema_version",
+      );
+      const current = rows[0]?.version ?? 0;
+      const known = POSTGRES_MIGRATIONS.length;
+      if (current > known) {
+        throw new EngineError(
+          "STORE_SCHEMA_TOO_NEW",
+          409,
+          `The PostgreSQL audit store has schema version ${current}, but this @aa/engine knows versions up to ${known}; upgrade @aa/engine to use it`,
+          { storeVersion: current, supportedVersion: known },
+        );
+      }
+      for (let version = current + 1; version <= known; version++) {
+        await client.query(POSTGRES_MIGRATIONS[version - 1]!);
+        await client.query("INSERT INTO schema_version (version) VALUES ($1)", [version]);
+      }
+      await client.query("COMMIT");
+    } catch (error) {
+      await client.query("ROLLBACK").catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  async appendBatch(org: string, items: PendingAppend[]): Promise<AppendOutcome[]> {
+    let client: PoolClient | undefined;
+    try {
+      client = await this.#pool.connect();
+      await client.query("BEGIN");
+      await client.query(
+        "INSERT INTO chain_heads (org, seq, hash) VALUES ($1, 0, $2) ON CONFLICT (org) DO NOTHING",
+        [org, GENESIS_HASH],
+      );
+      const head = await client.query<{ seq: string; hash: string }>(
+        "SELECT seq, hash FROM chain_heads WHERE org = $1 FOR UPDATE",
+        [org],
+      );
+      let seq = Number(head.rows[0]!.seq);
+      let prev = head.rows[0]!.hash;
+      const out: AppendOutcome[] = new Array(items.length);
+      const cols = {
+        seq: [] as number[],
+        id: [] as string[],
+        hash: [] as string[],
+        time: [] as string[],
+        agent: [] as string[],
+      };
+      const more = {
+        actionType: [] as string[],
+        kind: [] as string[],
+        status: [] as (string | null)[],
+        approvalId: [] as (string | null)[],
+        text: [] as string[],
+      };
+      const withEffects: PendingAppend[] = [];
+      for (let i = 0; i < items.length; i++) {
+        const item = items[i]!;
+        if (item.effects) {
+          const conflict = await this.#conflict(client, org, item);
+          if (conflict) {
+            out[i] = { ok: false, error: conflict };
+            continue;
+          }
+          withEffects.push(item);
+        }
+        seq++;
+        const { text, hash } = sealRecord(item.encoded, prev, seq);
+        const f = item.fields;
+        cols.seq.push(seq);
+        cols.id.push(f.id);
+        cols.hash.push(hash);
+        cols.time.push(f.time);
+        cols.agent.push(f.agent);
+        more.actionType.push(f.actionType);
+        more.kind.push(f.kind);
+        more.status.push(f.status);
+        more.approvalId.push(f.approvalId);
+        more.text.push(text);
+        prev = hash;
+        out[i] = { ok: true, seq, hash };
+      }
+      if (cols.seq.length > 0) {
+        await client.query(
+          `INSERT INTO audit_events (org, seq, id, hash, time, agent, action_type, kind, status, approval_id, record)
+           SELECT $1, * FROM unnest($2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])`,
+          [
+            org,
+            cols.seq,
+            cols.id,
+            cols.hash,
+            cols.time,
+            cols.agent,
+            more.actionType,
+            more.kind,
+            more.status,
+            more.approvalId,
+            more.text,
+          ],
+        );
+        await client.query("UPDATE chain_heads SET seq = $2, hash = $3 WHERE org = $1", [org, seq, prev]);
+      }
+      for (const item of withEffects) await this.#apply(client, org, item);
+      await client.query("COMMIT");
+      return out;
+    } catch (error) {
+      if (client) await client.query("ROLLBACK").catch(() => undefined);
+      throw storeFailure("STORE_WRITE_FAILED", "Appending audit records", error);
+    } finally {
+      client?.release();
+    }
+  }
+
+  async #conflict(client: PoolClient, org: string, item: PendingAppend): Promise<EngineError | undefined> {
+    for (const effect of item.effects!) {
+      if (effect.type === "idempotency.insert") {
+        const { rowCount } = await client.query(
+          "SELECT 1 FROM idempotency_keys WHERE org = $1 AND key = $2",
+          [org, effect.key],
+        );
+        if (rowCount) return idempotencyTaken(effect.key);
+        continue;
+      }
+      const id = effectApprovalId(effect);
+      if (id === undefined) continue;
+      const { rows } = await client.query<ApprovalRow>(
+        `SELECT ${APPROVAL_COLUMNS} FROM approvals WHERE org = $1 AND id = $2 FOR UPDATE`,
+        [org, id],
+      );
+      const conflict = effectConflict(effect, rows[0]);
+      if (conflict) return conflict;
+    }
+    return undefined;
+  }
+
+  async #apply(client: PoolClient, org: string, item: PendingAppend): Promise<void> {
+    for (const effect of item.effects!) {
+      switch (effect.type) {
+        case "approval.insert": {
+          const a = effect.approval;
+          await client.query(
+            `INSERT INTO approvals (org, id, agent_id, action_type, state, created_at, expires_at, audit_event_id, policy_name, binding_hash, request)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+            [
+              org,
+              a.id,
+              a.agentId,
+              a.actionType,
+              a.state,
+              a.createdAt,
+              a.expiresAt,
+              a.auditEventId,
+              a.policyName,
+              a.bindingHash,
+              a.request,
+            ],
+          );
+          break;
+        }
+        case "approval.transition":
+          await client.query(
+            "UPDATE approvals SET state = $1, decided_by = $2, reason = $3, decided_at = $4 WHERE org = $5 AND id = $6 AND state = 'pending'",
+            [effect.to, effect.decidedBy, effect.reason, effect.at, org, effect.approvalId],
+          );
+          break;
+        case "approval.consume":
+          await client.query(
+            "UPDATE approvals SET consumed_at = $1 WHERE org = $2 AND id = $3 AND state = 'approved' AND consumed_at IS NULL",
+            [effect.at, org, effect.approvalId],
+          );
+          break;
+        case "idempotency.insert":
+          await client.query(
+            "INSERT INTO idempotency_keys (org, key, fingerprint, result) VALUES ($1, $2, $3, $4)",
+            [org, effect.key, effect.fingerprint, effect.result],
+          );
+          break;
+      }
+    }
+  }
+
+  async #rows<T>(sql: string, params: unknown[]): Promise<T[]> {
+    const { rows } = await this.#pool.query(sql, params);
+    return rows as T[];
+  }
+
+  async head(org: string): Promise<ChainHead> {
+    const rows = await this.#rows<{ seq: string; hash: string }>(
+      "SELECT seq, hash FROM chain_heads WHERE org = $1",
+      [org],
     );
-  },
-};
+    return rows[0] ? { seq: Number(rows[0].seq), hash: rows[0].hash } : { seq: 0, hash: GENESIS_HASH };
+  }
+
+  async readEvents(
+    org: string,
+    afterSeq: number,
+    limit: number,
+    actionType?: string,
+  ): Promise<StoredEvent[]> {
+    const rows =
+      actionType === undefined
+        ? await this.#rows<StoredEvent>(
+            `SELECT ${EVENT_COLUMNS} FROM audit_events WHERE org = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
+            [org, afterSeq, limit],
+          )
+        : await this.#rows<StoredEvent>(
+            `SELECT ${EVENT_COLUMNS} FROM audit_events WHERE org = $1 AND seq > $2 AND action_type = $3 ORDER BY seq LIMIT $4`,
+            [org, afterSeq, actionType, limit],
+          );
+    for (const row of rows) row.seq = Number(row.seq);
+    return rows;
+  }
+
+  async getEvent(org: string, id: string): Promise<StoredEvent | undefined> {
+    const rows = await this.#rows<StoredEvent>(
+      `SELECT ${EVENT_COLUMNS} FROM audit_events WHERE org = $1 AND id = $2`,
+      [org, id],
+    );
+    if (rows[0]) rows[0].seq = Number(rows[0].seq);
+    return rows[0];
+  }
+
+  async getEventAtSeq(org: string, seq: number): Promise<StoredEvent | undefined> {
+    const rows = await this.#rows<StoredEvent>(
+      `SELECT ${EVENT_COLUMNS} FROM audit_events WHERE org = $1 AND seq = $2`,
+      [org, seq],
+    );
+    if (rows[0]) rows[0].seq = Number(rows[0].seq);
+    return rows[0];
+  }
+
+  async getIdempotency(org: string, key: string): Promise<IdempotencyRow | undefined> {
+    return (
+      await this.#rows<IdempotencyRow>(
+        "SELECT fingerprint, result FROM idempotency_keys WHERE org = $1 AND key = $2",
+        [org, key],
+      )
+    )[0];
+  }
+
+  async upsertOutcome(org: string, row: OutcomeRow): Promise<void> {
+    await this.#pool.query(
+      `INSERT INTO outcomes (org, audit_event_id, agent_id, status, message, metadata, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
+       ON CONFLICT (org, audit_event_id) DO UPDATE SET agent_id = excluded.agent_id, status = excluded.status,
+       message = excluded.message, metadata = excluded.metadata, updated_at = excluded.updated_at`,
+      [org, row.auditEventId, row.agentId, row.status, row.message, row.metadata, row.updatedAt],
+    );
+  }
+
+  async getOutcome(org: string, auditEventId: string): Promise<OutcomeRow | undefined> {
+    return (
+      await this.#rows<OutcomeRow>(
+        `SELECT ${OUTCOME_COLUMNS} FROM outcomes WHERE org = $1 AND audit_event_id = $2`,
+        [org, auditEventId],
+      )
+    )[0];
+  }
+
+  async listOutcomes(org: string, afterAuditEventId: string | null, limit: number): Promise<OutcomeRow[]> {
+    return this.#rows<OutcomeRow>(
+      `SELECT ${OUTCOME_COLUMNS} FROM outcomes WHERE org = $1 AND audit_event_id > $2 ORDER BY audit_event_id COLLATE "C" LIMIT $3`,
+      [org, afterAuditEventId ?? "", limit],
+    );
+  }
+
+  async getApproval(org: string, id: string): Promise<ApprovalRow | undefined> {
+    return (
+      await this.#rows<ApprovalRow>(`SELECT ${APPROVAL_COLUMNS} FROM approvals WHERE org = $1 AND id = $2`, [
+        org,
+        id,
+      ])
+    )[0];
+  }
+
+  async listApprovals(org: string, state?: ApprovalState): Promise<ApprovalRow[]> {
+    return state === undefined
+      ? this.#rows<ApprovalRow>(
+          `SELECT ${APPROVAL_COLUMNS} FROM approvals WHERE org = $1 ORDER BY created_at, id`,
+          [org],
+        )
+      : this.#rows<ApprovalRow>(
+          `SELECT ${APPROVAL_COLUMNS} FROM approvals WHERE org = $1 AND state = $2 ORDER BY created_at, id`,
+          [org, state],
+        );
+  }
+
+  async insertCheckpoint(cp: Checkpoint): Promise<void> {
+    await this.#pool.query(
+      "INSERT INTO checkpoints (org, size, head_hash, time, kid, signature) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+      [cp.org, cp.size, cp.headHash, cp.time, cp.kid, cp.signature],
+    );
+  }
+
+  async listCheckpoints(org: string): Promise<Checkpoint[]> {
+    const rows = await this.#rows<Checkpoint>(
+      `SELECT org, size::int8 AS size, head_hash AS "headHash", time, kid, signature FROM checkpoints WHERE org = $1 ORDER BY size`,
+      [org],
+    );
+    for (const row of rows) row.size = Number(row.size);
+    return rows;
+  }
+
+  async loadOrCreateKeys(org: string, create: () => StoredKeys): Promise<StoredKeys> {
+    const existing = await this.#rows<{ data: string }>("SELECT data FROM engine_keys WHERE org = $1", [org]);
+    if (existing[0]) return JSON.parse(existing[0].data) as StoredKeys;
+    await this.#pool.query(
+      "INSERT INTO engine_keys (org, data) VALUES ($1, $2) ON CONFLICT (org) DO NOTHING",
+      [org, JSON.stringify(create())],
+    );
+    // Whoever inserted first wins; everyone uses the stored keys.
+    const stored = await this.#rows<{ data: string }>("SELECT data FROM engine_keys WHERE org = $1", [org]);
+    return JSON.parse(stored[0]!.data) as StoredKeys;
+  }
+
+  async close(): Promise<void> {
+    await this.#pool.end();
+  }
+}

@@ -1,0 +1,209 @@
+/**
+ * One behavioural contract, run against every store (memory, SQLite, PostgreSQL): the engine must
+ * behave identically whichever store it writes to.
+ */
+import { randomUUID } from "node:crypto";
+import { describe, expect, it } from "vitest";
+import { openEngine, verifyExport, verifyReceipt } from "../src/index.js";
+import { agent, policy } from "./helpers.js";
+
+export function storeContract(name: string, storeFor: () => string): void {
+  describe(`store contract: ${name}`, () => {
+    it("chains decisions, verifies, and survives reopen", async () => {
+      const store = storeFor();
+      const orgId = `org-${randomUUID()}`;
+      const engine = await openEngine({ policy, store, orgId });
+      const a = await engine.decide({ agent, actionType: "pr.open", metadata: { pr_size: 3 } });
+      const b = await engine.decide({ agent, actionType: "pr.open", metadata: { pr_size: 300 } });
+      expect([a.status, b.status]).toEqual(["executed", "denied"]);
+      expect(await engine.verify()).toEqual({ chainValid: true, checked: 2, firstBrokenAtRowId: null });
+      const page = await engine.audit();
+      expect(page.items.map((e) => [e.seq, e.id, e.org])).toEqual([
+        [1, a.auditEventId, orgId],
+        [2, b.auditEventId, orgId],
+      ]);
+      await engine.close();
+      if (store !== ":memory:") {
+        const again = await openEngine({ policy, store, orgId });
+        await again.decide({ agent, actionType: "read.file" });
+        expect(await again.verify()).toMatchObject({ chainValid: true, checked: 3 });
+        await again.close();
+      }
+    });
+
+    it("keeps one total order under concurrent appends from several engines on one chain", async () => {
+      const store = storeFor();
+      const orgId = `org-${randomUUID()}`;
+      const engines = await Promise.all([1, 2, 3].map(() => openEngine({ policy, store, orgId })));
+      if (store === ":memory:") engines.splice(1); // separate memory stores are separate chains
+      const results = await Promise.all(
+        engines.flatMap((engine, e) =>
+          Array.from({ length: 60 }, (_, i) =>
+            engine.decide({ agent, actionType: "read.x", toolCallId: `${e}-${i}` }),
+          ),
+        ),
+      );
+      expect(new Set(results.map((r) => r.auditEventId)).size).toBe(results.length);
+      expect(await engines[0]!.verify()).toMatchObject({ chainValid: true, checked: results.length });
+      await Promise.all(engines.map((engine) => engine.close()));
+    });
+
+    it("isolates orgs: each has its own chain", async () => {
+      const store = storeFor();
+      const one = await openEngine({ policy, store, orgId: `a-${randomUUID()}` });
+      const two = await openEngine({ policy, store, orgId: `b-${randomUUID()}` });
+      await one.decide({ agent, actionType: "read.a" });
+      await two.decide({ agent, actionType: "read.b" });
+      await two.decide({ agent, actionType: "read.b" });
+      expect((await one.audit()).items.map((e) => e.action_type)).toEqual(["read.a"]);
+      expect((await two.audit()).items.map((e) => e.seq)).toEqual([1, 2]);
+      await one.close();
+      await two.close();
+    });
+
+    it("idempotency: same key and input returns the first result without a second row; different input is refused", async () => {
+      const engine = await openEngine({ policy, store: storeFor(), orgId: `org-${randomUUID()}` });
+      const request = { agent, actionType: "pay", args: { amount: 5 }, eventId: "evt-1" };
+      const first = await engine.decide(request);
+      const [again, concurrent] = await Promise.all([engine.decide(request), engine.decide({ ...request })]);
+      expect(again).toEqual(first);
+      expect(concurrent).toEqual(first);
+      await expect(engine.decide({ ...request, args: { amount: 6 } })).rejects.toMatchObject({
+        code: "IDEMPOTENCY_KEY_REUSED",
+        status: 422,
+      });
+      expect((await engine.audit()).items).toHaveLength(1);
+      await engine.close();
+    });
+
+    it("approvals: request, approve by another reviewer, release exactly once; all transitions audited", async () => {
+      const engine = await openEngine({ policy, store: storeFor(), orgId: `org-${randomUUID()}` });
+      const held = await engine.decide({ agent, actionType: "pr.merge", args: { pr: 7 } });
+      expect(held.status).toBe("requested");
+      expect(Buffer.from(held.approvalId!, "base64url")).toHaveLength(16);
+      expect(Date.parse(held.timeoutAt!) - Date.now()).toBeGreaterThan(7.9 * 3600_000);
+      expect(await engine.listApprovals({ state: "pending" })).toHaveLength(1);
+      await expect(engine.approve(held.approvalId!, agent.id)).rejects.toMatchObject({
+        code: "SELF_APPROVAL_FORBIDDEN",
+        status: 403,
+      });
+      const waiting = engine.awaitApproval(held.approvalId!);
+      const approved = await engine.approve(held.approvalId!, "alice", "looks fine");
+      expect(approved).toMatchObject({ state: "approved", decidedBy: "alice", reason: "looks fine" });
+      expect(await waiting).toMatchObject({ state: "approved" });
+      await expect(engine.deny(held.approvalId!, "bob")).rejects.toMatchObject({
+        code: "APPROVAL_NOT_PENDING",
+      });
+      await expect(engine.releaseApproval(held.approvalId!, "someone-else")).rejects.toMatchObject({
+        code: "FORBIDDEN",
+      });
+      const released = await engine.releaseApproval(held.approvalId!, agent.id);
+      expect(released).toMatchObject({ status: "executed", approvalId: held.approvalId });
+      await expect(engine.releaseApproval(held.approvalId!, agent.id)).rejects.toMatchObject({
+        code: "APPROVAL_ALREADY_USED",
+      });
+      const kinds = (await engine.audit()).items.map((e) => [e.kind, e.status, e.approval_id]);
+      expect(kinds).toEqual([
+        ["action", "requested", held.approvalId],
+        ["approval.approved", null, held.approvalId],
+        ["approval.released", "executed", held.approvalId],
+      ]);
+      expect(await engine.verify()).toMatchObject({ chainValid: true });
+      await engine.close();
+    });
+
+    it("approvals: reviewer denial is a denied record with DENIED_BY_REVIEWER", async () => {
+      const engine = await openEngine({ policy, store: storeFor(), orgId: `org-${randomUUID()}` });
+      const held = await engine.decide({ agent, actionType: "pr.merge" });
+      await engine.deny(held.approvalId!, "carol", "not today");
+      await expect(engine.releaseApproval(held.approvalId!, agent.id)).rejects.toMatchObject({
+        code: "APPROVAL_NOT_APPROVED",
+      });
+      const last = (await engine.audit()).items.at(-1)!;
+      expect(last).toMatchObject({
+        kind: "approval.denied",
+        status: "denied",
+        denial_reason: "DENIED_BY_REVIEWER",
+        reason: "not today",
+      });
+      await engine.close();
+    });
+
+    it("outcomes: upsert last-write-wins, owner only, typed errors; receipts carry them", async () => {
+      const engine = await openEngine({ policy, store: storeFor(), orgId: `org-${randomUUID()}` });
+      const done = await engine.decide({ agent, actionType: "read.file" });
+      await engine.report(done.auditEventId, { status: "failure", message: "first" }, agent.id);
+      await engine.report(
+        done.auditEventId,
+        { status: "success", message: "second", metadata: { rows: 3 } },
+        agent.id,
+      );
+      const [event] = (await engine.audit()).items;
+      expect(event!.outcome).toMatchObject({ status: "success", message: "second", metadata: { rows: 3 } });
+      await expect(engine.report("nope", { status: "success" }, agent.id)).rejects.toMatchObject({
+        code: "INVALID_AUDIT_EVENT_ID",
+        status: 400,
+      });
+      await expect(
+        engine.report(done.auditEventId, { status: "great" as never }, agent.id),
+      ).rejects.toMatchObject({
+        code: "INVALID_OUTCOME",
+        status: 400,
+      });
+      await expect(engine.report(done.auditEventId, null as never, agent.id)).rejects.toMatchObject({
+        code: "INVALID_BODY",
+        status: 400,
+      });
+      await expect(engine.report(randomUUID(), { status: "success" }, agent.id)).rejects.toMatchObject({
+        code: "AUDIT_EVENT_NOT_FOUND",
+        status: 404,
+      });
+      await expect(engine.report(done.auditEventId, { status: "success" }, "intruder")).rejects.toMatchObject(
+        {
+          code: "FORBIDDEN",
+          status: 403,
+        },
+      );
+      const receipt = await engine.receipt(done.auditEventId);
+      const checked = await verifyReceipt(receipt, engine.jwks());
+      expect(checked.valid).toBe(true);
+      if (checked.valid) {
+        expect(checked.claims).toMatchObject({
+          auditEventId: done.auditEventId,
+          status: "executed",
+          chain: { seq: 1, recordHash: event!.hash },
+          outcome: { status: "success" },
+        });
+      }
+      await engine.close();
+    });
+
+    it("exports JSONL that verifies offline, including outcomes and checkpoints", async () => {
+      const engine = await openEngine({
+        policy,
+        store: storeFor(),
+        orgId: `org-${randomUUID()}`,
+        checkpointInterval: 3,
+      });
+      for (let i = 0; i < 7; i++) {
+        const r = await engine.decide({ agent, actionType: "read.file", args: { i } });
+        if (i === 2) await engine.report(r.auditEventId, { status: "success" }, agent.id);
+      }
+      const lines: string[] = [];
+      const sink = new (await import("node:stream")).Writable({
+        write(chunk, _enc, cb) {
+          lines.push(...String(chunk).split("\n").filter(Boolean));
+          cb();
+        },
+      });
+      const counts = await engine.exportAudit(sink);
+      expect(counts).toMatchObject({ records: 7, outcomes: 1 });
+      expect(counts.checkpoints).toBeGreaterThanOrEqual(2);
+      const result = await verifyExport(lines, { jwks: engine.jwks() });
+      expect(result).toMatchObject({ chainValid: true, checked: 7, outcomes: 1, keySource: "provided" });
+      const edited = lines.map((l) => l.replace('"args":{"i":4}', '"args":{"i":5}'));
+      expect(await verifyExport(edited)).toMatchObject({ chainValid: false, checked: 4 });
+      await engine.close();
+    });
+  });
+}
