@@ -89,7 +89,10 @@ export function createGovernanceClient(settings: {
   const { gate, agent, enforcementMode } = settings;
   const request = (actionType: string, options: ActionOptions = {}, dryRun = false): DecisionRequest => {
     if (typeof actionType !== "string" || actionType === "") {
-      throw toAssemblyError({ code: "INVALID_ACTION_TYPE", message: "actionType must be a non-empty string, e.g. \"pr.open\"" });
+      throw toAssemblyError({
+        code: "INVALID_ACTION_TYPE",
+        message: 'actionType must be a non-empty string, e.g. "pr.open"',
+      });
     }
     return {
       agent,
@@ -118,8 +121,11 @@ export function createGovernanceClient(settings: {
       if (result.status === "executed") return result;
       if (result.status === "denied") throw deniedError(result, { toolName: actionType });
       const approvalId = result.approvalId;
-      if (!approvalId) throw deniedError({ ...result, denialReason: "GATE_UNAVAILABLE" }, { toolName: actionType });
-      const approval = await gate.awaitApproval(approvalId, { timeoutMs: options.gatePollTimeoutMs ?? DEFAULT_APPROVAL_WAIT_MS });
+      if (!approvalId)
+        throw deniedError({ ...result, denialReason: "GATE_UNAVAILABLE" }, { toolName: actionType });
+      const approval = await gate.awaitApproval(approvalId, {
+        timeoutMs: options.gatePollTimeoutMs ?? DEFAULT_APPROVAL_WAIT_MS,
+      });
       if (approval.state === "approved") return gate.releaseApproval(approvalId, agent.id);
       if (approval.state === "denied") {
         throw new AssemblyDeniedError({

@@ -46,7 +46,11 @@ export async function discoverAdapters(root: string): Promise<DiscoveredAdapter[
   return found;
 }
 
-async function loadDeclaredAdapter(packageName: string, dir: string, declaration: unknown): Promise<FrameworkAdapter> {
+async function loadDeclaredAdapter(
+  packageName: string,
+  dir: string,
+  declaration: unknown,
+): Promise<FrameworkAdapter> {
   const entry = (declaration as { adapter?: unknown } | null)?.adapter;
   if (typeof entry !== "string" || !entry.startsWith("./")) {
     throw new ConfigurationError(
@@ -57,17 +61,26 @@ async function loadDeclaredAdapter(packageName: string, dir: string, declaration
   }
   const file = resolvePath(join(dir, entry));
   if (!file.startsWith(resolvePath(dir))) {
-    throw new ConfigurationError("adapters", `package "${packageName}" points its adapter outside the package: ${entry}`, {
-      packageName,
-    });
+    throw new ConfigurationError(
+      "adapters",
+      `package "${packageName}" points its adapter outside the package: ${entry}`,
+      {
+        packageName,
+      },
+    );
   }
   let moduleExports: { default?: AdapterModuleExport };
   try {
     moduleExports = (await import(pathToFileURL(file).href)) as { default?: AdapterModuleExport };
   } catch (cause) {
-    throw new ConfigurationError("adapters", `could not load the adapter of "${packageName}" from ${entry}: ${String(cause)}`, {
-      packageName,
-    }, { cause });
+    throw new ConfigurationError(
+      "adapters",
+      `could not load the adapter of "${packageName}" from ${entry}: ${String(cause)}`,
+      {
+        packageName,
+      },
+      { cause },
+    );
   }
   const exported = moduleExports.default;
   const adapter = typeof exported === "function" ? await exported() : exported;
@@ -88,6 +101,9 @@ export function assertFrameworkAdapter(value: unknown, where: string): asserts v
   if (typeof candidate.registerHooks !== "function") missing.push("registerHooks()");
   if (typeof candidate.unregisterHooks !== "function") missing.push("unregisterHooks()");
   if (missing.length > 0) {
-    throw new ConfigurationError("adapters", `${where} is not a valid FrameworkAdapter: missing ${missing.join(", ")}`);
+    throw new ConfigurationError(
+      "adapters",
+      `${where} is not a valid FrameworkAdapter: missing ${missing.join(", ")}`,
+    );
   }
 }

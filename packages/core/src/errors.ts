@@ -21,7 +21,12 @@ export class ConfigurationError extends AssemblyError {
   /** The option at fault, e.g. `"mode"` or `"policy"`. */
   readonly option: string;
 
-  constructor(option: string, message: string, details: Record<string, unknown> = {}, options?: ErrorOptions) {
+  constructor(
+    option: string,
+    message: string,
+    details: Record<string, unknown> = {},
+    options?: ErrorOptions,
+  ) {
     super("CONFIGURATION_ERROR", message, { option, ...details }, options);
     this.name = "ConfigurationError";
     this.option = option;

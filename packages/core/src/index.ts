@@ -5,35 +5,7 @@
  * import { initAssembly } from "@aa/core";
  * await using assembly = await initAssembly({ mode: "sdk-only", agent: { id: "release-bot" } });
  */
-export { initAssembly } from "./init.js";
-export type { AdapterStatus, AssemblyContext } from "./init.js";
-export type { AssemblyOptions, EnforcementMode, FailureMode, Mode } from "./options.js";
-export { POLICY_FILE_NAMES } from "./options.js";
-export type {
-  ActionOptions,
-  CanIResult,
-  GateOptions,
-  GovernanceClient,
-  PolicySummary,
-  WhoAmI,
-} from "./client.js";
-export { AssemblyDeniedError, AssemblyError, AssemblyTimeoutError, ConfigurationError } from "./errors.js";
-export { AdapterRegistry, BUILT_IN_RANKS, THIRD_PARTY_RANK, rankOf } from "./registry.js";
-export { DISCOVERY_FIELD, discoverAdapters } from "./discovery.js";
-export { createHostContext } from "./host.js";
-export { isWrapped, unwrapped, wrapMethod } from "./patch.js";
-export type { WrapHandle } from "./patch.js";
-export { describeDenial } from "./interceptor.js";
-export type {
-  AdapterContext,
-  AdapterModuleExport,
-  FrameworkAdapter,
-  HeldCall,
-  HookReport,
-  InterceptOptions,
-  Interceptor,
-  ToolCall,
-} from "./types.js";
+
 export type {
   ActionResult,
   ActionStatus,
@@ -47,3 +19,32 @@ export type {
   VerifyResult,
 } from "@aa/engine";
 export type { ConditionResult } from "@aa/policy";
+export type {
+  ActionOptions,
+  CanIResult,
+  GateOptions,
+  GovernanceClient,
+  PolicySummary,
+  WhoAmI,
+} from "./client.js";
+export { DISCOVERY_FIELD, discoverAdapters } from "./discovery.js";
+export { AssemblyDeniedError, AssemblyError, AssemblyTimeoutError, ConfigurationError } from "./errors.js";
+export { createHostContext } from "./host.js";
+export type { AdapterStatus, AssemblyContext } from "./init.js";
+export { initAssembly } from "./init.js";
+export { describeDenial } from "./interceptor.js";
+export type { AssemblyOptions, EnforcementMode, FailureMode, Mode } from "./options.js";
+export { POLICY_FILE_NAMES } from "./options.js";
+export type { WrapHandle } from "./patch.js";
+export { isWrapped, unwrapped, wrapMethod } from "./patch.js";
+export { AdapterRegistry, BUILT_IN_RANKS, rankOf, THIRD_PARTY_RANK } from "./registry.js";
+export type {
+  AdapterContext,
+  AdapterModuleExport,
+  FrameworkAdapter,
+  HeldCall,
+  HookReport,
+  InterceptOptions,
+  Interceptor,
+  ToolCall,
+} from "./types.js";

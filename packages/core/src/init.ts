@@ -6,7 +6,7 @@
  * already done are undone in reverse and the error is thrown: the process is never half-patched.
  */
 import semver from "semver";
-import { type GovernanceClient, createGovernanceClient } from "./client.js";
+import { createGovernanceClient, type GovernanceClient } from "./client.js";
 import { assertFrameworkAdapter, discoverAdapters } from "./discovery.js";
 import { AssemblyError, ConfigurationError } from "./errors.js";
 import { openEmbeddedGate } from "./gate/embedded.js";
@@ -174,10 +174,17 @@ async function installAdapter(
 ): Promise<AdapterStatus> {
   const base = { name: adapter.name, priority: rankOf(adapter), entryPoints: [] as string[] };
   const available = await adapter.isAvailable(host);
-  if (!available) return { ...base, status: "unavailable", detail: "framework not installed in the host app" };
+  if (!available)
+    return { ...base, status: "unavailable", detail: "framework not installed in the host app" };
 
-  const frameworkVersion = adapter.targetPackage ? installedVersion(host.root, adapter.targetPackage) : undefined;
-  if (adapter.targetPackage && frameworkVersion && !semver.satisfies(frameworkVersion, adapter.supportedVersions)) {
+  const frameworkVersion = adapter.targetPackage
+    ? installedVersion(host.root, adapter.targetPackage)
+    : undefined;
+  if (
+    adapter.targetPackage &&
+    frameworkVersion &&
+    !semver.satisfies(frameworkVersion, adapter.supportedVersions)
+  ) {
     const detail = `${adapter.targetPackage}@${frameworkVersion} is outside the adapter's supported range ${adapter.supportedVersions}`;
     if (options.failureMode === "open") return { ...base, status: "failed", frameworkVersion, detail };
     throw new ConfigurationError(
@@ -201,7 +208,12 @@ async function installAdapter(
     if (options.failureMode === "open") {
       const entry = undo.pop();
       await safelyRun(entry);
-      return { ...base, status: "failed", detail: String(cause), ...(frameworkVersion ? { frameworkVersion } : {}) };
+      return {
+        ...base,
+        status: "failed",
+        detail: String(cause),
+        ...(frameworkVersion ? { frameworkVersion } : {}),
+      };
     }
     throw new AssemblyError(
       "ADAPTER_INSTALL_FAILED",
@@ -237,7 +249,12 @@ async function teardown(undo: Undo[]): Promise<void> {
       `Agent Assembly shutdown had ${failures.length} failure(s): ${failures
         .map((f) => `${f.step}: ${(f.error as Error)?.message ?? String(f.error)}`)
         .join("; ")}`,
-      { failures: failures.map((f) => ({ step: f.step, message: (f.error as Error)?.message ?? String(f.error) })) },
+      {
+        failures: failures.map((f) => ({
+          step: f.step,
+          message: (f.error as Error)?.message ?? String(f.error),
+        })),
+      },
     );
   }
 }
@@ -250,7 +267,10 @@ function fingerprintOf(options: ResolvedOptions): string {
     policySource: options.policySource,
     policy: options.policy,
     store: options.store,
-    adapters: options.adapters === "auto" ? "auto" : options.adapters.map((a) => (typeof a === "string" ? a : a.name)),
+    adapters:
+      options.adapters === "auto"
+        ? "auto"
+        : options.adapters.map((a) => (typeof a === "string" ? a : a.name)),
     root: options.root,
     failureMode: options.failureMode,
   });

@@ -4,7 +4,7 @@
  * running the tool exactly once lives here, never in an adapter.
  */
 import type { ActionResult, DecisionRequest } from "@aa/engine";
-import { AssemblyDeniedError, AssemblyError, AssemblyTimeoutError } from "./errors.js";
+import { AssemblyDeniedError, type AssemblyError, AssemblyTimeoutError } from "./errors.js";
 import { toAssemblyError } from "./gate/errors.js";
 import type { Gate } from "./internal-types.js";
 import type { EnforcementMode, FailureMode } from "./options.js";
@@ -116,8 +116,14 @@ export class GateInterceptor implements Interceptor {
     options: InterceptOptions | undefined,
   ): Promise<T> {
     const approvalId = result.approvalId;
-    if (!approvalId) throw deniedError({ ...result, status: "denied", denialReason: "GATE_UNAVAILABLE" }, call);
-    const held = { approvalId, auditEventId: result.auditEventId, timeoutAt: result.timeoutAt, message: result.message };
+    if (!approvalId)
+      throw deniedError({ ...result, status: "denied", denialReason: "GATE_UNAVAILABLE" }, call);
+    const held = {
+      approvalId,
+      auditEventId: result.auditEventId,
+      timeoutAt: result.timeoutAt,
+      message: result.message,
+    };
     // May throw on purpose (e.g. a LangGraph interrupt suspends the graph here).
     await options?.onHold?.(held, call);
     const gate = this.#settings.gate;
@@ -147,7 +153,11 @@ export class GateInterceptor implements Interceptor {
     );
   }
 
-  async #gateFailed<T>(request: DecisionRequest, error: AssemblyError, invoke: () => T | Promise<T>): Promise<T> {
+  async #gateFailed<T>(
+    request: DecisionRequest,
+    error: AssemblyError,
+    invoke: () => T | Promise<T>,
+  ): Promise<T> {
     if (this.#settings.failureMode === "open") {
       process.emitWarning(
         `Agent Assembly: the gate failed (${error.message}); running "${request.actionType}" because failureMode is "open"`,
@@ -194,7 +204,10 @@ export function describeDenial(result: ActionResult, toolName: string): string {
   const failed = result.conditionsEvaluated.filter((c) => !c.result);
   if (failed.length > 0) {
     text += `. Failed conditions: ${failed
-      .map((c) => `${c.field} ${c.operator} ${JSON.stringify(c.expected)} (actual: ${JSON.stringify(c.actual) ?? "missing"})`)
+      .map(
+        (c) =>
+          `${c.field} ${c.operator} ${JSON.stringify(c.expected)} (actual: ${JSON.stringify(c.actual) ?? "missing"})`,
+      )
       .join("; ")}`;
   } else if (reason === "NO_MATCHING_POLICY") {
     text += `. No policy allows the action "${toolName}"; nothing was run`;

@@ -4,8 +4,8 @@
  */
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { dirname, extname, join, resolve as resolvePath } from "node:path";
-import { PolicyValidationError, parsePolicy, validatePolicy } from "@aa/policy";
 import type { PolicyDocument } from "@aa/policy";
+import { PolicyValidationError, parsePolicy, validatePolicy } from "@aa/policy";
 import { ConfigurationError } from "./errors.js";
 import type { FrameworkAdapter } from "./types.js";
 
@@ -77,15 +77,25 @@ function oneOf<T extends string>(option: string, value: unknown, allowed: readon
 }
 
 /** Validate `options` and apply defaults. Throws `ConfigurationError` naming the first bad option. */
-export function resolveOptions(options: AssemblyOptions = {}, env: NodeJS.ProcessEnv = process.env): ResolvedOptions {
+export function resolveOptions(
+  options: AssemblyOptions = {},
+  env: NodeJS.ProcessEnv = process.env,
+): ResolvedOptions {
   if (options === null || typeof options !== "object") {
-    throw new ConfigurationError("options", "initAssembly expects an options object, e.g. initAssembly({ agent: { id: \"my-bot\" } })");
+    throw new ConfigurationError(
+      "options",
+      'initAssembly expects an options object, e.g. initAssembly({ agent: { id: "my-bot" } })',
+    );
   }
   for (const key of Object.keys(options)) {
     if (!KNOWN_OPTIONS.has(key)) {
-      throw new ConfigurationError(key, `unknown option "${key}"; known options are ${[...KNOWN_OPTIONS].join(", ")}`, {
-        allowed: [...KNOWN_OPTIONS],
-      });
+      throw new ConfigurationError(
+        key,
+        `unknown option "${key}"; known options are ${[...KNOWN_OPTIONS].join(", ")}`,
+        {
+          allowed: [...KNOWN_OPTIONS],
+        },
+      );
     }
   }
   const mode = oneOf("mode", options.mode, ["auto", "sdk-only", "proxy", "ebpf"] as const, "auto");
@@ -103,7 +113,12 @@ export function resolveOptions(options: AssemblyOptions = {}, env: NodeJS.Proces
       { allowed: ["auto", "sdk-only"] },
     );
   }
-  const enforcementMode = oneOf("enforcementMode", options.enforcementMode, ["enforce", "observe", "disabled"] as const, "enforce");
+  const enforcementMode = oneOf(
+    "enforcementMode",
+    options.enforcementMode,
+    ["enforce", "observe", "disabled"] as const,
+    "enforce",
+  );
   const failureMode = oneOf("failureMode", options.failureMode, ["closed", "open"] as const, "closed");
 
   if (options.root !== undefined && typeof options.root !== "string") {
@@ -121,7 +136,10 @@ export function resolveOptions(options: AssemblyOptions = {}, env: NodeJS.Proces
     try {
       url = new URL(String(options.gatewayUrl));
     } catch {
-      throw new ConfigurationError("gatewayUrl", `gatewayUrl ${JSON.stringify(options.gatewayUrl)} is not a URL; expected e.g. "http://127.0.0.1:7391"`);
+      throw new ConfigurationError(
+        "gatewayUrl",
+        `gatewayUrl ${JSON.stringify(options.gatewayUrl)} is not a URL; expected e.g. "http://127.0.0.1:7391"`,
+      );
     }
     if (url.protocol !== "http:" && url.protocol !== "https:") {
       throw new ConfigurationError("gatewayUrl", `gatewayUrl must be http: or https:, got ${url.protocol}`);
@@ -136,19 +154,41 @@ export function resolveOptions(options: AssemblyOptions = {}, env: NodeJS.Proces
   }
 
   if (options.store !== undefined && (typeof options.store !== "string" || options.store === "")) {
-    throw new ConfigurationError("store", 'store must be a SQLite file path or ":memory:"', { received: options.store });
+    throw new ConfigurationError("store", 'store must be a SQLite file path or ":memory:"', {
+      received: options.store,
+    });
   }
   if (typeof options.store === "string" && options.store.startsWith("postgres")) {
-    throw new ConfigurationError("store", "the embedded gate stores to SQLite; PostgreSQL is for the shared gateway (aa gateway start --database postgres://...)");
+    throw new ConfigurationError(
+      "store",
+      "the embedded gate stores to SQLite; PostgreSQL is for the shared gateway (aa gateway start --database postgres://...)",
+    );
   }
-  const store = options.store === ":memory:" ? ":memory:" : resolvePath(root, options.store ?? join(".aa", "assembly.db"));
+  const store =
+    options.store === ":memory:"
+      ? ":memory:"
+      : resolvePath(root, options.store ?? join(".aa", "assembly.db"));
 
   const adapters = resolveAdapters(options.adapters);
   const { policy, policySource } = loadPolicy(options.policy, root);
-  return { mode: "sdk-only" === mode ? "sdk-only" : "auto", enforcementMode, agent, policy, policySource, store, adapters, root, failureMode };
+  return {
+    mode: "sdk-only" === mode ? "sdk-only" : "auto",
+    enforcementMode,
+    agent,
+    policy,
+    policySource,
+    store,
+    adapters,
+    root,
+    failureMode,
+  };
 }
 
-function resolveAgent(agent: AssemblyOptions["agent"], root: string, env: NodeJS.ProcessEnv): { id: string; name?: string } {
+function resolveAgent(
+  agent: AssemblyOptions["agent"],
+  root: string,
+  env: NodeJS.ProcessEnv,
+): { id: string; name?: string } {
   if (agent === undefined) {
     const fromEnv = env.AA_AGENT_ID;
     if (fromEnv) return { id: fromEnv };
@@ -157,9 +197,13 @@ function resolveAgent(agent: AssemblyOptions["agent"], root: string, env: NodeJS
     throw new ConfigurationError("agent", 'no agent id: pass agent: { id: "my-bot" } or set AA_AGENT_ID');
   }
   if (agent === null || typeof agent !== "object" || typeof agent.id !== "string" || agent.id.trim() === "") {
-    throw new ConfigurationError("agent", 'agent must be { id: string, name?: string } with a non-empty id, e.g. { id: "release-bot" }', {
-      received: agent,
-    });
+    throw new ConfigurationError(
+      "agent",
+      'agent must be { id: string, name?: string } with a non-empty id, e.g. { id: "release-bot" }',
+      {
+        received: agent,
+      },
+    );
   }
   if (agent.name !== undefined && typeof agent.name !== "string") {
     throw new ConfigurationError("agent", "agent.name must be a string");
@@ -179,18 +223,29 @@ function readHostName(root: string): string | undefined {
 function resolveAdapters(value: AssemblyOptions["adapters"]): ResolvedOptions["adapters"] {
   if (value === undefined || value === "auto") return "auto";
   if (!Array.isArray(value)) {
-    throw new ConfigurationError("adapters", 'adapters must be "auto" or a list of adapter objects or names', { received: value });
+    throw new ConfigurationError(
+      "adapters",
+      'adapters must be "auto" or a list of adapter objects or names',
+      { received: value },
+    );
   }
   for (const [i, entry] of value.entries()) {
     if (typeof entry === "string") continue;
     if (entry === null || typeof entry !== "object" || typeof (entry as FrameworkAdapter).name !== "string") {
-      throw new ConfigurationError("adapters", `adapters[${i}] must be a FrameworkAdapter object or an adapter name`, { index: i });
+      throw new ConfigurationError(
+        "adapters",
+        `adapters[${i}] must be a FrameworkAdapter object or an adapter name`,
+        { index: i },
+      );
     }
   }
   return value;
 }
 
-function loadPolicy(value: AssemblyOptions["policy"], root: string): { policy: PolicyDocument; policySource: string } {
+function loadPolicy(
+  value: AssemblyOptions["policy"],
+  root: string,
+): { policy: PolicyDocument; policySource: string } {
   try {
     if (value !== undefined && typeof value === "object" && value !== null) {
       return { policy: validatePolicy(value, { source: "inline policy" }), policySource: "inline" };
@@ -209,13 +264,23 @@ function loadPolicy(value: AssemblyOptions["policy"], root: string): { policy: P
     try {
       text = readFileSync(file, "utf8");
     } catch (cause) {
-      throw new ConfigurationError("policy", `cannot read policy file ${file}: ${(cause as Error).message}`, { file }, { cause });
+      throw new ConfigurationError(
+        "policy",
+        `cannot read policy file ${file}: ${(cause as Error).message}`,
+        { file },
+        { cause },
+      );
     }
     const format = extname(file) === ".json" ? "json" : "yaml";
     return { policy: parsePolicy(text, { source: file, format }), policySource: file };
   } catch (error) {
     if (error instanceof PolicyValidationError) {
-      throw new ConfigurationError("policy", `invalid policy:\n${error.message}`, { issues: error.issues }, { cause: error });
+      throw new ConfigurationError(
+        "policy",
+        `invalid policy:\n${error.message}`,
+        { issues: error.issues },
+        { cause: error },
+      );
     }
     throw error;
   }

@@ -44,7 +44,7 @@ export interface WrapHandle<F extends AnyFunction = AnyFunction> {
 export function isWrapped(fn: unknown, owner?: string): boolean {
   if (typeof fn !== "function") return false;
   const state = (fn as Marked)[MARK];
-  return state !== undefined && state.active && (owner === undefined || state.owner === owner);
+  return state?.active === true && (owner === undefined || state.owner === owner);
 }
 
 /** The original behind our wrapper (or `fn` itself when it is not ours). */
@@ -75,7 +75,7 @@ export function wrapMethod<T extends object, K extends keyof T & (string | symbo
     if (handle) return handle as WrapHandle<T[K] & AnyFunction>;
   }
   const original = current as T[K] & AnyFunction;
-  const hadOwn = Object.prototype.hasOwnProperty.call(target, key);
+  const hadOwn = Object.hasOwn(target, key);
   const descriptor = Object.getOwnPropertyDescriptor(target, key);
   const inner = makeWrapper(original);
   const state: WrapperState = { owner, original, active: true };
@@ -115,7 +115,7 @@ function handleFor<F extends AnyFunction>(
       state.active = false;
       if ((target as Record<string | symbol, unknown>)[key] !== wrapper) return false;
       if (originalDescriptor) Object.defineProperty(target, key, originalDescriptor);
-      else if (Object.prototype.hasOwnProperty.call(target, key)) {
+      else if (Object.hasOwn(target, key)) {
         delete (target as Record<string | symbol, unknown>)[key];
         if ((target as Record<string | symbol, unknown>)[key] !== state.original) {
           Object.defineProperty(target, key, {

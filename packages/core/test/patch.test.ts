@@ -11,11 +11,15 @@ describe("wrapMethod", () => {
   it("wraps, keeps name and length, and restores the exact original", () => {
     const original = Service.prototype.greet;
     const calls: string[] = [];
-    const handle = wrapMethod(Service.prototype, "greet", "test", (orig) =>
-      function (this: Service, name: string, punctuation?: string) {
-        calls.push(name);
-        return orig.call(this, name.toUpperCase(), punctuation);
-      },
+    const handle = wrapMethod(
+      Service.prototype,
+      "greet",
+      "test",
+      (orig) =>
+        function (this: Service, name: string, punctuation?: string) {
+          calls.push(name);
+          return orig.call(this, name.toUpperCase(), punctuation);
+        },
     );
     expect(new Service().greet("ada")).toBe("hello ADA!");
     expect(calls).toEqual(["ada"]);
@@ -25,7 +29,7 @@ describe("wrapMethod", () => {
     expect(unwrapped(Service.prototype.greet)).toBe(original);
     expect(handle.unwrap()).toBe(true);
     expect(Service.prototype.greet).toBe(original);
-    expect(Object.prototype.hasOwnProperty.call(Service.prototype, "greet")).toBe(true);
+    expect(Object.hasOwn(Service.prototype, "greet")).toBe(true);
   });
 
   it("never double-wraps for the same owner", () => {
@@ -48,10 +52,14 @@ describe("wrapMethod", () => {
 
   it("leaves a pass-through when another library wrapped on top, and does not stack on re-install", () => {
     const original = Service.prototype.greet;
-    const ours = wrapMethod(Service.prototype, "greet", "test", (orig) =>
-      function (this: Service, name: string) {
-        return `ours(${orig.call(this, name)})`;
-      },
+    const ours = wrapMethod(
+      Service.prototype,
+      "greet",
+      "test",
+      (orig) =>
+        function (this: Service, name: string) {
+          return `ours(${orig.call(this, name)})`;
+        },
     );
     const oursWrapper = Service.prototype.greet;
     // Another library wraps after us, keeping a reference to our wrapper.
@@ -69,24 +77,32 @@ describe("wrapMethod", () => {
 
   it("restores an inherited method by removing the own property it added", () => {
     class Child extends Service {}
-    const handle = wrapMethod(Child.prototype, "greet", "test", (orig) =>
-      function (this: Service, name: string) {
-        return orig.call(this, name).toUpperCase();
-      },
+    const handle = wrapMethod(
+      Child.prototype,
+      "greet",
+      "test",
+      (orig) =>
+        function (this: Service, name: string) {
+          return orig.call(this, name).toUpperCase();
+        },
     );
     expect(new Child().greet("x")).toBe("HELLO X!");
     handle.unwrap();
-    expect(Object.prototype.hasOwnProperty.call(Child.prototype, "greet")).toBe(false);
+    expect(Object.hasOwn(Child.prototype, "greet")).toBe(false);
     expect(Child.prototype.greet).toBe(Service.prototype.greet);
   });
 
   it("install/uninstall 1000 times leaves the original and stacks nothing", () => {
     const original = Service.prototype.greet;
     for (let i = 0; i < 1000; i++) {
-      const h = wrapMethod(Service.prototype, "greet", "test", (orig) =>
-        function (this: Service, name: string) {
-          return orig.call(this, name);
-        },
+      const h = wrapMethod(
+        Service.prototype,
+        "greet",
+        "test",
+        (orig) =>
+          function (this: Service, name: string) {
+            return orig.call(this, name);
+          },
       );
       h.unwrap();
     }
@@ -101,15 +117,23 @@ describe("wrapMethod", () => {
 
   it("keeps two owners independent", () => {
     const original = Service.prototype.greet;
-    const a = wrapMethod(Service.prototype, "greet", "a", (orig) =>
-      function (this: Service, name: string) {
-        return `a(${orig.call(this, name)})`;
-      },
+    const a = wrapMethod(
+      Service.prototype,
+      "greet",
+      "a",
+      (orig) =>
+        function (this: Service, name: string) {
+          return `a(${orig.call(this, name)})`;
+        },
     );
-    const b = wrapMethod(Service.prototype, "greet", "b", (orig) =>
-      function (this: Service, name: string) {
-        return `b(${orig.call(this, name)})`;
-      },
+    const b = wrapMethod(
+      Service.prototype,
+      "greet",
+      "b",
+      (orig) =>
+        function (this: Service, name: string) {
+          return `b(${orig.call(this, name)})`;
+        },
     );
     expect(new Service().greet("x")).toBe("b(a(hello x!))");
     expect(b.unwrap()).toBe(true);

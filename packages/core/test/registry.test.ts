@@ -14,7 +14,15 @@ const adapter = (name: string, priority?: number): FrameworkAdapter => ({
 describe("AdapterRegistry", () => {
   it("orders built-ins by their fixed ranks, third-party at 50, mcp last, whatever the discovery order", () => {
     const registry = new AdapterRegistry();
-    for (const name of ["mcp", "acme", "openai-agents", "langgraph", "google-adk", "vercel-ai", "langchain"]) {
+    for (const name of [
+      "mcp",
+      "acme",
+      "openai-agents",
+      "langgraph",
+      "google-adk",
+      "vercel-ai",
+      "langchain",
+    ]) {
       registry.register(adapter(name));
     }
     expect(registry.ordered().map((a) => [a.name, rankOf(a)])).toEqual([

@@ -8,9 +8,11 @@ import { toAssemblyError } from "./errors.js";
 
 export async function openEmbeddedGate(options: { policy: PolicyDocument; store: string }): Promise<Gate> {
   const { openEngine } = await import("@aa/engine");
-  const engine = await openEngine({ policy: options.policy, store: options.store }).catch((error: unknown) => {
-    throw toAssemblyError(error, "could not open the embedded gate");
-  });
+  const engine = await openEngine({ policy: options.policy, store: options.store }).catch(
+    (error: unknown) => {
+      throw toAssemblyError(error, "could not open the embedded gate");
+    },
+  );
   const call = async <T>(fn: () => Promise<T>): Promise<T> => {
     try {
       return await fn();

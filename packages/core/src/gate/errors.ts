@@ -7,7 +7,9 @@ export function toAssemblyError(error: unknown, context?: string): AssemblyError
   const code = typeof source?.code === "string" ? source.code : "GATE_ERROR";
   const message = typeof source?.message === "string" ? source.message : String(error);
   const details =
-    source?.details && typeof source.details === "object" ? { ...(source.details as Record<string, unknown>) } : {};
+    source?.details && typeof source.details === "object"
+      ? { ...(source.details as Record<string, unknown>) }
+      : {};
   if (typeof source?.status === "number") details.status = source.status;
   return new AssemblyError(code, context ? `${context}: ${message}` : message, details, { cause: error });
 }
