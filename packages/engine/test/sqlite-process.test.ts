@@ -1,0 +1,93 @@
+import { spawn, spawnSync } from "node:child_process";
+import { once } from "node:events";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { fileURLToPath } from "node:url";
+import { compilePolicy, parsePolicy } from "@aa/policy";
+import { describe, expect, it } from "vitest";
+import { openEngine } from "../src/index.js";
+import { tempDir } from "./helpers.js";
+
+const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
+const dir = tempDir();
+
+describe("SQLite store across processes", () => {
+  it("an allowed decision is committed before decide() resolves (survives SIGKILL)", async () => {
+    const file = join(dir, "durable.db");
+    const child = spawn(process.execPath, [fixture("decide-and-wait.mjs"), file], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout.setEncoding("utf8");
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on("data", (chunk: string) => {
+        out += chunk;
+        if (out.includes("\n")) {
+          child.kill("SIGKILL");
+          resolve();
+        }
+      });
+      child.once("exit", (code) => reject(new Error(`child exited early (${code})`)));
+    });
+    await once(child, "exit");
+    const { auditEventId, status } = JSON.parse(out) as { auditEventId: string; status: string };
+    expect(status).toBe("executed");
+    const db = new DatabaseSync(file);
+    const row = db.prepare("SELECT id, status FROM audit_events WHERE id = ?").get(auditEventId);
+    db.close();
+    expect(row).toEqual({ id: auditEventId, status: "executed" });
+  });
+
+  it("suppresses exactly the node:sqlite ExperimentalWarning and lets every other warning through", () => {
+    const run = spawnSync(process.execPath, [fixture("emit-warnings.mjs"), join(dir, "warn.db")], {
+      encoding: "utf8",
+    });
+    expect(run.status).toBe(0);
+    expect(run.stderr).not.toMatch(/SQLite is an experimental feature/);
+    expect(run.stderr).toMatch(/ExperimentalWarning: something else is experimental/);
+    expect(run.stderr).toMatch(/Warning: a plain warning/);
+  });
+
+  it("a decision made by another process releases an agent waiting in this one", async () => {
+    const file = join(dir, "approvals.db");
+    const policy = compilePolicy(
+      parsePolicy(
+        "version: 1\ndefault: deny\npolicies:\n  - { name: merges, action: pr.merge, effect: require_approval }\n",
+      ),
+    );
+    const engine = await openEngine({ policy, store: file });
+    const held = await engine.decide({ agent: { id: "bot" }, actionType: "pr.merge" });
+    const waiting = engine.awaitApproval(held.approvalId!, { timeoutMs: 20_000 });
+    const cli = spawnSync(process.execPath, [fixture("approve.mjs"), file, held.approvalId!, "approve"], {
+      encoding: "utf8",
+    });
+    expect(cli.status, cli.stderr).toBe(0);
+    expect(await waiting).toMatchObject({ state: "approved", decidedBy: "operator" });
+    expect((await engine.releaseApproval(held.approvalId!, "bot")).status).toBe("executed");
+    expect(await engine.verify()).toMatchObject({ chainValid: true, checked: 3 });
+    await engine.close();
+  });
+
+  it("refuses a file whose schema is newer than this code knows, naming both versions", async () => {
+    const file = join(dir, "future.db");
+    const db = new DatabaseSync(file);
+    db.exec(
+      "CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (99);",
+    );
+    db.close();
+    const policy = compilePolicy(parsePolicy("version: 1\ndefault: deny\npolicies: []\n"));
+    await expect(openEngine({ policy, store: file })).rejects.toMatchObject({
+      code: "STORE_SCHEMA_TOO_NEW",
+      message: expect.stringMatching(/version 99.*up to 1/),
+    });
+  });
+
+  it("keeps keys beside the database with mode 0600", async () => {
+    const file = join(dir, "keys", "a.db");
+    const policy = compilePolicy(parsePolicy("version: 1\ndefault: deny\npolicies: []\n"));
+    const engine = await openEngine({ policy, store: file });
+    await engine.close();
+    const { statSync } = await import("node:fs");
+    expect(statSync(join(dir, "keys", "keys.json")).mode & 0o777).toBe(0o600);
+  });
+});
