@@ -1,0 +1,155 @@
+import { readFile } from "node:fs/promises";
+import { resolve } from "node:path";
+import type { AuditEvent } from "@aa/engine";
+import type { Command } from "commander";
+import { CliError, color, ExitCode, type Printer } from "../output.js";
+import { addStoreOption, withEngine } from "../store.js";
+
+function row(event: AuditEvent): Record<string, unknown> {
+  return {
+    seq: event.seq,
+    time: event.time,
+    agent: event.agent,
+    kind: event.kind,
+    action: event.action_type,
+    status: event.status ?? "",
+    reason: event.denial_reason ?? event.reason ?? "",
+    policy: event.policy_name ?? "",
+    outcome: event.outcome?.status ?? "",
+  };
+}
+
+function statusColored(rows: Record<string, unknown>[]): Record<string, unknown>[] {
+  return rows.map((r) => ({
+    ...r,
+    status:
+      r.status === "executed"
+        ? color.green(String(r.status))
+        : r.status === "denied"
+          ? color.red(String(r.status))
+          : color.yellow(String(r.status)),
+  }));
+}
+
+function positiveInt(name: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 1)
+    throw new CliError(`--${name} must be a positive integer`, ExitCode.USAGE);
+  return n;
+}
+
+export function registerAudit(program: Command, printer: () => Printer): void {
+  const audit = program.command("audit").description("read, export and verify the audit trail");
+
+  addStoreOption(
+    audit
+      .command("list")
+      .description("list audit records, oldest first")
+      .option("--limit <n>", "records per page", "50")
+      .option("--cursor <cursor>", "continue after this cursor")
+      .option("--action <type>", "only this action type"),
+  ).action(async (opts: { store: string; limit: string; cursor?: string; action?: string }) => {
+    const p = printer();
+    const limit = positiveInt("limit", opts.limit);
+    const page = await withEngine(opts.store, (engine) =>
+      engine.audit({
+        limit,
+        ...(opts.cursor ? { cursor: opts.cursor } : {}),
+        ...(opts.action ? { actionType: opts.action } : {}),
+      }),
+    );
+    p.data(page, () => {
+      p.table(statusColored(page.items.map(row)));
+      if (page.nextCursor) p.out(color.dim(`more: aa audit list --cursor ${page.nextCursor}`));
+    });
+  });
+
+  addStoreOption(
+    audit
+      .command("tail")
+      .description("show the newest audit records")
+      .option("-n, --lines <n>", "how many", "10"),
+  ).action(async (opts: { store: string; lines: string }) => {
+    const p = printer();
+    const n = positiveInt("lines", opts.lines);
+    const last = await withEngine(opts.store, async (engine) => {
+      const kept: AuditEvent[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await engine.audit({ limit: 1000, ...(cursor ? { cursor } : {}) });
+        kept.push(...page.items);
+        if (kept.length > n) kept.splice(0, kept.length - n);
+        cursor = page.nextCursor;
+      } while (cursor);
+      return kept;
+    });
+    p.data(last, () => p.table(statusColored(last.map(row))));
+  });
+
+  addStoreOption(
+    audit
+      .command("export")
+      .description("export the chain, outcomes, checkpoints and public keys as JSONL")
+      .option("-o, --out <file>", "write to this file instead of stdout"),
+  ).action(async (opts: { store: string; out?: string }) => {
+    const p = printer();
+    const target = opts.out ? resolve(opts.out) : process.stdout;
+    const counts = await withEngine(opts.store, (engine) => engine.exportAudit(target));
+    if (opts.out) {
+      p.data({ file: target, ...counts }, () =>
+        p.err(
+          `exported ${counts.records} records, ${counts.outcomes} outcomes, ${counts.checkpoints} checkpoints to ${String(target)}`,
+        ),
+      );
+    }
+  });
+
+  addStoreOption(
+    audit
+      .command("keys")
+      .description("print the public keys (JWKS) that sign checkpoints and receipts, for auditors"),
+  ).action(async (opts: { store: string }) => {
+    const jwks = await withEngine(opts.store, async (engine) => engine.jwks());
+    process.stdout.write(`${JSON.stringify(jwks, null, 2)}\n`);
+  });
+
+  addStoreOption(
+    audit
+      .command("verify")
+      .description("verify the hash chain and signed checkpoints of a store, or offline of an export file")
+      .argument("[export]", "a JSONL export (from aa audit export) to verify offline instead of the store")
+      .option(
+        "--jwks <file>",
+        "public keys obtained out of band, to verify the export's checkpoints against",
+      ),
+  ).action(async (exportFile: string | undefined, opts: { store: string; jwks?: string }) => {
+    const p = printer();
+    let result: {
+      chainValid: boolean;
+      checked: number;
+      firstBrokenAtRowId: string | null;
+      problem?: string;
+      keySource?: "provided" | "embedded";
+    };
+    let source: string;
+    if (exportFile) {
+      const { verifyExport } = await import("@aa/engine");
+      const jwks = opts.jwks ? JSON.parse(await readFile(resolve(opts.jwks), "utf8")) : undefined;
+      source = resolve(exportFile);
+      result = await verifyExport(source, jwks ? { jwks } : {});
+    } else {
+      source = resolve(opts.store);
+      result = await withEngine(opts.store, (engine) => engine.verify());
+    }
+    p.data({ source, ...result }, () => {
+      if (result.chainValid)
+        p.out(`${color.green("✔ chain valid")}  ${result.checked} records verified (${source})`);
+      else {
+        p.out(`${color.red("✘ chain BROKEN")}  after ${result.checked} records (${source})`);
+        if (result.firstBrokenAtRowId) p.out(`  first broken record: ${result.firstBrokenAtRowId}`);
+        if (result.problem) p.out(`  problem: ${result.problem}`);
+      }
+    });
+    if (!result.chainValid) process.exitCode = ExitCode.VERIFY_FAILED;
+  });
+}

@@ -1,0 +1,188 @@
+import { execFile } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { promisify } from "node:util";
+import { openEngine } from "@aa/engine";
+import { parsePolicy } from "@aa/policy";
+import { describe, expect, it } from "vitest";
+import { STARTER_POLICY } from "../src/commands/init.js";
+
+const bin = new URL("../dist/bin.js", import.meta.url).pathname;
+const run = promisify(execFile);
+
+/** Run the real `aa` binary; never throws, returns exit code and output. */
+async function aa(cwd: string, ...args: string[]) {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [bin, ...args], {
+      cwd,
+      env: { ...process.env, NO_COLOR: "1" },
+    });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+const tempDir = () => mkdtempSync(join(tmpdir(), "aa-cli-"));
+
+/** A store with some history, written by the real engine as an agent would. */
+async function seededStore(dir: string) {
+  const store = join(dir, ".aa", "assembly.db");
+  const engine = await openEngine({ store, policy: parsePolicy(STARTER_POLICY) });
+  const agent = { id: "release-bot" };
+  await engine.decide({ agent, actionType: "read_diff", toolName: "read_diff", args: { pr: 1 } });
+  await engine.decide({ agent, actionType: "open_pr", toolName: "open_pr", args: { lines_changed: 120 } });
+  await engine.decide({ agent, actionType: "open_pr", toolName: "open_pr", args: { lines_changed: 40 } });
+  return { store, engine, agent };
+}
+
+describe("aa init and aa policy", () => {
+  it("writes a starter policy that validates, and refuses to overwrite it", async () => {
+    const dir = tempDir();
+    expect((await aa(dir, "init")).code).toBe(0);
+    expect(readFileSync(join(dir, "aa.policy.yaml"), "utf8")).toBe(STARTER_POLICY);
+    const again = await aa(dir, "init");
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/already exists; use --force/);
+    const check = await aa(dir, "--json", "policy", "check");
+    expect(check.code).toBe(0);
+    expect(JSON.parse(check.stdout)).toMatchObject({ valid: true, policies: 3 });
+  });
+
+  it("reports policy problems with line numbers and exit code 2", async () => {
+    const dir = tempDir();
+    writeFileSync(
+      join(dir, "aa.policy.yaml"),
+      "version: 1\npolicies:\n  - name: x\n    action: a\n    efect: allow\n",
+    );
+    const check = await aa(dir, "policy", "check");
+    expect(check.code).toBe(2);
+    expect(check.stderr).toMatch(/aa\.policy\.yaml:5/);
+    expect(check.stderr).toMatch(/efect/);
+  });
+
+  it("dry-runs a decision and shows each condition, exit 5 when denied", async () => {
+    const dir = tempDir();
+    await aa(dir, "init");
+    const denied = await aa(dir, "policy", "test", "open_pr", "--args", '{"lines_changed":120}');
+    expect(denied.code).toBe(5);
+    expect(denied.stdout).toMatch(
+      /deny\s+denied by policy "small-prs": args\.lines_changed lt 50 failed \(actual 120\)/,
+    );
+    expect(denied.stdout).toMatch(/small-prs\s+args\.lines_changed\s+lt\s+50\s+120\s+FAIL/);
+    const allowed = await aa(dir, "--json", "policy", "test", "open_pr", "--args", '{"lines_changed":12}');
+    expect(allowed.code).toBe(0);
+    expect(JSON.parse(allowed.stdout)).toMatchObject({ effect: "allow", policyName: "small-prs" });
+    expect((await aa(dir, "policy", "test", "open_pr", "--args", "{oops")).code).toBe(2);
+  });
+});
+
+describe("aa audit", () => {
+  it("lists, tails, verifies, exports and verifies the export offline", async () => {
+    const dir = tempDir();
+    const { engine } = await seededStore(dir);
+    await engine.close();
+    const list = await aa(dir, "--json", "audit", "list");
+    expect(list.code).toBe(0);
+    const page = JSON.parse(list.stdout) as { items: { action_type: string; status: string }[] };
+    expect(page.items.map((e) => [e.action_type, e.status])).toEqual([
+      ["read_diff", "executed"],
+      ["open_pr", "denied"],
+      ["open_pr", "executed"],
+    ]);
+    const table = await aa(dir, "audit", "tail", "-n", "2");
+    expect(table.stdout.split("\n").filter(Boolean)).toHaveLength(3);
+    expect(table.stdout).toMatch(/CONDITIONS_DENIED/);
+
+    const verify = await aa(dir, "audit", "verify");
+    expect(verify.code).toBe(0);
+    expect(verify.stdout).toMatch(/chain valid\s+3 records verified/);
+
+    const exportFile = join(dir, "audit.jsonl");
+    expect((await aa(dir, "audit", "export", "-o", exportFile)).code).toBe(0);
+    const offline = await aa(tempDir(), "--json", "audit", "verify", exportFile);
+    expect(offline.code).toBe(0);
+    expect(JSON.parse(offline.stdout)).toMatchObject({ chainValid: true, checked: 3, keySource: "embedded" });
+
+    // An auditor anchors trust in keys obtained from the operator, not in the export itself.
+    const keys = await aa(dir, "audit", "keys");
+    const jwksFile = join(dir, "jwks.json");
+    writeFileSync(jwksFile, keys.stdout);
+    expect(JSON.parse(keys.stdout).keys[0]).toMatchObject({ kty: "OKP", crv: "Ed25519", alg: "EdDSA" });
+    expect(JSON.parse(keys.stdout).keys[0].d).toBeUndefined();
+    const anchored = await aa(tempDir(), "--json", "audit", "verify", exportFile, "--jwks", jwksFile);
+    expect(JSON.parse(anchored.stdout)).toMatchObject({ chainValid: true, keySource: "provided" });
+  });
+
+  it("exits 3 and names the broken record when the store was tampered with", async () => {
+    const dir = tempDir();
+    const { store, engine } = await seededStore(dir);
+    await engine.close();
+    const raw = new DatabaseSync(store);
+    raw.exec(
+      "UPDATE audit_events SET record = replace(record, '\"lines_changed\":120', '\"lines_changed\":12') WHERE seq = 2",
+    );
+    expect((raw.prepare("SELECT changes() AS n").get() as { n: number }).n).toBe(1);
+    raw.close();
+    const verify = await aa(dir, "audit", "verify");
+    expect(verify.code).toBe(3);
+    expect(verify.stdout).toMatch(/chain BROKEN/);
+    expect(verify.stdout).toMatch(/first broken record: \S+/);
+  });
+
+  it("exits 4 when there is no store, and never creates one", async () => {
+    const dir = tempDir();
+    const result = await aa(dir, "audit", "list");
+    expect(result.code).toBe(4);
+    expect(result.stderr).toMatch(/no Agent Assembly store at .*assembly\.db/);
+    expect(existsSync(join(dir, ".aa"))).toBe(false);
+  });
+});
+
+describe("aa approvals", () => {
+  it("lets an operator in another process approve a call an agent is waiting on", async () => {
+    const dir = tempDir();
+    const { engine, agent } = await seededStore(dir);
+    const held = await engine.decide({
+      agent,
+      actionType: "merge_pr",
+      toolName: "merge_pr",
+      args: { pr: 9 },
+    });
+    expect(held.status).toBe("requested");
+    const waiting = engine.awaitApproval(held.approvalId!, { timeoutMs: 30_000 });
+
+    const list = await aa(dir, "--json", "approvals", "list", "--state", "pending");
+    const pending = JSON.parse(list.stdout) as { id: string; actionType: string }[];
+    expect(pending.map((a) => [a.id, a.actionType])).toEqual([[held.approvalId, "merge_pr"]]);
+    const table = await aa(dir, "approvals", "list");
+    expect(table.stdout).toMatch(/merge_pr\s+pending/);
+
+    const approved = await aa(dir, "approvals", "approve", held.approvalId!, "--reviewer", "operator:alice");
+    expect(approved.code).toBe(0);
+    expect(approved.stdout).toMatch(/approved/);
+    await expect(waiting).resolves.toMatchObject({ state: "approved", decidedBy: "operator:alice" });
+    const released = await engine.releaseApproval(held.approvalId!, agent.id);
+    expect(released.status).toBe("executed");
+    await engine.close();
+    expect((await aa(dir, "audit", "verify")).code).toBe(0);
+  });
+
+  it("refuses the requesting agent as reviewer, and denies with a reason", async () => {
+    const dir = tempDir();
+    const { engine, agent } = await seededStore(dir);
+    const held = await engine.decide({ agent, actionType: "merge_pr", toolName: "merge_pr", args: {} });
+    const self = await aa(dir, "approvals", "approve", held.approvalId!, "--reviewer", agent.id);
+    expect(self.code).not.toBe(0);
+    expect(self.stderr).toMatch(/approve/i);
+    const denied = await aa(dir, "approvals", "deny", held.approvalId!, "--reason", "freeze week");
+    expect(denied.code).toBe(0);
+    const show = await aa(dir, "--json", "approvals", "show", held.approvalId!);
+    expect(JSON.parse(show.stdout)).toMatchObject({ state: "denied", reason: "freeze week" });
+    expect((await aa(dir, "approvals", "show", "nope")).code).toBe(4);
+    await engine.close();
+  });
+});
