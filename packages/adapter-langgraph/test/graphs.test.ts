@@ -182,8 +182,8 @@ describe("LangGraph under Agent Assembly", () => {
     const agent = createReactAgent({ llm: model, tools: [deploy], checkpointer: new MemorySaver() });
 
     const paused = await agent.invoke({ messages: [{ role: "user", content: "ship" }] }, thread("t-deny"));
-    const request = (paused as { __interrupt__: { value: { approvalId: string } }[] }).__interrupt__[0]!
-      .value;
+    const request = (paused as unknown as { __interrupt__: { value: { approvalId: string } }[] })
+      .__interrupt__[0]!.value;
     await context.deny(request.approvalId, "operator", "freeze week");
     await agent.invoke(new Command({ resume: { approved: false } }), thread("t-deny"));
 
