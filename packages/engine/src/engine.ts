@@ -2,10 +2,11 @@
  * The decision service: evaluate a call against the compiled policy, redact it, hold it for
  * approval when the policy says so, and append it to the org's hash chain before answering.
  */
-import { createHmac, randomBytes, randomUUID } from "node:crypto";
+import { createHmac, randomBytes } from "node:crypto";
 import type { CompiledPolicy, ConditionResult, PolicyDecision, PolicyDocument } from "@aa/policy";
 import { compilePolicy } from "@aa/policy";
 import canonicalize from "canonicalize";
+import { canonicalJson } from "./chain/canonical-json.js";
 import { encodeRecord, type RecordFields, type RecordKind, sha256Hex } from "./chain/record.js";
 import { ChainWriter } from "./chain/writer.js";
 import { checkpointPayload } from "./checkpoint.js";
@@ -13,6 +14,7 @@ import { Keyring } from "./crypto/keyring.js";
 import { HmacKeySet } from "./crypto/secret.js";
 import { EngineError, storeFailure } from "./errors.js";
 import { exportAuditTo } from "./export.js";
+import { uuidv7 } from "./ids.js";
 import { hashOutcomeMessage, signReceipt } from "./receipts/receipt.js";
 import { type CallRedactor, identityRedactor, redactText } from "./redact.js";
 import { buildRedactor } from "./redactor.js";
@@ -329,9 +331,9 @@ export class DecisionEngine implements Engine {
 
     const now = Date.now();
     const time = new Date(now).toISOString();
-    const argsJson = canonicalize(redacted.args ?? null) ?? "null";
+    const argsJson = canonicalJson(redacted.args ?? null);
     const argsHash = "sha256:" + sha256Hex(argsJson);
-    const id = randomUUID();
+    const id = uuidv7();
     const delegation = request.delegationChain ?? [request.agent.id];
     let approvalId: string | null = null;
     let timeoutAt: string | undefined;
@@ -462,7 +464,7 @@ export class DecisionEngine implements Engine {
     extra: Partial<RecordFields>,
   ): RecordFields {
     return {
-      id: randomUUID(),
+      id: uuidv7(),
       kind,
       time: new Date().toISOString(),
       org: this.#org,
@@ -577,7 +579,7 @@ export class DecisionEngine implements Engine {
     extra: Partial<RecordFields>,
   ): RecordFields {
     return {
-      id: randomUUID(),
+      id: uuidv7(),
       kind,
       time: new Date().toISOString(),
       org: this.#org,

@@ -72,3 +72,15 @@ describe("record encoding", () => {
     expect(readLink(sealRecord(encodeRecord(spoof), prev, 7).text)).toEqual({ prevHash: prev, seq: 7 });
   });
 });
+
+describe("canonicalJson", () => {
+  it("matches the reference canonicalize package on arbitrary JSON", async () => {
+    const { canonicalJson } = await import("../src/chain/canonical-json.js");
+    fc.assert(
+      fc.property(fc.jsonValue(), (value) => {
+        expect(canonicalJson(value)).toBe(canonicalize(value));
+      }),
+      { numRuns: 1000 },
+    );
+  });
+});

@@ -12,7 +12,7 @@
  * last `"prev_hash":"` in a record's text is always the top-level link (see `readLink`).
  */
 import { hash as oneShotHash } from "node:crypto";
-import canonicalize from "canonicalize";
+import { canonicalJson } from "./canonical-json.js";
 
 /** What a record is about. */
 export type RecordKind =
@@ -107,7 +107,7 @@ export function sha256Hex(text: string): string {
 }
 
 const str = (value: string | null): string => (value === null ? "null" : JSON.stringify(value));
-const json = (value: unknown): string => (value === undefined ? "null" : (canonicalize(value) ?? "null"));
+const json = (value: unknown): string => canonicalJson(value);
 
 /** Encodes everything but `prev_hash` and `seq`; cheap enough to run on the decide path. */
 export function encodeRecord(r: RecordFields): EncodedRecord {

@@ -52,39 +52,54 @@ export class ChainVerifier {
     if (this.broken) return false;
     for (let i = 0; i < rows.length; i++) {
       const row = rows[i]!;
-      const problem = this.#check(row);
-      if (problem) {
-        this.broken = { rowId: row.id, seq: row.seq, problem };
-        return false;
-      }
-      this.checked++;
-      if (this.#watched.size > 0 && this.#watched.has(row.seq)) this.#watched.set(row.seq, row.hash);
-      this.lastHash = row.hash;
-      this.lastSeq = row.seq;
-      this.expectedPrev = row.hash;
-      this.expectedSeq = row.seq + 1;
+      if (!this.#accept(row.id, row.seq, row.hash, row.text)) return false;
     }
     return true;
   }
 
-  #check(row: VerifiableRow): string | undefined {
-    if (sha256Hex(row.text) !== row.hash) {
-      return `record seq ${row.seq} (id ${row.id}) does not match its stored hash: its content was edited`;
+  /** Same as `feed` for rows read as arrays `[id, seq, hash, text]` (no per-row objects). */
+  feedArrays(rows: readonly (readonly unknown[])[]): boolean {
+    if (this.broken) return false;
+    for (let i = 0; i < rows.length; i++) {
+      const row = rows[i]!;
+      if (!this.#accept(row[0] as string, row[1] as number, row[2] as string, row[3] as string)) return false;
     }
-    const link = readLink(row.text);
-    if (!link) return `record seq ${row.seq} (id ${row.id}) is not a well-formed audit record`;
-    if (link.seq !== row.seq) {
-      return `record id ${row.id} is stored at position ${row.seq} but was written at position ${link.seq}: records were reordered, inserted or deleted`;
+    return true;
+  }
+
+  #accept(id: string, seq: number, hash: string, text: string): boolean {
+    const problem = this.#check(id, seq, hash, text);
+    if (problem) {
+      this.broken = { rowId: id, seq, problem };
+      return false;
+    }
+    this.checked++;
+    if (this.#watched.size > 0 && this.#watched.has(seq)) this.#watched.set(seq, hash);
+    this.lastHash = hash;
+    this.lastSeq = seq;
+    this.expectedPrev = hash;
+    this.expectedSeq = seq + 1;
+    return true;
+  }
+
+  #check(id: string, seq: number, hash: string, text: string): string | undefined {
+    if (sha256Hex(text) !== hash) {
+      return `record seq ${seq} (id ${id}) does not match its stored hash: its content was edited`;
+    }
+    const link = readLink(text);
+    if (!link) return `record seq ${seq} (id ${id}) is not a well-formed audit record`;
+    if (link.seq !== seq) {
+      return `record id ${id} is stored at position ${seq} but was written at position ${link.seq}: records were reordered, inserted or deleted`;
     }
     if (this.firstPrev === undefined) {
       this.firstPrev = link.prevHash;
       this.firstSeq = link.seq;
     }
-    if (this.expectedSeq !== undefined && row.seq !== this.expectedSeq) {
-      return `record seq ${row.seq} (id ${row.id}) follows seq ${this.expectedSeq - 1}: ${row.seq - this.expectedSeq} record(s) are missing`;
+    if (this.expectedSeq !== undefined && seq !== this.expectedSeq) {
+      return `record seq ${seq} (id ${id}) follows seq ${this.expectedSeq - 1}: ${seq - this.expectedSeq} record(s) are missing`;
     }
     if (this.expectedPrev !== undefined && link.prevHash !== this.expectedPrev) {
-      return `record seq ${row.seq} (id ${row.id}) does not link to the record before it: a record was deleted, inserted or replaced before it`;
+      return `record seq ${seq} (id ${id}) does not link to the record before it: a record was deleted, inserted or replaced before it`;
     }
     return undefined;
   }

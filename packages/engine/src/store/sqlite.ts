@@ -96,10 +96,15 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
 ];
 
 const BUSY_TIMEOUT_MS = 5000;
-const PARALLEL_VERIFY_MIN_ROWS = 200_000;
+const PARALLEL_VERIFY_MIN_ROWS = 50_000;
 const VERIFY_CHUNK = 20_000;
 
+/** Rows for verification, read as arrays `[id, seq, hash, text]` to avoid per-row objects. */
+export const VERIFY_ROWS_SQL =
+  "SELECT id, seq, hash, record FROM audit_events WHERE org = ? AND seq > ? ORDER BY seq LIMIT ?";
+
 interface Statements {
+  verifyRows: StatementSync;
   head: StatementSync;
   insertEvent: StatementSync;
   readEvents: StatementSync;
@@ -369,7 +374,7 @@ export class SqliteStore implements AuditStore {
   }
 
   #scanRange(org: string, from: number, to: number, anchored: boolean): ChainScan {
-    return scanSqliteRange(this.#s.readEvents, org, from, to, anchored);
+    return scanSqliteRange(this.#s.verifyRows, org, from, to, anchored);
   }
 
   close(): void {
@@ -388,7 +393,10 @@ export interface RangeScan {
   broken?: { rowId: string; problem: string };
 }
 
-/** Scans records `from..to` (inclusive). `anchored`: the range starts at the genesis. */
+/**
+ * Scans records `from..to` (inclusive) with `read` = {@link VERIFY_ROWS_SQL} in array mode.
+ * `anchored`: the range starts at the genesis.
+ */
 export function scanSqliteRange(
   read: StatementSync,
   org: string,
@@ -399,10 +407,10 @@ export function scanSqliteRange(
   const verifier = new ChainVerifier(anchored ? { prevHash: GENESIS_HASH, seq: 1 } : { seq: from });
   let after = from - 1;
   while (after < to) {
-    const rows = read.all(org, after, Math.min(VERIFY_CHUNK, to - after)) as unknown as StoredEvent[];
+    const rows = read.all(org, after, Math.min(VERIFY_CHUNK, to - after)) as unknown as unknown[][];
     if (rows.length === 0) break;
-    if (!verifier.feed(rows)) break;
-    after = rows[rows.length - 1]!.seq;
+    if (!verifier.feedArrays(rows)) break;
+    after = rows[rows.length - 1]![1] as number;
   }
   return {
     checked: verifier.checked,
@@ -505,7 +513,10 @@ const OUTCOME_COLUMNS =
 
 function prepareAll(db: DatabaseSync): Statements {
   const p = (sql: string) => db.prepare(sql);
+  const verifyRows = p(VERIFY_ROWS_SQL);
+  verifyRows.setReturnArrays(true);
   return {
+    verifyRows,
     head: p("SELECT seq, hash FROM audit_events WHERE org = ? ORDER BY seq DESC LIMIT 1"),
     insertEvent: p(
       "INSERT INTO audit_events (org, seq, id, hash, time, agent, action_type, kind, status, approval_id, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -1,0 +1,173 @@
+// @aa/engine benchmark: durable audit appends, decide() latency, verify speed, PostgreSQL batching.
+// All figures come from this one run; ratios compare against a bare SQLite insert measured here too.
+import { randomUUID } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { compilePolicy, parsePolicy } from "@aa/policy";
+import { measure, measureAsync, table, us } from "../../../scripts/bench-util.mjs";
+import { openEngine } from "../dist/index.js";
+
+const quick = process.env.AA_BENCH_QUICK === "1";
+const VERIFY_ROWS = quick ? 100_000 : 1_000_000;
+const dir = mkdtempSync(join(tmpdir(), "aa-engine-bench-"));
+const policy = compilePolicy(
+  parsePolicy(`version: 1
+default: deny
+policies:
+  - name: small-prs
+    action: pr.open
+    effect: allow
+    when: [ { field: metadata.pr_size, op: lt, value: 50 } ]
+redact: [ { path: "$.card", mode: mask } ]
+`),
+);
+const request = {
+  agent: { id: "bench" },
+  actionType: "pr.open",
+  toolName: "open_pr",
+  framework: "langchain",
+  args: { title: "Fix typo", branch: "fix/typo" },
+  metadata: { pr_size: 12 },
+};
+const rows = [];
+
+// 1. Bare SQLite insert, one row per transaction (WAL, synchronous=NORMAL).
+const { DatabaseSync } = await import("node:sqlite");
+const bare = new DatabaseSync(join(dir, "bare.db"));
+bare.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
+bare.exec(
+  "CREATE TABLE t (org TEXT, seq INTEGER, id TEXT, hash TEXT, record TEXT); CREATE UNIQUE INDEX t_seq ON t (org, seq)",
+);
+const insert = bare.prepare("INSERT INTO t VALUES (?, ?, ?, ?, ?)");
+const text = JSON.stringify({
+  ...request,
+  id: randomUUID(),
+  prev_hash: "0".repeat(64),
+  time: new Date().toISOString(),
+});
+let seq = 0;
+const bareStats = measure(
+  () => {
+    bare.exec("BEGIN");
+    insert.run("o", ++seq, randomUUID(), "h".repeat(64), text);
+    bare.exec("COMMIT");
+  },
+  { iterations: quick ? 5_000 : 20_000, warmup: 2_000 },
+);
+const t0Bare = process.hrtime.bigint();
+const BATCHES = quick ? 100 : 400;
+for (let b = 0; b < BATCHES; b++) {
+  bare.exec("BEGIN");
+  for (let i = 0; i < 256; i++) insert.run("o", ++seq, randomUUID(), "h".repeat(64), text);
+  bare.exec("COMMIT");
+}
+const bareBatchedRate = (BATCHES * 256) / (Number(process.hrtime.bigint() - t0Bare) / 1e9);
+bare.close();
+rows.push({
+  measure: "bare SQLite insert, 1 row/txn",
+  p50: us(bareStats.p50),
+  p99: us(bareStats.p99),
+  "events/s": Math.round(1e9 / bareStats.p50),
+});
+rows.push({ measure: "bare SQLite insert, 256 rows/txn (ceiling)", "events/s": Math.round(bareBatchedRate) });
+
+// 2. decide() on SQLite: a lone caller, each allowed decision committed before it resolves.
+const engine = await openEngine({ policy, store: join(dir, "engine.db") });
+const decideStats = await measureAsync(() => engine.decide(request), {
+  iterations: quick ? 5_000 : 20_000,
+  warmup: 2_000,
+});
+rows.push({
+  measure: "decide() allowed + durable commit (lone caller)",
+  p50: us(decideStats.p50),
+  p99: us(decideStats.p99),
+  "events/s": Math.round(1e9 / decideStats.p50),
+  "vs bare insert": `${(decideStats.p50 / bareStats.p50).toFixed(2)}x`,
+});
+
+// 3. Group commit: many concurrent decide() calls share one transaction per flush.
+async function concurrentRate(eng, concurrency, total) {
+  const t0 = process.hrtime.bigint();
+  for (let done = 0; done < total; done += concurrency) {
+    const batch = [];
+    for (let i = 0; i < concurrency; i++) batch.push(eng.decide(request));
+    await Promise.all(batch);
+  }
+  return total / (Number(process.hrtime.bigint() - t0) / 1e9);
+}
+await concurrentRate(engine, 256, 20_000);
+const groupRate = await concurrentRate(engine, 256, quick ? 50_000 : 200_000);
+rows.push({
+  measure: "decide() durable, group commit (256 concurrent)",
+  "events/s": Math.round(groupRate),
+  "vs bare insert": `${(groupRate / (1e9 / bareStats.p50)).toFixed(1)}x (${(groupRate / bareBatchedRate).toFixed(2)}x of batched ceiling)`,
+});
+
+// decide on the memory store, for the decision path alone.
+const mem = await openEngine({ policy, store: ":memory:" });
+const memStats = await measureAsync(() => mem.decide(request), { iterations: 20_000, warmup: 5_000 });
+rows.push({
+  measure: "decide() memory store (no I/O)",
+  p50: us(memStats.p50),
+  p99: us(memStats.p99),
+  "events/s": Math.round(1e9 / memStats.p50),
+});
+await mem.close();
+await engine.close();
+
+// 4. Verify over a large chain.
+const big = await openEngine({ policy, store: join(dir, "big.db"), checkpointInterval: 100_000 });
+for (let n = 0; n < VERIFY_ROWS; n += 1000) {
+  const batch = [];
+  for (let i = 0; i < 1000; i++) batch.push(big.decide(request));
+  await Promise.all(batch);
+}
+const v0 = process.hrtime.bigint();
+const verified = await big.verify();
+const verifyRate = verified.checked / (Number(process.hrtime.bigint() - v0) / 1e9);
+if (!verified.chainValid || verified.checked !== VERIFY_ROWS)
+  throw new Error(`verify failed: ${JSON.stringify(verified)}`);
+rows.push({
+  measure: `verify() over ${VERIFY_ROWS.toLocaleString("en")} records`,
+  "events/s": Math.round(verifyRate),
+});
+await big.close();
+
+// 5. PostgreSQL: 4 writers (separate engines, as separate gateway replicas) on one chain.
+const pgUrl = process.env.AA_BENCH_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+const schema = `aa_bench_${process.pid}`;
+try {
+  const writers = await Promise.all(
+    [0, 1, 2, 3].map(() => openEngine({ policy, store: `${pgUrl}?schema=${schema}`, orgId: "bench" })),
+  );
+  await Promise.all(writers.map((w) => concurrentRate(w, 256, 2_048)));
+  const total = quick ? 20_000 : 100_000;
+  const t0 = process.hrtime.bigint();
+  await Promise.all(writers.map((w) => concurrentRate(w, 512, total / 4)));
+  const pgRate = total / (Number(process.hrtime.bigint() - t0) / 1e9);
+  const pgVerified = await writers[0].verify();
+  if (!pgVerified.chainValid)
+    throw new Error(`PostgreSQL chain did not verify: ${JSON.stringify(pgVerified)}`);
+  rows.push({
+    measure: `PostgreSQL, 4 writers on one chain (verified ${pgVerified.checked})`,
+    "events/s": Math.round(pgRate),
+  });
+  await Promise.all(writers.map((w) => w.close()));
+} catch (error) {
+  rows.push({ measure: "PostgreSQL, 4 writers", "events/s": `unavailable: ${error.message}` });
+} finally {
+  try {
+    const pg = (await import("pg")).default;
+    const client = new pg.Client({ connectionString: pgUrl });
+    await client.connect();
+    await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await client.end();
+  } catch {}
+}
+
+table(rows);
+console.log(
+  `targets: decide+commit p50 <= 25 µs (${us(decideStats.p50)}); group commit >= 100k/s (${Math.round(groupRate)}); verify >= 500k rows/s (${Math.round(verifyRate)}); PostgreSQL >= 30k/s`,
+);
+rmSync(dir, { recursive: true, force: true });
