@@ -5,6 +5,7 @@
 import type {
   ActionResult,
   Approval,
+  AuditEvent,
   AuditPage,
   AuditQuery,
   DecisionRequest,
@@ -69,7 +70,7 @@ export interface GovernanceClient {
   whoami(): Promise<WhoAmI>;
   /** The policies in force. */
   policies(options?: { scope?: string }): Promise<PolicySummary[]>;
-  audit(query?: AuditQuery): Promise<AuditPage<unknown>>;
+  audit(query?: AuditQuery): Promise<AuditPage<AuditEvent>>;
   verify(): Promise<VerifyResult>;
   /** Report what really happened after an executed action. */
   report(auditEventId: string, outcome: Outcome): Promise<void>;

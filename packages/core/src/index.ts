@@ -11,6 +11,7 @@ export type {
   ActionStatus,
   Approval,
   ApprovalState,
+  AuditEvent,
   AuditPage,
   AuditQuery,
   DenialReasonCode,

@@ -5,6 +5,7 @@
 import type {
   ActionResult,
   Approval,
+  AuditEvent,
   AuditPage,
   AuditQuery,
   DecisionRequest,
@@ -23,7 +24,7 @@ export interface Gate {
   approve(approvalId: string, reviewer: string, reason?: string): Promise<Approval>;
   deny(approvalId: string, reviewer: string, reason?: string): Promise<Approval>;
   report(auditEventId: string, outcome: Outcome, agentId: string): Promise<void>;
-  audit(query?: AuditQuery): Promise<AuditPage<unknown>>;
+  audit(query?: AuditQuery): Promise<AuditPage<AuditEvent>>;
   verify(): Promise<VerifyResult>;
   close(): Promise<void>;
 }
