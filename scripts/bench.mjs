@@ -3,7 +3,7 @@
 // its own process, one after the other, so one benchmark's heap or hooks never skew the next.
 // Each benchmark prints its own table; figures are ratios measured within one run.
 import { spawnSync } from "node:child_process";
-import { readdirSync, existsSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -14,7 +14,8 @@ for (const group of ["packages", "examples"]) {
     const dir = join(root, group, pkg, "bench");
     if (!existsSync(dir)) continue;
     for (const f of readdirSync(dir).sort()) {
-      if (f.endsWith(".bench.mjs") && (!only || f.includes(only) || pkg.includes(only))) files.push(join(dir, f));
+      if (f.endsWith(".bench.mjs") && (!only || f.includes(only) || pkg.includes(only)))
+        files.push(join(dir, f));
     }
   }
 }
@@ -22,7 +23,10 @@ console.log(`node ${process.version} on ${process.platform}/${process.arch}; ${f
 let failed = 0;
 for (const file of files) {
   console.log(`=== ${file.slice(root.length)}`);
-  const r = spawnSync(process.execPath, ["--expose-gc", file], { stdio: "inherit", cwd: join(file, "..", "..") });
+  const r = spawnSync(process.execPath, ["--expose-gc", file], {
+    stdio: "inherit",
+    cwd: join(file, "..", ".."),
+  });
   if (r.status !== 0) failed++;
   console.log();
 }

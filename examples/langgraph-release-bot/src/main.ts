@@ -63,7 +63,11 @@ function startOperator(): { stop(): void } {
       await new Promise((r) => setTimeout(r, 300));
     }
   })();
-  return { stop: () => void (stopped = true) };
+  return {
+    stop() {
+      stopped = true;
+    },
+  };
 }
 
 rmSync(join(root, ".aa"), { recursive: true, force: true }); // a fresh trail for each demo run
