@@ -158,6 +158,7 @@ export class DecisionEngine implements Engine {
   readonly #interval: number;
   readonly #defaultMode: EnforcementMode;
   #checkpointedSize = 0;
+  readonly #pendingCheckpoints = new Set<Promise<void>>();
   #closed = false;
   readonly #inflight = new Map<string, { fingerprint: string; result: Promise<ActionResult> }>();
   readonly #approvalWaiters = new Map<string, Set<() => void>>();
@@ -936,9 +937,14 @@ export class DecisionEngine implements Engine {
 
   #maybeCheckpoint(seq: number, hash: string): void {
     if (Math.floor(seq / this.#interval) > Math.floor(this.#checkpointedSize / this.#interval)) {
-      void this.#writeCheckpoint(seq, hash).catch(() => {
-        // A missed periodic checkpoint is re-attempted at the next interval and on close().
-      });
+      const pending = this.#writeCheckpoint(seq, hash).then(
+        () => undefined,
+        () => {
+          // A missed periodic checkpoint is re-attempted at the next interval and on close().
+        },
+      );
+      this.#pendingCheckpoints.add(pending);
+      void pending.finally(() => this.#pendingCheckpoints.delete(pending));
     }
   }
 
@@ -961,6 +967,7 @@ export class DecisionEngine implements Engine {
   async close(): Promise<void> {
     if (this.#closed) return;
     await this.#writer.drain();
+    await Promise.all(this.#pendingCheckpoints);
     try {
       await this.checkpoint();
     } finally {

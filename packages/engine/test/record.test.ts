@@ -31,7 +31,19 @@ const fields: fc.Arbitrary<RecordFields> = fc.record({
   denialReason: nullableString,
   policyName: nullableString,
   policyHash: fc.string(),
-  conditions: fc.array(json),
+  conditions: fc.array(
+    fc.oneof(
+      json,
+      fc.record({
+        policy: fc.string(),
+        field: fc.string(),
+        operator: fc.constantFrom("eq", "lt", "in"),
+        expected: json,
+        actual: json,
+        result: fc.boolean(),
+      }),
+    ),
+  ),
   approvalId: nullableString,
   traceId: nullableString,
   toolCallId: nullableString,

@@ -109,6 +109,44 @@ export function sha256Hex(text: string): string {
 const str = (value: string | null): string => (value === null ? "null" : JSON.stringify(value));
 const json = (value: unknown): string => canonicalJson(value);
 
+/**
+ * Canonical JSON of condition results. They have a fixed engine shape, so keys are emitted in
+ * canonical order directly; anything else falls back to the generic encoder.
+ */
+function conditionsJson(conditions: unknown[]): string {
+  if (conditions.length === 0) return "[]";
+  let out = "[";
+  for (let i = 0; i < conditions.length; i++) {
+    const c = conditions[i] as Record<string, unknown>;
+    const keys = c !== null && typeof c === "object" ? Object.keys(c) : [];
+    const shaped =
+      keys.length === 6 &&
+      typeof c.field === "string" &&
+      typeof c.operator === "string" &&
+      typeof c.policy === "string" &&
+      typeof c.result === "boolean" &&
+      "actual" in c &&
+      "expected" in c;
+    const item = shaped
+      ? '{"actual":' +
+        (c.actual === undefined ? null : canonicalJson(c.actual)) +
+        ',"expected":' +
+        (c.expected === undefined ? null : canonicalJson(c.expected)) +
+        ',"field":' +
+        JSON.stringify(c.field) +
+        ',"operator":' +
+        JSON.stringify(c.operator) +
+        ',"policy":' +
+        JSON.stringify(c.policy) +
+        ',"result":' +
+        (c.result ? "true" : "false") +
+        "}"
+      : canonicalJson(c);
+    out += (i === 0 ? "" : ",") + item;
+  }
+  return out + "]";
+}
+
 /** Encodes everything but `prev_hash` and `seq`; cheap enough to run on the decide path. */
 export function encodeRecord(r: RecordFields): EncodedRecord {
   const pre =
@@ -123,7 +161,7 @@ export function encodeRecord(r: RecordFields): EncodedRecord {
     ',"args_hash":' +
     JSON.stringify(r.argsHash) +
     ',"conditions":' +
-    json(r.conditions) +
+    conditionsJson(r.conditions) +
     ',"data_accessed":' +
     json(r.dataAccessed) +
     ',"delegation":' +
