@@ -14,7 +14,7 @@ import { Keyring } from "./crypto/keyring.js";
 import { HmacKeySet } from "./crypto/secret.js";
 import { EngineError, storeFailure } from "./errors.js";
 import { exportAuditTo } from "./export.js";
-import { uuidv7 } from "./ids.js";
+import { nowWithIso, uuidv7 } from "./ids.js";
 import { hashOutcomeMessage, signReceipt } from "./receipts/receipt.js";
 import { type CallRedactor, identityRedactor, redactText } from "./redact.js";
 import { buildRedactor } from "./redactor.js";
@@ -330,8 +330,7 @@ export class DecisionEngine implements Engine {
       );
     }
 
-    const now = Date.now();
-    const time = new Date(now).toISOString();
+    const { ms: now, iso: time } = nowWithIso();
     const argsJson = canonicalJson(redacted.args ?? null);
     const argsHash = "sha256:" + sha256Hex(argsJson);
     const id = uuidv7();

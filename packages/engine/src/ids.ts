@@ -16,3 +16,16 @@ export function uuidv7(): string {
   }
   return prefix + randomUUID().slice(15);
 }
+
+let isoMs = -1;
+let isoText = "";
+
+/** `Date.now()` and its ISO 8601 text, formatted at most once per millisecond. */
+export function nowWithIso(): { ms: number; iso: string } {
+  const ms = Date.now();
+  if (ms !== isoMs) {
+    isoMs = ms;
+    isoText = new Date(ms).toISOString();
+  }
+  return { ms, iso: isoText };
+}

@@ -33,9 +33,13 @@ describe("SQLite store across processes", () => {
     const { auditEventId, status } = JSON.parse(out) as { auditEventId: string; status: string };
     expect(status).toBe("executed");
     const db = new DatabaseSync(file);
-    const row = db.prepare("SELECT id, status FROM audit_events WHERE id = ?").get(auditEventId);
+    const row = db.prepare("SELECT id, record FROM audit_events WHERE id = ?").get(auditEventId) as {
+      id: string;
+      record: string;
+    };
     db.close();
-    expect(row).toEqual({ id: auditEventId, status: "executed" });
+    expect(row.id).toBe(auditEventId);
+    expect(JSON.parse(row.record)).toMatchObject({ id: auditEventId, status: "executed" });
   });
 
   it("suppresses exactly the node:sqlite ExperimentalWarning and lets every other warning through", () => {

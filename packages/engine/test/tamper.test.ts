@@ -92,17 +92,8 @@ describe("verify detects tampering in a SQLite file", () => {
       db.exec("UPDATE audit_events SET seq = seq - 999 WHERE seq > 1000");
       const text = String(row.record).replace('"i":4', '"i":44');
       db.prepare(
-        "INSERT INTO audit_events (org, seq, id, hash, time, agent, action_type, kind, status, approval_id, record) VALUES (?, 6, 'forged', ?, ?, ?, ?, ?, ?, NULL, ?)",
-      ).run(
-        row.org!,
-        sha256HexForTests(text),
-        row.time!,
-        row.agent!,
-        row.action_type!,
-        row.kind!,
-        row.status!,
-        text,
-      );
+        "INSERT INTO audit_events (org, seq, id, hash, agent, action_type, record) VALUES (?, 6, 'forged', ?, ?, ?, ?)",
+      ).run(row.org!, sha256HexForTests(text), row.agent!, row.action_type!, text);
     });
     const result = await verifyFile(file);
     expect(result).toMatchObject({ chainValid: false, checked: 5, firstBrokenAtRowId: "forged" });

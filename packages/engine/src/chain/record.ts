@@ -106,6 +106,14 @@ export function sha256Hex(text: string): string {
   return oneShotHash("sha256", text, "hex");
 }
 
+/**
+ * Quotes engine-generated strings (ids, ISO times, hex hashes, enum words) without escaping: they
+ * never contain characters JSON must escape. Anything else falls back to JSON.stringify.
+ */
+const SAFE = /^[A-Za-z0-9:.\-_]*$/;
+const quoteSafe = (value: string): string =>
+  value.length <= 80 && SAFE.test(value) ? `"${value}"` : JSON.stringify(value);
+
 const str = (value: string | null): string => (value === null ? "null" : JSON.stringify(value));
 const json = (value: unknown): string => canonicalJson(value);
 
@@ -159,7 +167,7 @@ export function encodeRecord(r: RecordFields): EncodedRecord {
     ',"args":' +
     (r.argsJson ?? json(r.args)) +
     ',"args_hash":' +
-    JSON.stringify(r.argsHash) +
+    quoteSafe(r.argsHash) +
     ',"conditions":' +
     conditionsJson(r.conditions) +
     ',"data_accessed":' +
@@ -173,17 +181,17 @@ export function encodeRecord(r: RecordFields): EncodedRecord {
     ',"framework":' +
     str(r.framework) +
     ',"id":' +
-    JSON.stringify(r.id) +
+    quoteSafe(r.id) +
     ',"kind":' +
-    JSON.stringify(r.kind) +
+    quoteSafe(r.kind) +
     ',"metadata":' +
     json(r.metadata) +
     ',"mode":' +
-    JSON.stringify(r.mode) +
+    quoteSafe(r.mode) +
     ',"org":' +
     JSON.stringify(r.org) +
     ',"policy_hash":' +
-    JSON.stringify(r.policyHash) +
+    quoteSafe(r.policyHash) +
     ',"policy_name":' +
     str(r.policyName) +
     ',"prev_hash":"';
@@ -194,7 +202,7 @@ export function encodeRecord(r: RecordFields): EncodedRecord {
     ',"status":' +
     str(r.status) +
     ',"time":' +
-    JSON.stringify(r.time) +
+    quoteSafe(r.time) +
     ',"tool":' +
     str(r.tool) +
     ',"tool_call_id":' +

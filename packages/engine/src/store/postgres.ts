@@ -28,9 +28,8 @@ import type {
 export const POSTGRES_MIGRATIONS: readonly string[] = [
   `CREATE TABLE chain_heads (org TEXT PRIMARY KEY, seq BIGINT NOT NULL, hash TEXT NOT NULL);
    CREATE TABLE audit_events (
-     org TEXT NOT NULL, seq BIGINT NOT NULL, id TEXT NOT NULL UNIQUE, hash TEXT NOT NULL, time TEXT NOT NULL,
-     agent TEXT NOT NULL, action_type TEXT NOT NULL, kind TEXT NOT NULL, status TEXT, approval_id TEXT,
-     record TEXT NOT NULL, PRIMARY KEY (org, seq));
+     org TEXT NOT NULL, seq BIGINT NOT NULL, id TEXT NOT NULL UNIQUE, hash TEXT NOT NULL,
+     agent TEXT NOT NULL, action_type TEXT NOT NULL, record TEXT NOT NULL, PRIMARY KEY (org, seq));
    CREATE TABLE approvals (
      org TEXT NOT NULL, id TEXT NOT NULL PRIMARY KEY, agent_id TEXT NOT NULL, action_type TEXT NOT NULL,
      state TEXT NOT NULL, created_at TEXT NOT NULL, expires_at TEXT NOT NULL, audit_event_id TEXT NOT NULL,
@@ -67,6 +66,8 @@ export class PostgresStore implements AuditStore {
   readonly kind = "postgres" as const;
   readonly immediate = false;
   readonly #pool: Pool;
+  /** Orgs whose chain_heads row is known to exist (created on first append). */
+  readonly #knownOrgs = new Set<string>();
 
   private constructor(pool: Pool) {
     this.#pool = pool;
@@ -160,32 +161,27 @@ export class PostgresStore implements AuditStore {
     let client: PoolClient | undefined;
     try {
       client = await this.#pool.connect();
-      await client.query("BEGIN");
-      await client.query(
-        "INSERT INTO chain_heads (org, seq, hash) VALUES ($1, 0, $2) ON CONFLICT (org) DO NOTHING",
-        [org, GENESIS_HASH],
-      );
-      const head = await client.query<{ seq: string; hash: string }>(
-        "SELECT seq, hash FROM chain_heads WHERE org = $1 FOR UPDATE",
-        [org],
-      );
-      let seq = Number(head.rows[0]!.seq);
-      let prev = head.rows[0]!.hash;
+      if (!this.#knownOrgs.has(org)) {
+        await client.query(
+          "INSERT INTO chain_heads (org, seq, hash) VALUES ($1, 0, $2) ON CONFLICT (org) DO NOTHING",
+          [org, GENESIS_HASH],
+        );
+        this.#knownOrgs.add(org);
+      }
+      // BEGIN and the head lock in one round trip (simple protocol, org escaped as a literal).
+      const opened = (await client.query(
+        `BEGIN; SELECT seq, hash FROM chain_heads WHERE org = ${client.escapeLiteral(org)} FOR UPDATE`,
+      )) as unknown as { rows: { seq: string; hash: string }[] }[];
+      const head = opened[1]!.rows[0]!;
+      let seq = Number(head.seq);
+      let prev = head.hash;
       const out: AppendOutcome[] = new Array(items.length);
-      const cols = {
-        seq: [] as number[],
-        id: [] as string[],
-        hash: [] as string[],
-        time: [] as string[],
-        agent: [] as string[],
-      };
-      const more = {
-        actionType: [] as string[],
-        kind: [] as string[],
-        status: [] as (string | null)[],
-        approvalId: [] as (string | null)[],
-        text: [] as string[],
-      };
+      const seqs: number[] = [];
+      const ids: string[] = [];
+      const hashes: string[] = [];
+      const agents: string[] = [];
+      const actionTypes: string[] = [];
+      const texts: string[] = [];
       const withEffects: PendingAppend[] = [];
       for (let i = 0; i < items.length; i++) {
         const item = items[i]!;
@@ -199,39 +195,25 @@ export class PostgresStore implements AuditStore {
         }
         seq++;
         const { text, hash } = sealRecord(item.encoded, prev, seq);
-        const f = item.fields;
-        cols.seq.push(seq);
-        cols.id.push(f.id);
-        cols.hash.push(hash);
-        cols.time.push(f.time);
-        cols.agent.push(f.agent);
-        more.actionType.push(f.actionType);
-        more.kind.push(f.kind);
-        more.status.push(f.status);
-        more.approvalId.push(f.approvalId);
-        more.text.push(text);
+        seqs.push(seq);
+        ids.push(item.fields.id);
+        hashes.push(hash);
+        agents.push(item.fields.agent);
+        actionTypes.push(item.fields.actionType);
+        texts.push(text);
         prev = hash;
         out[i] = { ok: true, seq, hash };
       }
-      if (cols.seq.length > 0) {
+      if (seqs.length > 0) {
+        // One statement appends the batch and moves the head.
         await client.query(
-          `INSERT INTO audit_events (org, seq, id, hash, time, agent, action_type, kind, status, approval_id, record)
-           SELECT $1, * FROM unnest($2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])`,
-          [
-            org,
-            cols.seq,
-            cols.id,
-            cols.hash,
-            cols.time,
-            cols.agent,
-            more.actionType,
-            more.kind,
-            more.status,
-            more.approvalId,
-            more.text,
-          ],
+          `WITH appended AS (
+             INSERT INTO audit_events (org, seq, id, hash, agent, action_type, record)
+             SELECT $1, * FROM unnest($2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
+             RETURNING 1)
+           UPDATE chain_heads SET seq = $8, hash = $9 WHERE org = $1 AND (SELECT count(*) FROM appended) = $10`,
+          [org, seqs, ids, hashes, agents, actionTypes, texts, seq, prev, seqs.length],
         );
-        await client.query("UPDATE chain_heads SET seq = $2, hash = $3 WHERE org = $1", [org, seq, prev]);
       }
       for (const item of withEffects) await this.#apply(client, org, item);
       await client.query("COMMIT");

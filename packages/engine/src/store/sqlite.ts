@@ -39,12 +39,8 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
      seq INTEGER NOT NULL,
      id TEXT NOT NULL,
      hash TEXT NOT NULL,
-     time TEXT NOT NULL,
      agent TEXT NOT NULL,
      action_type TEXT NOT NULL,
-     kind TEXT NOT NULL,
-     status TEXT,
-     approval_id TEXT,
      record TEXT NOT NULL
    );
    CREATE UNIQUE INDEX audit_events_org_seq ON audit_events (org, seq);
@@ -200,19 +196,7 @@ export class SqliteStore implements AuditStore {
         seq++;
         const { text, hash } = sealRecord(item.encoded, prev, seq);
         const f = item.fields;
-        s.insertEvent.run(
-          org,
-          seq,
-          f.id,
-          hash,
-          f.time,
-          f.agent,
-          f.actionType,
-          f.kind,
-          f.status,
-          f.approvalId,
-          text,
-        );
+        s.insertEvent.run(org, seq, f.id, hash, f.agent, f.actionType, text);
         if (item.effects) this.#apply(org, item);
         prev = hash;
         out[i] = { ok: true, seq, hash };
@@ -519,7 +503,7 @@ function prepareAll(db: DatabaseSync): Statements {
     verifyRows,
     head: p("SELECT seq, hash FROM audit_events WHERE org = ? ORDER BY seq DESC LIMIT 1"),
     insertEvent: p(
-      "INSERT INTO audit_events (org, seq, id, hash, time, agent, action_type, kind, status, approval_id, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      "INSERT INTO audit_events (org, seq, id, hash, agent, action_type, record) VALUES (?, ?, ?, ?, ?, ?, ?)",
     ),
     readEvents: p(`SELECT ${EVENT_COLUMNS} FROM audit_events WHERE org = ? AND seq > ? ORDER BY seq LIMIT ?`),
     readEventsByType: p(
