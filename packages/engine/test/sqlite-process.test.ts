@@ -94,4 +94,36 @@ describe("SQLite store across processes", () => {
     const { statSync } = await import("node:fs");
     expect(statSync(join(dir, "keys", "keys.json")).mode & 0o777).toBe(0o600);
   });
+
+  it("an embedded (SQLite) engine never loads pg; a postgres:// store reports the unreachable database", () => {
+    const run = spawnSync(process.execPath, [fixture("no-pg.mjs"), join(dir, "nopg.db")], {
+      encoding: "utf8",
+    });
+    expect(run.stderr).not.toMatch(/pg was loaded/);
+    expect(run.stdout.trim()).toBe("STORE_UNAVAILABLE");
+  });
+
+  it("exports to a file that verifies offline against the published JWKS", async () => {
+    const policy = compilePolicy(
+      parsePolicy("version: 1\ndefault: deny\npolicies:\n  - { name: r, action: 'read.*', effect: allow }\n"),
+    );
+    const engine = await openEngine({ policy, store: join(dir, "export.db"), checkpointInterval: 2 });
+    for (let i = 0; i < 5; i++)
+      await engine.decide({ agent: { id: "a" }, actionType: "read.x", args: { i } });
+    const jwks = engine.jwks();
+    const out = join(dir, "audit.jsonl");
+    expect(await engine.exportAudit(out)).toMatchObject({ records: 5 });
+    await engine.close();
+    const { verifyExport } = await import("../src/index.js");
+    expect(await verifyExport(out, { jwks })).toMatchObject({
+      chainValid: true,
+      checked: 5,
+      keySource: "provided",
+    });
+    const stranger = { keys: [{ ...jwks.keys[0]!, x: Buffer.alloc(32, 1).toString("base64url") }] };
+    expect(await verifyExport(out, { jwks: stranger })).toMatchObject({
+      chainValid: false,
+      problem: expect.stringMatching(/signature/),
+    });
+  });
 });

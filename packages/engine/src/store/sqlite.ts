@@ -92,7 +92,8 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
 ];
 
 const BUSY_TIMEOUT_MS = 5000;
-const PARALLEL_VERIFY_MIN_ROWS = 50_000;
+/** Chains at least this long are verified across worker threads (tunable for tests). */
+export const verifyTuning = { parallelMinRows: 50_000 };
 const VERIFY_CHUNK = 20_000;
 
 /** Rows for verification, read as arrays `[id, seq, hash, text]` to avoid per-row objects. */
@@ -347,7 +348,8 @@ export class SqliteStore implements AuditStore {
   async verifyChainFast(org: string): Promise<ChainScan> {
     const head = this.head(org);
     const workers = Math.min(availableParallelism(), 4);
-    if (head.seq < PARALLEL_VERIFY_MIN_ROWS || workers < 2) return this.#scanRange(org, 1, head.seq, true);
+    if (head.seq < verifyTuning.parallelMinRows || workers < 2)
+      return this.#scanRange(org, 1, head.seq, true);
     const per = Math.ceil(head.seq / workers);
     const ranges: [number, number][] = [];
     for (let from = 1; from <= head.seq; from += per) ranges.push([from, Math.min(head.seq, from + per - 1)]);
