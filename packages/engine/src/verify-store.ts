@@ -10,6 +10,9 @@ import type { VerifyResult } from "./types.js";
 const CHUNK = 10_000;
 
 export async function verifyStoreChain(store: AuditStore, org: string, jwks: Jwks): Promise<VerifyResult> {
+  // Checkpoints first: any checkpoint read now attests a size the scan below will reach, even if
+  // other writers keep appending (reading them afterwards could see one past the scanned head).
+  const checkpoints = await store.listCheckpoints(org);
   const fast = store as AuditStore & { verifyChainFast?: (org: string) => Promise<ChainScan> };
   const scan = fast.verifyChainFast ? await fast.verifyChainFast(org) : await scanChain(store, org);
   if (scan.broken) {
@@ -20,7 +23,6 @@ export async function verifyStoreChain(store: AuditStore, org: string, jwks: Jwk
       problem: scan.broken.problem,
     };
   }
-  const checkpoints = await store.listCheckpoints(org);
   const problem = await checkCheckpoints(
     checkpoints,
     jwks,
