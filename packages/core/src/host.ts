@@ -20,6 +20,11 @@ export function createHostContext(root: string): AdapterContext {
     root: absoluteRoot,
     require: hostRequire,
     resolve(specifier) {
+      // Only what the host really has installed: resolution alone would also follow NODE_PATH
+      // (set, for one, by pnpm's node shim), which can point at packages the app does not have.
+      const packageName = packageNameOf(specifier);
+      if (packageName !== undefined && findPackageDir(absoluteRoot, packageName) === undefined)
+        return undefined;
       try {
         return hostRequire.resolve(specifier);
       } catch {
@@ -34,6 +39,14 @@ export function createHostContext(root: string): AdapterContext {
       return (await import(resolveEsm(specifier, anchorUrl))) as T;
     },
   };
+}
+
+/** `@scope/name` or `name` of a bare specifier; undefined for builtins and paths. */
+export function packageNameOf(specifier: string): string | undefined {
+  if (specifier.startsWith("node:") || specifier.startsWith(".") || specifier.startsWith("/"))
+    return undefined;
+  const parts = specifier.split("/");
+  return specifier.startsWith("@") ? parts.slice(0, 2).join("/") : parts[0];
 }
 
 /**

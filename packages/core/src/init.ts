@@ -27,7 +27,7 @@ export interface AdapterStatus {
   entryPoints: string[];
   /** Version of the framework found in the host app, when the adapter declares its `targetPackage`. */
   frameworkVersion?: string;
-  /** Why it is unavailable or failed. */
+  /** Why it is unavailable or failed, or the adapter's own note when installed. */
   detail?: string;
 }
 
@@ -203,6 +203,7 @@ async function installAdapter(
       status: "installed",
       entryPoints: [...(report?.entryPoints ?? [])],
       ...(frameworkVersion ? { frameworkVersion } : {}),
+      ...(typeof report?.detail === "string" ? { detail: report.detail } : {}),
     };
   } catch (cause) {
     if (options.failureMode === "open") {

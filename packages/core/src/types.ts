@@ -73,6 +73,8 @@ export interface AdapterContext {
 export interface HookReport {
   /** Entry points wrapped, e.g. `"@langchain/core/tools#StructuredTool.prototype.call (esm)"`. */
   entryPoints: string[];
+  /** Optional note for people, e.g. why an adapter wraps nothing itself. */
+  detail?: string;
 }
 
 /**

@@ -1,4 +1,5 @@
-import { existsSync, mkdtempSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -326,5 +327,30 @@ describe("governance client", () => {
     const result = await context.execute("db.drop");
     expect(result.status).toBe("executed");
     expect(result.shadow).toMatchObject({ status: "denied", denialReason: "NO_MATCHING_POLICY" });
+  });
+});
+
+describe("host resolution", () => {
+  it("only resolves packages the host app has installed, whatever NODE_PATH says", async () => {
+    const { createHostContext } = await import("../src/host.js");
+    const host = createHostContext(fixtureRoot);
+    expect(host.resolve("fake-framework")).toMatch(/host-app\/node_modules\/fake-framework\/index\.js$/);
+    expect(host.resolve("node:fs")).toBe("node:fs");
+    // A child whose NODE_PATH points at a folder holding a package the host app does not have.
+    const elsewhere = mkdtempSync(join(tmpdir(), "aa-node-path-"));
+    mkdirSync(join(elsewhere, "stray-lib"));
+    writeFileSync(join(elsewhere, "stray-lib", "package.json"), '{"name":"stray-lib","main":"index.js"}');
+    writeFileSync(join(elsewhere, "stray-lib", "index.js"), "module.exports = 1;");
+    const script = `
+      const { createHostContext } = await import(${JSON.stringify(new URL("../dist/host.js", import.meta.url).href)});
+      const host = createHostContext(${JSON.stringify(fixtureRoot)});
+      console.log(JSON.stringify({ plain: host.require.resolve("stray-lib"), ours: host.resolve("stray-lib") ?? null }));`;
+    const out = execFileSync(process.execPath, ["--input-type=module", "-e", script], {
+      env: { ...process.env, NODE_PATH: elsewhere },
+      encoding: "utf8",
+    });
+    const { plain, ours } = JSON.parse(out) as { plain: string; ours: string | null };
+    expect(plain).toContain("stray-lib");
+    expect(ours).toBeNull();
   });
 });
