@@ -1,12 +1,12 @@
 // @aa/engine benchmark: durable audit appends, decide() latency, verify speed, PostgreSQL batching.
 // All figures come from this one run; ratios compare against a bare SQLite insert measured here too.
-import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { compilePolicy, parsePolicy } from "@aa/policy";
 import { measure, measureAsync, table, us } from "../../../scripts/bench-util.mjs";
-import { openEngine } from "../dist/index.js";
+import { uuidv7 } from "../dist/ids.js";
+import { openEngine, SQLITE_MIGRATIONS } from "../dist/index.js";
 
 const quick = process.env.AA_BENCH_QUICK === "1";
 const VERIFY_ROWS = quick ? 100_000 : 1_000_000;
@@ -32,58 +32,77 @@ const request = {
 };
 const rows = [];
 
-// 1. Bare SQLite insert, one row per transaction (WAL, synchronous=NORMAL).
+// 1. Bare SQLite insert, one row per transaction (WAL, synchronous=NORMAL), into the same table
+// shape (our schema, id index included) with a real ~900-byte record text, so the ratios show our
+// overhead rather than a difference in row size.
 const { DatabaseSync } = await import("node:sqlite");
 const bare = new DatabaseSync(join(dir, "bare.db"));
 bare.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
-bare.exec(
-  "CREATE TABLE t (org TEXT, seq INTEGER, id TEXT, hash TEXT, record TEXT); CREATE UNIQUE INDEX t_seq ON t (org, seq)",
+bare.exec(SQLITE_MIGRATIONS[0]);
+const insert = bare.prepare(
+  "INSERT INTO audit_events (org, seq, id, hash, agent, action_type, record) VALUES (?, ?, ?, ?, ?, ?, ?)",
 );
-const insert = bare.prepare("INSERT INTO t VALUES (?, ?, ?, ?, ?)");
-const text = JSON.stringify({
-  ...request,
-  id: randomUUID(),
-  prev_hash: "0".repeat(64),
-  time: new Date().toISOString(),
-});
+const sample = await openEngine({ policy, store: ":memory:" });
+await sample.decide(request);
+const sampleEvent = (await sample.audit()).items[0];
+await sample.close();
+const { hash: _hash, ...sampleRecord } = sampleEvent;
+const text = JSON.stringify(sampleRecord);
 let seq = 0;
-const bareStats = measure(
-  () => {
-    bare.exec("BEGIN");
-    insert.run("o", ++seq, randomUUID(), "h".repeat(64), text);
-    bare.exec("COMMIT");
-  },
-  { iterations: quick ? 5_000 : 20_000, warmup: 2_000 },
-);
 const t0Bare = process.hrtime.bigint();
 const BATCHES = quick ? 100 : 400;
 for (let b = 0; b < BATCHES; b++) {
   bare.exec("BEGIN");
-  for (let i = 0; i < 256; i++) insert.run("o", ++seq, randomUUID(), "h".repeat(64), text);
+  for (let i = 0; i < 256; i++) insert.run("o", ++seq, uuidv7(), sampleEvent.hash, "bench", "pr.open", text);
   bare.exec("COMMIT");
 }
 const bareBatchedRate = (BATCHES * 256) / (Number(process.hrtime.bigint() - t0Bare) / 1e9);
 bare.close();
-rows.push({
-  measure: "bare SQLite insert, 1 row/txn",
-  p50: us(bareStats.p50),
-  p99: us(bareStats.p99),
-  "events/s": Math.round(1e9 / bareStats.p50),
-});
 rows.push({ measure: "bare SQLite insert, 256 rows/txn (ceiling)", "events/s": Math.round(bareBatchedRate) });
 
 // 2. decide() on SQLite: a lone caller, each allowed decision committed before it resolves.
+// Interleaved with the bare insert in rounds (the machine is shared), medians of the round p50s.
 const engine = await openEngine({ policy, store: join(dir, "engine.db") });
-const decideStats = await measureAsync(() => engine.decide(request), {
-  iterations: quick ? 5_000 : 20_000,
-  warmup: 2_000,
+const bare1 = new DatabaseSync(join(dir, "bare.db"));
+bare1.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"); // synchronous is per connection
+const insert1 = bare1.prepare(
+  "INSERT INTO audit_events (org, seq, id, hash, agent, action_type, record) VALUES (?, ?, ?, ?, ?, ?, ?)",
+);
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const barePerRound = [];
+const decidePerRound = [];
+const bareP99 = [];
+const decideP99 = [];
+for (let round = 0; round < (quick ? 3 : 7); round++) {
+  const b = measure(
+    () => {
+      bare1.exec("BEGIN");
+      insert1.run("o", ++seq, uuidv7(), sampleEvent.hash, "bench", "pr.open", text);
+      bare1.exec("COMMIT");
+    },
+    { iterations: 3_000, warmup: 500 },
+  );
+  const d = await measureAsync(() => engine.decide(request), { iterations: 3_000, warmup: 500 });
+  barePerRound.push(b.p50);
+  bareP99.push(b.p99);
+  decidePerRound.push(d.p50);
+  decideP99.push(d.p99);
+}
+bare1.close();
+const bareStats = { p50: median(barePerRound), p99: median(bareP99) };
+const decideStats = { p50: median(decidePerRound), p99: median(decideP99) };
+rows.unshift({
+  measure: `bare SQLite insert, 1 row/txn (${text.length} B record, same table)`,
+  p50: us(bareStats.p50),
+  p99: us(bareStats.p99),
+  "events/s": Math.round(1e9 / bareStats.p50),
 });
 rows.push({
   measure: "decide() allowed + durable commit (lone caller)",
   p50: us(decideStats.p50),
   p99: us(decideStats.p99),
   "events/s": Math.round(1e9 / decideStats.p50),
-  "vs bare insert": `${(decideStats.p50 / bareStats.p50).toFixed(2)}x`,
+  "vs bare insert": `${(decideStats.p50 / bareStats.p50).toFixed(2)}x (+${us(decideStats.p50 - bareStats.p50)})`,
 });
 
 // 3. Group commit: many concurrent decide() calls share one transaction per flush.
