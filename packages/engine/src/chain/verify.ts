@@ -57,18 +57,21 @@ export class ChainVerifier {
     return true;
   }
 
-  /** Same as `feed` for rows read as arrays `[id, seq, hash, text]` (no per-row objects). */
+  /**
+   * Same as `feed` for rows read as arrays `[seq, hash, text]` (no per-row objects, no id strings);
+   * on a break, `broken.rowId` is empty and the caller resolves it from `broken.seq`.
+   */
   feedArrays(rows: readonly (readonly unknown[])[]): boolean {
     if (this.broken) return false;
     for (let i = 0; i < rows.length; i++) {
       const row = rows[i]!;
-      if (!this.#accept(row[0] as string, row[1] as number, row[2] as string, row[3] as string)) return false;
+      if (!this.#accept("", row[0] as number, row[1] as string, row[2] as string)) return false;
     }
     return true;
   }
 
   #accept(id: string, seq: number, hash: string, text: string): boolean {
-    const problem = this.#check(id, seq, hash, text);
+    const problem = this.#check(seq, hash, text);
     if (problem) {
       this.broken = { rowId: id, seq, problem };
       return false;
@@ -82,24 +85,24 @@ export class ChainVerifier {
     return true;
   }
 
-  #check(id: string, seq: number, hash: string, text: string): string | undefined {
+  #check(seq: number, hash: string, text: string): string | undefined {
     if (sha256Hex(text) !== hash) {
-      return `record seq ${seq} (id ${id}) does not match its stored hash: its content was edited`;
+      return `record seq ${seq} does not match its stored hash: its content was edited`;
     }
     const link = readLink(text);
-    if (!link) return `record seq ${seq} (id ${id}) is not a well-formed audit record`;
+    if (!link) return `record seq ${seq} is not a well-formed audit record`;
     if (link.seq !== seq) {
-      return `record id ${id} is stored at position ${seq} but was written at position ${link.seq}: records were reordered, inserted or deleted`;
+      return `the record stored at position ${seq} was written at position ${link.seq}: records were reordered, inserted or deleted`;
     }
     if (this.firstPrev === undefined) {
       this.firstPrev = link.prevHash;
       this.firstSeq = link.seq;
     }
     if (this.expectedSeq !== undefined && seq !== this.expectedSeq) {
-      return `record seq ${seq} (id ${id}) follows seq ${this.expectedSeq - 1}: ${seq - this.expectedSeq} record(s) are missing`;
+      return `record seq ${seq} follows seq ${this.expectedSeq - 1}: ${seq - this.expectedSeq} record(s) are missing`;
     }
     if (this.expectedPrev !== undefined && link.prevHash !== this.expectedPrev) {
-      return `record seq ${seq} (id ${id}) does not link to the record before it: a record was deleted, inserted or replaced before it`;
+      return `record seq ${seq} does not link to the record before it: a record was deleted, inserted or replaced before it`;
     }
     return undefined;
   }

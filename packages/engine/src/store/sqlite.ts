@@ -98,10 +98,14 @@ const VERIFY_CHUNK = 20_000;
 
 /** Rows for verification, read as arrays `[id, seq, hash, text]` to avoid per-row objects. */
 export const VERIFY_ROWS_SQL =
-  "SELECT id, seq, hash, record FROM audit_events WHERE org = ? AND seq > ? ORDER BY seq LIMIT ?";
+  "SELECT seq, hash, record FROM audit_events WHERE org = ? AND seq > ? ORDER BY seq LIMIT ?";
+/** Resolves the id of a broken row (verification reads no ids, to stay fast). */
+export const ID_AT_SEQ_SQL = "SELECT id FROM audit_events WHERE org = ? AND seq = ?";
 
 interface Statements {
+  dataVersion: StatementSync;
   verifyRows: StatementSync;
+  idAtSeq: StatementSync;
   head: StatementSync;
   insertEvent: StatementSync;
   readEvents: StatementSync;
@@ -130,6 +134,9 @@ export class SqliteStore implements AuditStore {
   readonly #db: DatabaseSync;
   readonly #s: Statements;
   #closed = false;
+  /** Chain heads this connection committed, valid while `data_version` equals `#headVersion`. */
+  readonly #heads = new Map<string, ChainHead>();
+  #headVersion = -1;
 
   private constructor(filePath: string, db: DatabaseSync) {
     this.filePath = filePath;
@@ -181,9 +188,17 @@ export class SqliteStore implements AuditStore {
     const s = this.#s;
     db.exec("BEGIN IMMEDIATE");
     try {
-      const head = s.head.get(org) as { seq: number; hash: string } | undefined;
-      let seq = head ? head.seq : 0;
-      let prev = head ? head.hash : GENESIS_HASH;
+      // Under the write lock: reuse the head we wrote last unless another connection (another
+      // process, or another engine in this one) committed since; `data_version` tells.
+      const version = (s.dataVersion.get() as { data_version: number }).data_version;
+      let head = version === this.#headVersion ? this.#heads.get(org) : undefined;
+      if (!head) {
+        if (version !== this.#headVersion) this.#heads.clear();
+        const row = s.head.get(org) as { seq: number; hash: string } | undefined;
+        head = row ? { seq: row.seq, hash: row.hash } : { seq: 0, hash: GENESIS_HASH };
+      }
+      let seq = head.seq;
+      let prev = head.hash;
       const out: AppendOutcome[] = new Array(items.length);
       for (let i = 0; i < items.length; i++) {
         const item = items[i]!;
@@ -203,9 +218,12 @@ export class SqliteStore implements AuditStore {
         out[i] = { ok: true, seq, hash };
       }
       db.exec("COMMIT");
+      this.#headVersion = version;
+      this.#heads.set(org, { seq, hash: prev });
       return out;
     } catch (error) {
       safelyRollback(db);
+      this.#heads.clear();
       throw storeFailure("STORE_WRITE_FAILED", "Appending audit records", error);
     }
   }
@@ -360,7 +378,7 @@ export class SqliteStore implements AuditStore {
   }
 
   #scanRange(org: string, from: number, to: number, anchored: boolean): ChainScan {
-    return scanSqliteRange(this.#s.verifyRows, org, from, to, anchored);
+    return scanSqliteRange(this.#s.verifyRows, this.#s.idAtSeq, org, from, to, anchored);
   }
 
   close(): void {
@@ -374,6 +392,7 @@ export interface RangeScan {
   checked: number;
   firstPrev: string | undefined;
   firstSeq: number | undefined;
+  firstRowId: string;
   lastHash: string;
   lastSeq: number;
   broken?: { rowId: string; problem: string };
@@ -385,6 +404,7 @@ export interface RangeScan {
  */
 export function scanSqliteRange(
   read: StatementSync,
+  idAtSeq: StatementSync,
   org: string,
   from: number,
   to: number,
@@ -396,16 +416,19 @@ export function scanSqliteRange(
     const rows = read.all(org, after, Math.min(VERIFY_CHUNK, to - after)) as unknown as unknown[][];
     if (rows.length === 0) break;
     if (!verifier.feedArrays(rows)) break;
-    after = rows[rows.length - 1]![1] as number;
+    after = rows[rows.length - 1]![0] as number;
   }
+  const idAt = (seq: number | undefined) =>
+    seq === undefined ? "" : ((idAtSeq.get(org, seq) as { id: string } | undefined)?.id ?? "");
   return {
     checked: verifier.checked,
     firstPrev: verifier.firstPrev,
     firstSeq: verifier.firstSeq,
+    firstRowId: idAt(verifier.firstSeq),
     lastHash: verifier.lastHash,
     lastSeq: verifier.lastSeq,
     ...(verifier.broken
-      ? { broken: { rowId: verifier.broken.rowId, problem: verifier.broken.problem } }
+      ? { broken: { rowId: idAt(verifier.broken.seq), problem: verifier.broken.problem } }
       : {}),
   };
 }
@@ -421,7 +444,7 @@ function joinRanges(parts: RangeScan[]): ChainScan {
         lastSeq,
         lastHash,
         broken: {
-          rowId: part.broken?.rowId ?? "",
+          rowId: part.firstRowId,
           problem: `record seq ${part.firstSeq} does not link to record ${lastSeq}: a record was deleted, inserted or replaced there`,
         },
       };
@@ -502,7 +525,9 @@ function prepareAll(db: DatabaseSync): Statements {
   const verifyRows = p(VERIFY_ROWS_SQL);
   verifyRows.setReturnArrays(true);
   return {
+    dataVersion: p("PRAGMA data_version"),
     verifyRows,
+    idAtSeq: p(ID_AT_SEQ_SQL),
     head: p("SELECT seq, hash FROM audit_events WHERE org = ? ORDER BY seq DESC LIMIT 1"),
     insertEvent: p(
       "INSERT INTO audit_events (org, seq, id, hash, agent, action_type, record) VALUES (?, ?, ?, ?, ?, ?, ?)",
