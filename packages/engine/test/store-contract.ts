@@ -112,6 +112,29 @@ export function storeContract(name: string, storeFor: () => string): void {
       await engine.close();
     });
 
+    it("approvals: a decision made through another engine (replica) releases a waiting agent", async () => {
+      const store = storeFor();
+      const orgId = `org-${randomUUID()}`;
+      const agentSide = await openEngine({ policy, store, orgId });
+      const operatorSide = store === ":memory:" ? agentSide : await openEngine({ policy, store, orgId });
+      const held = await agentSide.decide({ agent, actionType: "pr.merge" });
+      const waiting = agentSide.awaitApproval(held.approvalId!, { timeoutMs: 20_000 });
+      expect((await operatorSide.listApprovals({ state: "pending" })).map((a) => a.id)).toEqual([
+        held.approvalId,
+      ]);
+      await operatorSide.approve(held.approvalId!, "alice");
+      expect(await waiting).toMatchObject({ state: "approved", decidedBy: "alice" });
+      expect(await agentSide.releaseApproval(held.approvalId!, agent.id)).toMatchObject({
+        status: "executed",
+      });
+      await expect(operatorSide.releaseApproval(held.approvalId!, agent.id)).rejects.toMatchObject({
+        code: "APPROVAL_ALREADY_USED",
+      });
+      expect(await operatorSide.verify()).toMatchObject({ chainValid: true, checked: 3 });
+      if (operatorSide !== agentSide) await operatorSide.close();
+      await agentSide.close();
+    });
+
     it("approvals: reviewer denial is a denied record with DENIED_BY_REVIEWER", async () => {
       const engine = await openEngine({ policy, store: storeFor(), orgId: `org-${randomUUID()}` });
       const held = await engine.decide({ agent, actionType: "pr.merge" });
