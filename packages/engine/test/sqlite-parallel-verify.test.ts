@@ -5,9 +5,8 @@
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { describe, expect, it } from "vitest";
-// @ts-expect-error -- compiled output
+// Compiled output on purpose: the verify workers run compiled JavaScript.
 import { openEngine } from "../dist/index.js";
-// @ts-expect-error -- compiled output, no declaration lookup needed for this internal hook
 import { verifyTuning } from "../dist/store/sqlite.js";
 import { agent, policy, tempDir } from "./helpers.js";
 
