@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import {
   type AssemblyContext,
   AssemblyDeniedError,
+  AssemblyTimeoutError,
   type FrameworkAdapter,
   type InterceptOptions,
   type Interceptor,
@@ -102,6 +103,14 @@ describe("interceptor", () => {
     expect(error.reason).toBe("DENIED_BY_REVIEWER");
     expect(error.message).toContain("not on a Friday");
     expect(runs).toBe(0);
+  });
+
+  it("gate() gives up with AssemblyTimeoutError when nobody decides in time", async () => {
+    const { context: ctx } = await setup();
+    const error = await ctx.gate("merge_pr", { gatePollTimeoutMs: 50 }).catch((e) => e);
+    expect(error).toBeInstanceOf(AssemblyTimeoutError);
+    const [pending] = await ctx.listApprovals({ state: "pending" });
+    expect(error.approvalId).toBe(pending?.id);
   });
 
   it("never lets the requesting agent approve its own call", async () => {

@@ -3,6 +3,7 @@
  * process that talks to a remote gateway never loads a store.
  */
 import type { PolicyDocument } from "@aa/policy";
+import { AssemblyTimeoutError } from "../errors.js";
 import type { Gate } from "../internal-types.js";
 import { toAssemblyError } from "./errors.js";
 
@@ -27,7 +28,13 @@ export async function openEmbeddedGate(options: { policy: PolicyDocument; store:
     },
     // The hot path: no wrapper closure, errors are mapped by the interceptor.
     decide: (request) => engine.decide(request),
-    awaitApproval: (id, opts) => call(() => engine.awaitApproval(id, opts)),
+    awaitApproval: (id, opts) =>
+      call(() => engine.awaitApproval(id, opts)).catch((error: unknown) => {
+        // The wait ended undecided: that is the caller's timeout, not a gate failure.
+        if ((error as { code?: unknown }).code === "APPROVAL_WAIT_TIMEOUT")
+          throw new AssemblyTimeoutError(id);
+        throw error;
+      }),
     releaseApproval: (id, agentId) => call(() => engine.releaseApproval(id, agentId)),
     getApproval: (id) => call(() => engine.getApproval(id)),
     listApprovals: (filter) => call(() => engine.listApprovals(filter)),
