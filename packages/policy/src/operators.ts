@@ -7,9 +7,11 @@ import { deepEqual, isScalar, type JsonType, jsonType } from "./values.js";
 export const FAILS = 0;
 export const HOLDS = 1;
 /**
- * The condition cannot be decided (a negated operator on a missing or incomparable value, or `matches` on
- * an input longer than {@link MAX_MATCH_INPUT}). The rule resolves it toward restriction: it fails in an
- * allow rule and holds in a deny / require_approval rule, so missing data never turns a deny into an allow.
+ * The condition cannot be decided: the field is present but of a type the operator cannot compare
+ * with the expected value (`amount: "5000"` against `gt 1000`), a negated operator on a missing
+ * value, or `matches` on an input longer than {@link MAX_MATCH_INPUT}. The rule resolves it toward
+ * restriction: it fails in an allow rule and holds in a deny / require_approval rule, so neither
+ * missing data nor a value of the wrong type can turn a deny into an allow.
  */
 export const UNDECIDED = 2;
 export type ConditionOutcome = typeof FAILS | typeof HOLDS | typeof UNDECIDED;
@@ -54,6 +56,9 @@ export function compileSafeRegex(pattern: string): RE2JS {
 
 const bool = (value: boolean): ConditionOutcome => (value ? HOLDS : FAILS);
 
+/** A positive operator met a value it cannot compare: absent → the condition fails; present → undecided. */
+const incomparable = (actual: unknown): ConditionOutcome => (actual === MISSING ? FAILS : UNDECIDED);
+
 function compileOrdering(op: "lt" | "lte" | "gt" | "gte", expected: number | string): ConditionTest {
   const compare =
     op === "lt"
@@ -64,15 +69,19 @@ function compileOrdering(op: "lt" | "lte" | "gt" | "gte", expected: number | str
           ? (a: number, b: number) => a > b
           : (a: number, b: number) => a >= b;
   if (typeof expected === "number") {
-    return (actual) => (typeof actual === "number" && compare(actual, expected) ? HOLDS : FAILS);
+    return (actual) => {
+      if (typeof actual !== "number" || Number.isNaN(actual)) return incomparable(actual);
+      return bool(compare(actual, expected));
+    };
   }
   const expectedTime = parseIsoTimestamp(expected);
   return (actual) => {
     let actualTime: number;
     if (typeof actual === "string") actualTime = parseIsoTimestamp(actual);
     else if (actual instanceof Date) actualTime = actual.getTime();
-    else return FAILS;
-    return compare(actualTime, expectedTime) ? HOLDS : FAILS;
+    else return incomparable(actual);
+    if (Number.isNaN(actualTime)) return UNDECIDED;
+    return bool(compare(actualTime, expectedTime));
   };
 }
 
@@ -80,9 +89,16 @@ function compileOrdering(op: "lt" | "lte" | "gt" | "gte", expected: number | str
 export function compileConditionTest(condition: Condition): ConditionTest {
   const expected = condition.value;
   switch (condition.op) {
-    case "eq":
-      if (isScalar(expected)) return (actual) => bool(actual === expected);
-      return (actual) => bool(deepEqual(actual, expected));
+    case "eq": {
+      const expectedType = jsonType(expected);
+      const equal = isScalar(expected)
+        ? (actual: unknown) => actual === expected
+        : (actual: unknown) => deepEqual(actual, expected);
+      return (actual) => {
+        if (equal(actual)) return HOLDS;
+        return actual !== MISSING && jsonType(actual) !== expectedType ? UNDECIDED : FAILS;
+      };
+    }
     case "ne": {
       const expectedType = jsonType(expected);
       return (actual) => {
@@ -97,7 +113,12 @@ export function compileConditionTest(condition: Condition): ConditionTest {
       return compileOrdering(condition.op, expected as number | string);
     case "in": {
       const members = new Set(expected as unknown[]);
-      return (actual) => bool(isScalar(actual) && members.has(actual));
+      const memberTypes = new Set<JsonType>((expected as unknown[]).map(jsonType));
+      return (actual) => {
+        if (members.has(actual)) return HOLDS;
+        if (actual === MISSING) return FAILS;
+        return !isScalar(actual) || !memberTypes.has(jsonType(actual)) ? UNDECIDED : FAILS;
+      };
     }
     case "not_in": {
       const members = new Set(expected as unknown[]);
@@ -114,21 +135,23 @@ export function compileConditionTest(condition: Condition): ConditionTest {
         if (Array.isArray(actual)) {
           if (isScalar(expected)) return bool(actual.includes(expected));
           for (const item of actual) if (deepEqual(item, expected)) return HOLDS;
+          return FAILS;
         }
-        return FAILS;
+        return incomparable(actual);
       };
     case "starts_with": {
       const prefix = expected as string;
-      return (actual) => bool(typeof actual === "string" && actual.startsWith(prefix));
+      return (actual) =>
+        typeof actual === "string" ? bool(actual.startsWith(prefix)) : incomparable(actual);
     }
     case "ends_with": {
       const suffix = expected as string;
-      return (actual) => bool(typeof actual === "string" && actual.endsWith(suffix));
+      return (actual) => (typeof actual === "string" ? bool(actual.endsWith(suffix)) : incomparable(actual));
     }
     case "matches": {
       const regex = compileSafeRegex(expected as string);
       return (actual) => {
-        if (typeof actual !== "string") return FAILS;
+        if (typeof actual !== "string") return incomparable(actual);
         if (actual.length > MAX_MATCH_INPUT) return UNDECIDED;
         return bool(regex.test(actual));
       };

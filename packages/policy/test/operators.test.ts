@@ -198,3 +198,41 @@ describe("field lookup", () => {
     });
   });
 });
+
+describe("a value of the wrong type never turns a deny into an allow", () => {
+  const cases: [Condition, unknown][] = [
+    [{ field: "args.amount", op: "gt", value: 1000 }, { amount: "5000" }],
+    [{ field: "args.amount", op: "gte", value: 1000 }, { amount: Number.NaN }],
+    [{ field: "args.when", op: "lt", value: "2026-01-01" }, { when: 20251231 }],
+    [{ field: "args.env", op: "eq", value: "prod" }, { env: ["prod"] }],
+    [{ field: "args.env", op: "in", value: ["prod", "staging"] }, { env: { name: "prod" } }],
+    [{ field: "args.path", op: "starts_with", value: "/etc" }, { path: ["/etc/passwd"] }],
+    [{ field: "args.sql", op: "contains", value: "DROP" }, { sql: 42 }],
+    [{ field: "args.host", op: "matches", value: "\\.internal$" }, { host: { name: "db.internal" } }],
+  ];
+  for (const [condition, args] of cases) {
+    it(`${condition.field} ${condition.op} ${JSON.stringify(condition.value)} with ${JSON.stringify(args)}`, () => {
+      // In a deny rule the undecidable condition holds: the deny applies.
+      const deny = compileRules([
+        { name: "guard", action: "act", effect: "deny", when: [condition] },
+        { name: "open", action: "act", effect: "allow" },
+      ]).evaluate({ actionType: "act", args });
+      expect(deny).toMatchObject({ effect: "deny", policyName: "guard" });
+      // In an allow rule it fails: no allow.
+      expect(holds(condition, args, "allow")).toBe(false);
+    });
+  }
+
+  it("a missing field still leaves a positive deny condition unmet (the rule does not apply)", () => {
+    const decision = compileRules([
+      {
+        name: "guard",
+        action: "act",
+        effect: "deny",
+        when: [{ field: "args.amount", op: "gt", value: 1000 }],
+      },
+      { name: "open", action: "act", effect: "allow" },
+    ]).evaluate({ actionType: "act", args: {} });
+    expect(decision).toMatchObject({ effect: "allow", policyName: "open" });
+  });
+});
