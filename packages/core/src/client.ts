@@ -13,11 +13,10 @@ import type {
   VerifyResult,
 } from "@aa/engine";
 import type { PolicyRule } from "@aa/policy";
-import { AssemblyDeniedError, AssemblyTimeoutError } from "./errors.js";
 import { toAssemblyError } from "./gate/errors.js";
-import { DEFAULT_APPROVAL_WAIT_MS, deniedError } from "./interceptor.js";
 import type { Gate } from "./internal-types.js";
 import type { EnforcementMode } from "./options.js";
+import { awaitRelease, DEFAULT_APPROVAL_WAIT_MS, deniedError } from "./verdicts.js";
 
 /** Options of `execute`, `gate` and `canI`. */
 export interface ActionOptions {
@@ -124,20 +123,13 @@ export function createGovernanceClient(settings: {
       const approvalId = result.approvalId;
       if (!approvalId)
         throw deniedError({ ...result, denialReason: "GATE_UNAVAILABLE" }, { toolName: actionType });
-      const approval = await gate.awaitApproval(approvalId, {
-        timeoutMs: options.gatePollTimeoutMs ?? DEFAULT_APPROVAL_WAIT_MS,
-      });
-      if (approval.state === "approved") return gate.releaseApproval(approvalId, agent.id);
-      if (approval.state === "denied") {
-        throw new AssemblyDeniedError({
-          reason: "DENIED_BY_REVIEWER",
-          policy: result.policyName,
-          approvalId,
-          auditEventId: result.auditEventId,
-          message: `"${actionType}" was denied by reviewer ${approval.decidedBy ?? "(unknown)"}${approval.reason ? `: ${approval.reason}` : ""}`,
-        });
-      }
-      throw new AssemblyTimeoutError(approvalId);
+      return awaitRelease(
+        gate,
+        { ...result, approvalId },
+        agent.id,
+        actionType,
+        options.gatePollTimeoutMs ?? DEFAULT_APPROVAL_WAIT_MS,
+      );
     },
 
     async canI(actionType, options) {

@@ -33,7 +33,6 @@ export { AssemblyDeniedError, AssemblyError, AssemblyTimeoutError, Configuration
 export { createHostContext } from "./host.js";
 export type { AdapterStatus, AssemblyContext } from "./init.js";
 export { initAssembly } from "./init.js";
-export { describeDenial } from "./interceptor.js";
 export type { AssemblyOptions, EnforcementMode, FailureMode, Mode } from "./options.js";
 export { POLICY_FILE_NAMES } from "./options.js";
 export type { WrapHandle } from "./patch.js";
@@ -49,3 +48,4 @@ export type {
   Interceptor,
   ToolCall,
 } from "./types.js";
+export { describeDenial } from "./verdicts.js";

@@ -4,14 +4,12 @@
  * running the tool exactly once lives here, never in an adapter.
  */
 import type { ActionResult, DecisionRequest } from "@aa/engine";
-import { AssemblyDeniedError, type AssemblyError, AssemblyTimeoutError } from "./errors.js";
+import { AssemblyDeniedError, type AssemblyError } from "./errors.js";
 import { toAssemblyError } from "./gate/errors.js";
 import type { Gate } from "./internal-types.js";
 import type { EnforcementMode, FailureMode } from "./options.js";
 import type { FrameworkAdapter, InterceptOptions, Interceptor, ToolCall } from "./types.js";
-
-/** Default wait for a held call (spec: 8 h for `gate()`). */
-export const DEFAULT_APPROVAL_WAIT_MS = 8 * 60 * 60 * 1000;
+import { awaitRelease, DEFAULT_APPROVAL_WAIT_MS, deniedError } from "./verdicts.js";
 
 /** How many executed results are remembered for idempotent re-runs (LangGraph resume). */
 const EXECUTED_MEMO_LIMIT = 10_000;
@@ -126,31 +124,14 @@ export class GateInterceptor implements Interceptor {
     };
     // May throw on purpose (e.g. a LangGraph interrupt suspends the graph here).
     await options?.onHold?.(held, call);
-    const gate = this.#settings.gate;
-    const approval = await gate.awaitApproval(approvalId, {
-      timeoutMs: this.#settings.approvalWaitMs ?? DEFAULT_APPROVAL_WAIT_MS,
-    });
-    if (approval.state === "approved") {
-      const released = await gate.releaseApproval(approvalId, this.#settings.agent.id);
-      if (released.status !== "executed") throw deniedError(released, call);
-      return this.#run(options?.eventId, invoke);
-    }
-    if (approval.state === "denied") {
-      throw new AssemblyDeniedError({
-        reason: "DENIED_BY_REVIEWER",
-        policy: result.policyName,
-        approvalId,
-        auditEventId: result.auditEventId,
-        conditions: result.conditionsEvaluated,
-        message: `Agent Assembly: tool "${call.toolName}" was denied by reviewer ${approval.decidedBy ?? "(unknown)"}${
-          approval.reason ? `: ${approval.reason}` : ""
-        } (DENIED_BY_REVIEWER, approval ${approvalId})`,
-      });
-    }
-    throw new AssemblyTimeoutError(
-      approvalId,
-      `Agent Assembly: tool "${call.toolName}" was held for approval ${approvalId} and not approved in time (${approval.state})`,
+    await awaitRelease(
+      this.#settings.gate,
+      { ...result, approvalId },
+      this.#settings.agent.id,
+      call.toolName,
+      this.#settings.approvalWaitMs ?? DEFAULT_APPROVAL_WAIT_MS,
     );
+    return this.#run(options?.eventId, invoke);
   }
 
   async #gateFailed<T>(
@@ -180,39 +161,4 @@ export class GateInterceptor implements Interceptor {
       // Nothing more can be done; the warning above already told the operator.
     }
   }
-}
-
-/** The denial the caller (or the model) reads: the policy and each failed condition, expected vs actual. */
-export function deniedError(result: ActionResult, call: Pick<ToolCall, "toolName">): AssemblyDeniedError {
-  const reason = result.denialReason ?? "CONDITIONS_DENIED";
-  return new AssemblyDeniedError({
-    reason,
-    policy: result.policyName,
-    conditions: result.conditionsEvaluated,
-    approvalId: result.approvalId,
-    auditEventId: result.auditEventId || undefined,
-    message: describeDenial(result, call.toolName),
-  });
-}
-
-/** One readable paragraph for people and models. */
-export function describeDenial(result: ActionResult, toolName: string): string {
-  const reason = result.denialReason ?? "CONDITIONS_DENIED";
-  const parts = [`Agent Assembly denied tool "${toolName}" (${reason})`];
-  if (result.policyName) parts.push(`by policy "${result.policyName}"`);
-  let text = parts.join(" ");
-  const failed = result.conditionsEvaluated.filter((c) => !c.result);
-  if (failed.length > 0) {
-    text += `. Failed conditions: ${failed
-      .map(
-        (c) =>
-          `${c.field} ${c.operator} ${JSON.stringify(c.expected)} (actual: ${JSON.stringify(c.actual) ?? "missing"})`,
-      )
-      .join("; ")}`;
-  } else if (reason === "NO_MATCHING_POLICY") {
-    text += `. No policy allows the action "${toolName}"; nothing was run`;
-  } else if (result.message) {
-    text += `. ${result.message}`;
-  }
-  return `${text}.`;
 }
