@@ -45,6 +45,59 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
      org TEXT NOT NULL, size BIGINT NOT NULL, head_hash TEXT NOT NULL, time TEXT NOT NULL, kid TEXT NOT NULL,
      signature TEXT NOT NULL, PRIMARY KEY (org, size));
    CREATE TABLE engine_keys (org TEXT PRIMARY KEY, data TEXT NOT NULL);`,
+  // 2: appends sealed by the server in one statement, so the chain-head lock is held only while the
+  // server links, inserts and commits, never across a round trip to (or a busy event loop in) Node.
+  // `parts` is pre, mid, post of each record (see EncodedRecord) joined by U+0001, which canonical
+  // JSON never contains raw. The text and hash are exactly what sealRecord would produce.
+  `CREATE FUNCTION aa_append_sealed(p_org TEXT, p_ids TEXT[], p_agents TEXT[], p_action_types TEXT[], p_parts TEXT)
+   RETURNS TEXT LANGUAGE plpgsql AS $fn$
+   DECLARE
+     parts TEXT[] := string_to_array(p_parts, E'\x01');
+     part TEXT;
+     k INT := 0;
+     n INT := 0;
+     head_seq BIGINT;
+     head_hash TEXT;
+     first_seq BIGINT;
+     pre TEXT;
+     mid TEXT;
+     record TEXT;
+     hashes TEXT[] := '{}';
+     records TEXT[] := '{}';
+   BEGIN
+     IF cardinality(parts) <> 3 * cardinality(p_ids) OR cardinality(p_agents) <> cardinality(p_ids)
+        OR cardinality(p_action_types) <> cardinality(p_ids) THEN
+       RAISE EXCEPTION 'aa_append_sealed: % parts for % records', cardinality(parts), cardinality(p_ids);
+     END IF;
+     SELECT seq, hash INTO head_seq, head_hash FROM chain_heads WHERE org = p_org FOR UPDATE;
+     IF NOT FOUND THEN
+       RAISE EXCEPTION 'aa_append_sealed: no chain head for org %', p_org;
+     END IF;
+     first_seq := head_seq + 1;
+     FOREACH part IN ARRAY parts LOOP
+       k := k + 1;
+       IF k = 1 THEN
+         pre := part;
+       ELSIF k = 2 THEN
+         mid := part;
+       ELSE
+         k := 0;
+         n := n + 1;
+         head_seq := head_seq + 1;
+         record := pre || head_hash || mid || head_seq || part;
+         head_hash := encode(sha256(convert_to(record, 'UTF8')), 'hex');
+         hashes[n] := head_hash;
+         records[n] := record;
+       END IF;
+     END LOOP;
+     INSERT INTO audit_events (org, seq, id, hash, agent, action_type, record)
+       SELECT p_org, first_seq - 1 + u.ord, u.id, u.hash, u.agent, u.action_type, u.record
+       FROM unnest(p_ids, hashes, p_agents, p_action_types, records) WITH ORDINALITY
+         AS u(id, hash, agent, action_type, record, ord);
+     UPDATE chain_heads SET seq = head_seq, hash = head_hash WHERE org = p_org;
+     RETURN first_seq || ':' || array_to_string(hashes, '');
+   END
+   $fn$;`,
 ];
 
 const EVENT_COLUMNS = 'id, seq::int8 AS seq, hash, record AS text, agent, action_type AS "actionType"';
@@ -52,6 +105,20 @@ const APPROVAL_COLUMNS = `id, org, agent_id AS "agentId", action_type AS "action
   expires_at AS "expiresAt", audit_event_id AS "auditEventId", policy_name AS "policyName", binding_hash AS "bindingHash",
   decided_by AS "decidedBy", reason, decided_at AS "decidedAt", consumed_at AS "consumedAt", request`;
 const OUTCOME_COLUMNS = `audit_event_id AS "auditEventId", agent_id AS "agentId", status, message, metadata, updated_at AS "updatedAt"`;
+
+/** Joins the parts of the encoded records sent to `aa_append_sealed`; never raw in canonical JSON. */
+const PART_SEPARATOR = "\u0001";
+
+/** Plain records whose encoded parts cannot be confused with the separator. */
+function sealableByServer(item: PendingAppend): boolean {
+  const { pre, mid, post } = item.encoded;
+  return (
+    (item.effects === undefined || item.effects.length === 0) &&
+    !pre.includes(PART_SEPARATOR) &&
+    !mid.includes(PART_SEPARATOR) &&
+    !post.includes(PART_SEPARATOR)
+  );
+}
 
 function describeUrl(url: string): string {
   try {
@@ -68,6 +135,11 @@ export class PostgresStore implements AuditStore {
   readonly #pool: Pool;
   /** Orgs whose chain_heads row is known to exist (created on first append). */
   readonly #knownOrgs = new Set<string>();
+  /**
+   * The server links and hashes plain records itself (`aa_append_sealed`); only when it stores
+   * text as UTF-8, so its SHA-256 covers the same bytes Node's would.
+   */
+  #serverSeals = false;
 
   private constructor(pool: Pool) {
     this.#pool = pool;
@@ -149,6 +221,8 @@ export class PostgresStore implements AuditStore {
         await client.query("INSERT INTO schema_version (version) VALUES ($1)", [version]);
       }
       await client.query("COMMIT");
+      const { rows: encoding } = await client.query<{ server_encoding: string }>("SHOW server_encoding");
+      this.#serverSeals = encoding[0]?.server_encoding === "UTF8";
     } catch (error) {
       await client.query("ROLLBACK").catch(() => undefined);
       throw error;
@@ -158,16 +232,73 @@ export class PostgresStore implements AuditStore {
   }
 
   async appendBatch(org: string, items: PendingAppend[]): Promise<AppendOutcome[]> {
-    let client: PoolClient | undefined;
-    try {
-      client = await this.#pool.connect();
-      if (!this.#knownOrgs.has(org)) {
-        await client.query(
+    if (!this.#knownOrgs.has(org)) {
+      try {
+        await this.#pool.query(
           "INSERT INTO chain_heads (org, seq, hash) VALUES ($1, 0, $2) ON CONFLICT (org) DO NOTHING",
           [org, GENESIS_HASH],
         );
-        this.#knownOrgs.add(org);
+      } catch (error) {
+        throw storeFailure("STORE_WRITE_FAILED", "Appending audit records", error);
       }
+      this.#knownOrgs.add(org);
+    }
+    if (this.#serverSeals && items.every(sealableByServer)) return this.#appendSealedByServer(org, items);
+    return this.#appendSealedHere(org, items);
+  }
+
+  /**
+   * One autocommit statement: the server takes the head lock, links and hashes the records, inserts
+   * them, moves the head and commits. Everything Node does (joining the parts, encoding the
+   * parameters) happens before the lock is taken.
+   */
+  async #appendSealedByServer(org: string, items: PendingAppend[]): Promise<AppendOutcome[]> {
+    const n = items.length;
+    const ids: string[] = new Array(n);
+    const agents: string[] = new Array(n);
+    const actionTypes: string[] = new Array(n);
+    let parts = "";
+    for (let i = 0; i < n; i++) {
+      const { fields, encoded } = items[i]!;
+      ids[i] = fields.id;
+      agents[i] = fields.agent;
+      actionTypes[i] = fields.actionType;
+      parts += `${i === 0 ? "" : PART_SEPARATOR}${encoded.pre}${PART_SEPARATOR}${encoded.mid}${PART_SEPARATOR}${encoded.post}`;
+    }
+    let sealed: string;
+    try {
+      const { rows } = await this.#pool.query<{ sealed: string }>({
+        name: "aa_append_sealed",
+        text: "SELECT aa_append_sealed($1, $2, $3, $4, $5) AS sealed",
+        values: [org, ids, agents, actionTypes, parts],
+      });
+      sealed = rows[0]!.sealed;
+    } catch (error) {
+      throw storeFailure("STORE_WRITE_FAILED", "Appending audit records", error);
+    }
+    // "<first seq>:<64 hex chars per record>"
+    const colon = sealed.indexOf(":");
+    const first = Number(sealed.slice(0, colon));
+    if (!Number.isSafeInteger(first) || sealed.length !== colon + 1 + 64 * n) {
+      throw storeFailure(
+        "STORE_WRITE_FAILED",
+        "Appending audit records",
+        new Error(`aa_append_sealed returned an unexpected result for ${n} records`),
+      );
+    }
+    const out: AppendOutcome[] = new Array(n);
+    for (let i = 0; i < n; i++) {
+      const at = colon + 1 + 64 * i;
+      out[i] = { ok: true, seq: first + i, hash: sealed.slice(at, at + 64) };
+    }
+    return out;
+  }
+
+  /** Effects need conditional checks inside the transaction: link and hash here, under the head lock. */
+  async #appendSealedHere(org: string, items: PendingAppend[]): Promise<AppendOutcome[]> {
+    let client: PoolClient | undefined;
+    try {
+      client = await this.#pool.connect();
       // BEGIN and the head lock in one round trip (simple protocol, org escaped as a literal).
       const opened = (await client.query(
         `BEGIN; SELECT seq, hash FROM chain_heads WHERE org = ${client.escapeLiteral(org)} FOR UPDATE`,

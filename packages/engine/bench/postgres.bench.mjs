@@ -1,0 +1,140 @@
+// @aa/engine PostgreSQL benchmark: several gateway replicas (separate engines, each with its own
+// pool) appending to ONE org chain, verified afterwards, against a bare single-session batched
+// INSERT of the same rows into the same table shape, measured in the same run (the machine is shared,
+// so only the ratio is comparable between runs).
+//
+// Env: AA_BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/test), AA_BENCH_QUICK=1,
+// AA_BENCH_PG_WRITERS (4), AA_BENCH_PG_INFLIGHT (concurrent callers per writer, 64),
+// AA_BENCH_PG_TOTAL (events in the measured phase, 40000).
+import { compilePolicy, parsePolicy } from "@aa/policy";
+import { table } from "../../../scripts/bench-util.mjs";
+import { uuidv7 } from "../dist/ids.js";
+import { openEngine } from "../dist/index.js";
+
+const quick = process.env.AA_BENCH_QUICK === "1";
+const WRITERS = Number(process.env.AA_BENCH_PG_WRITERS ?? 4);
+const IN_FLIGHT = Number(process.env.AA_BENCH_PG_INFLIGHT ?? 64);
+const TOTAL = Number(process.env.AA_BENCH_PG_TOTAL ?? (quick ? 10_000 : 40_000));
+const ROUNDS = quick ? 1 : 3;
+const pgUrl = process.env.AA_BENCH_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+const schema = `aa_pgbench_${process.pid}`;
+const bareSchema = `${schema}_bare`;
+const pg = (await import("pg")).default;
+
+const policy = compilePolicy(
+  parsePolicy(`version: 1
+default: deny
+policies:
+  - name: small-prs
+    action: pr.open
+    effect: allow
+    when: [ { field: metadata.pr_size, op: lt, value: 50 } ]
+redact: [ { path: "$.card", mode: mask } ]
+`),
+);
+const request = {
+  agent: { id: "bench" },
+  actionType: "pr.open",
+  toolName: "open_pr",
+  framework: "langchain",
+  args: { title: "Fix typo", branch: "fix/typo" },
+  metadata: { pr_size: 12 },
+};
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const seconds = (t0) => Number(process.hrtime.bigint() - t0) / 1e9;
+
+/** `total` decide() calls spread over the writers, each kept `inFlight` calls busy. */
+async function drive(writers, total, inFlight) {
+  let issued = 0;
+  const caller = async (engine) => {
+    while (issued < total) {
+      issued++;
+      const decision = await engine.decide(request);
+      if (decision.status !== "executed") throw new Error(`unexpected decision ${decision.status}`);
+    }
+  };
+  const t0 = process.hrtime.bigint();
+  await Promise.all(writers.flatMap((w) => Array.from({ length: inFlight }, () => caller(w))));
+  return total / seconds(t0);
+}
+
+/** One session, one transaction per 256 rows, one multi-row INSERT (unnest) per transaction. */
+async function bareBatchedRate(client, text, hash, rows) {
+  const BATCH = 256;
+  let seq = 0;
+  const t0 = process.hrtime.bigint();
+  for (let done = 0; done < rows; done += BATCH) {
+    const seqs = [];
+    const ids = [];
+    for (let i = 0; i < BATCH; i++) {
+      seqs.push(++seq);
+      ids.push(uuidv7());
+    }
+    await client.query("BEGIN");
+    await client.query(
+      `INSERT INTO ${bareSchema}.audit_events (org, seq, id, hash, agent, action_type, record)
+       SELECT 'o', * FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])`,
+      [seqs, ids, ids.map(() => hash), ids.map(() => "bench"), ids.map(() => "pr.open"), ids.map(() => text)],
+    );
+    await client.query("COMMIT");
+  }
+  const rate = rows / seconds(t0);
+  await client.query(`TRUNCATE ${bareSchema}.audit_events`);
+  return rate;
+}
+
+const admin = new pg.Client({ connectionString: pgUrl });
+try {
+  await admin.connect();
+} catch (error) {
+  console.log(`PostgreSQL unavailable at ${pgUrl}: ${error.message}`);
+  process.exit(1);
+}
+const rows = [];
+try {
+  const storeUrl = `${pgUrl}?schema=${schema}`;
+  const writers = await Promise.all(
+    Array.from({ length: WRITERS }, () => openEngine({ policy, store: storeUrl, orgId: "bench" })),
+  );
+  // Warm-up (connections, JIT, plans).
+  await drive(writers, 4_000, IN_FLIGHT);
+  const sample = (await writers[0].audit({ limit: 1 })).items[0];
+  const { hash: sampleHash, ...sampleRecord } = sample;
+  const text = JSON.stringify(sampleRecord);
+  // The bare table: the store's own audit_events shape, in a schema of its own.
+  await admin.query(
+    `CREATE SCHEMA ${bareSchema}; CREATE TABLE ${bareSchema}.audit_events (LIKE ${schema}.audit_events INCLUDING ALL)`,
+  );
+  await bareBatchedRate(admin, text, sampleHash, 4_096);
+
+  const bareRates = [];
+  const chainRates = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    bareRates.push(await bareBatchedRate(admin, text, sampleHash, TOTAL));
+    chainRates.push(await drive(writers, TOTAL, IN_FLIGHT));
+  }
+  const verified = await writers[0].verify();
+  const expected = 4_000 + ROUNDS * TOTAL;
+  if (!verified.chainValid || verified.checked !== expected)
+    throw new Error(`PostgreSQL chain did not verify: ${JSON.stringify(verified)} (expected ${expected})`);
+  const bare = median(bareRates);
+  const chain = median(chainRates);
+  rows.push({
+    measure: `bare INSERT, 1 session, 256 rows/txn (${text.length} B record, same table)`,
+    "events/s": Math.round(bare),
+    rounds: bareRates.map(Math.round).join(" "),
+  });
+  rows.push({
+    measure: `${WRITERS} writers x ${IN_FLIGHT} in flight, one chain (verified ${verified.checked})`,
+    "events/s": Math.round(chain),
+    rounds: chainRates.map(Math.round).join(" "),
+    "vs bare": `${(chain / bare).toFixed(2)}x`,
+  });
+  await Promise.all(writers.map((w) => w.close()));
+  table(rows);
+  console.log(`target: >= 30k events/s with 4 writers on one chain (median ${Math.round(chain)})`);
+} finally {
+  await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE; DROP SCHEMA IF EXISTS ${bareSchema} CASCADE`);
+  await admin.end();
+}
