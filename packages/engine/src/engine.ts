@@ -16,7 +16,7 @@ import { EngineError, storeFailure } from "./errors.js";
 import { exportAuditTo } from "./export.js";
 import { nowWithIso, uuidv7 } from "./ids.js";
 import { hashOutcomeMessage, signReceipt } from "./receipts/receipt.js";
-import { type CallRedactor, identityRedactor, redactText } from "./redact.js";
+import { type CallRedactor, identityRedactor, type RedactedCall, redactText } from "./redact.js";
 import { buildRedactor } from "./redactor.js";
 import { openStore } from "./store/open.js";
 import type { ApprovalRow, AuditStore, Checkpoint, StoredEvent, StoreEffect } from "./store/types.js";
@@ -331,6 +331,18 @@ export class DecisionEngine implements Engine {
     }
 
     const { ms: now, iso: time } = nowWithIso();
+    if (status !== "requested" && idempotency === undefined && this.#writer.defers) {
+      return this.#decideDeferred(request, redacted, conditions, {
+        status,
+        message,
+        denialReason: mode === "enforce" ? enforced.denialReason : undefined,
+        mode,
+        policyName,
+        policyHash: policy.hash,
+        shadow,
+        time,
+      });
+    }
     const argsJson = canonicalJson(redacted.args ?? null);
     const argsHash = "sha256:" + sha256Hex(argsJson);
     const id = uuidv7();
@@ -440,6 +452,84 @@ export class DecisionEngine implements Engine {
     });
     if (!outcome.ok) throw outcome.error;
     return answer;
+  }
+
+  /**
+   * The memory store's path for a plain record (no approval, no idempotency key): answer now and
+   * let the store encode, hash and link the record in a batch. Everything the deferred encoding
+   * reads is a snapshot: redaction returns fresh values, and the few caller-owned parts (the
+   * delegation chain, object-valued condition operands) are copied here.
+   */
+  #decideDeferred(
+    request: DecisionRequest,
+    redacted: RedactedCall,
+    conditions: ConditionResult[],
+    d: {
+      status: ActionStatus;
+      message: string;
+      denialReason: DenialReasonCode | undefined;
+      mode: EnforcementMode;
+      policyName: string | undefined;
+      policyHash: string;
+      shadow: ActionResult["shadow"];
+      time: string;
+    },
+  ): ActionResult {
+    const id = uuidv7();
+    const org = this.#org;
+    const agent = request.agent.id;
+    const delegation = request.delegationChain ? request.delegationChain.slice() : [agent];
+    const frozenConditions = snapshotConditions(conditions);
+    const actionType = request.actionType;
+    const tool = request.toolName ?? null;
+    const framework = request.framework ?? null;
+    const traceId = request.traceId ?? null;
+    const toolCallId = request.toolCallId ?? null;
+    const failOpen = request.failOpen === true;
+    this.#writer.appendDeferred(() => {
+      const argsJson = canonicalJson(redacted.args ?? null);
+      const fields: RecordFields = {
+        id,
+        kind: "action",
+        time: d.time,
+        org,
+        agent,
+        delegation,
+        actionType,
+        tool,
+        framework,
+        args: redacted.args ?? null,
+        argsJson,
+        argsHash: "sha256:" + sha256Hex(argsJson),
+        metadata: redacted.metadata ?? null,
+        dataAccessed: redacted.dataAccessed ?? null,
+        status: d.status,
+        denialReason: d.denialReason ?? null,
+        policyName: d.policyName ?? null,
+        policyHash: d.policyHash,
+        conditions: frozenConditions,
+        approvalId: null,
+        traceId,
+        toolCallId,
+        mode: d.mode,
+        shadow: d.shadow ?? null,
+        failOpen,
+        reason: null,
+        redactionRules: redacted.fired,
+      };
+      return { fields, encoded: encodeRecord(fields) };
+    });
+    return result(
+      d.status,
+      id,
+      d.message,
+      d.denialReason,
+      d.mode,
+      d.policyName,
+      d.policyHash,
+      conditions,
+      d.shadow,
+    );
   }
 
   /** Replaces the enforced policy and records a `policy.changed` event naming both hashes. */
@@ -934,9 +1024,16 @@ export class DecisionEngine implements Engine {
     return this.#writeCheckpoint(head.seq, head.hash);
   }
 
-  #maybeCheckpoint(seq: number, hash: string): void {
+  /** `hash` is undefined for a deferred record (memory store): the checkpoint then covers the head. */
+  #maybeCheckpoint(seq: number, hash: string | undefined): void {
     if (Math.floor(seq / this.#interval) > Math.floor(this.#checkpointedSize / this.#interval)) {
-      const pending = this.#writeCheckpoint(seq, hash).then(
+      const written =
+        hash === undefined
+          ? Promise.resolve(this.#store.head(this.#org)).then((head) =>
+              this.#writeCheckpoint(head.seq, head.hash),
+            )
+          : this.#writeCheckpoint(seq, hash);
+      const pending = written.then(
         () => undefined,
         () => {
           // A missed periodic checkpoint is re-attempted at the next interval and on close().
@@ -1010,6 +1107,22 @@ function result(
   if (policyName) out.policyName = policyName;
   if (shadow) out.shadow = shadow;
   return out;
+}
+
+/**
+ * Condition results whose operands the caller may still mutate (objects and arrays read from its
+ * arguments) are copied through their canonical JSON; the usual all-scalar list is returned as is.
+ */
+function snapshotConditions(conditions: ConditionResult[]): ConditionResult[] {
+  for (const c of conditions) {
+    if (
+      (c.actual !== null && typeof c.actual === "object") ||
+      (c.expected !== null && typeof c.expected === "object")
+    ) {
+      return conditions.map((item) => JSON.parse(canonicalJson(item)) as ConditionResult);
+    }
+  }
+  return conditions;
 }
 
 /** Replaces condition values that redaction changed, so no secret leaves through `actual`. */

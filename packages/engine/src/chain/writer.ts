@@ -16,16 +16,39 @@ interface Waiter {
 export class ChainWriter {
   readonly #store: AuditStore;
   readonly #org: string;
-  readonly #afterCommit: (lastSeq: number, lastHash: string) => void;
+  readonly #afterCommit: (lastSeq: number, lastHash: string | undefined) => void;
   #queue: Waiter[] = [];
   #scheduled = false;
   #flushing = false;
   #idle: (() => void)[] = [];
 
-  constructor(store: AuditStore, org: string, afterCommit: (lastSeq: number, lastHash: string) => void) {
+  constructor(
+    store: AuditStore,
+    org: string,
+    afterCommit: (lastSeq: number, lastHash: string | undefined) => void,
+  ) {
     this.#store = store;
     this.#org = org;
     this.#afterCommit = afterCommit;
+  }
+
+  /** True when the store seals plain records later, in batches (the memory store). */
+  get defers(): boolean {
+    return this.#store.appendDeferred !== undefined;
+  }
+
+  /**
+   * Hands a plain record (no effects) to a store that seals later; see {@link AuditStore.appendDeferred}.
+   * `afterCommit` then gets the record's `seq` without its hash.
+   */
+  appendDeferred(build: () => PendingAppend): void {
+    let seq: number;
+    try {
+      seq = this.#store.appendDeferred!(this.#org, build);
+    } catch (error) {
+      throw storeFailure("STORE_WRITE_FAILED", "Appending the audit record", error);
+    }
+    this.#afterCommit(seq, undefined);
   }
 
   /** Appends one record; resolves once it is committed (or rejects with an EngineError). */

@@ -1,4 +1,12 @@
-/** In-memory store: for tests and ephemeral agents. Everything is lost on close. */
+/**
+ * In-memory store: for tests and ephemeral agents. Everything is lost on close.
+ *
+ * Plain records (no approval or idempotency effects) may be appended deferred: the caller gets its
+ * `seq` at once and the store encodes, hashes and links the record later, in a batch, off the
+ * caller's critical path. Every other operation of the store (reads, effectful appends, close)
+ * first seals what is pending, so readers and writers see the same order and `seq` as if the
+ * records had been sealed one by one.
+ */
 import { GENESIS_HASH, sealRecord } from "../chain/record.js";
 import type { ApprovalState } from "../types.js";
 import { applyEffectToRow, effectApprovalId, effectConflict, idempotencyTaken } from "./effects.js";
@@ -23,14 +31,83 @@ interface OrgData {
   idempotency: Map<string, IdempotencyRow>;
   checkpoints: Checkpoint[];
   keys?: StoredKeys;
+  /** Records accepted but not yet sealed, in `seq` order after `events`. */
+  pending: (() => PendingAppend)[];
 }
+
+/** Pending records sealed inline once this many are waiting (bounds memory and the delay). */
+const MAX_PENDING = 512;
 
 export class MemoryStore implements AuditStore {
   readonly kind = "memory" as const;
   readonly immediate = true;
   readonly #orgs = new Map<string, OrgData>();
+  #sealScheduled = false;
+  #sealFailure: unknown;
 
+  /**
+   * Accepts a record to seal later; `build` must only read values the caller can no longer change
+   * (snapshots). Returns the record's `seq`. Sealing runs once per batch on `setImmediate`, inline
+   * when {@link MAX_PENDING} records wait, and before any other store operation.
+   */
+  appendDeferred(org: string, build: () => PendingAppend): number {
+    if (this.#sealFailure !== undefined) throw this.#sealFailure;
+    const data = this.#data(org);
+    data.pending.push(build);
+    const seq = data.events.length + data.pending.length;
+    if (data.pending.length >= MAX_PENDING) this.#seal(data);
+    else if (!this.#sealScheduled) {
+      this.#sealScheduled = true;
+      setImmediate(() => {
+        this.#sealScheduled = false;
+        this.sealPending();
+      }).unref();
+    }
+    return seq;
+  }
+
+  /** Seals every pending record now. */
+  sealPending(): void {
+    for (const data of this.#orgs.values()) if (data.pending.length > 0) this.#seal(data);
+  }
+
+  #seal(data: OrgData): void {
+    const pending = data.pending;
+    data.pending = [];
+    try {
+      for (const build of pending) this.#push(data, build());
+    } catch (error) {
+      // A record that cannot be encoded would leave a gap in the chain: refuse further writes.
+      this.#sealFailure ??= error;
+    }
+  }
+
+  #push(data: OrgData, item: PendingAppend): { seq: number; hash: string } {
+    const last = data.events[data.events.length - 1];
+    const seq = last ? last.seq + 1 : 1;
+    const { text, hash } = sealRecord(item.encoded, last ? last.hash : GENESIS_HASH, seq);
+    const event: StoredEvent = {
+      id: item.fields.id,
+      seq,
+      hash,
+      text,
+      agent: item.fields.agent,
+      actionType: item.fields.actionType,
+    };
+    data.events.push(event);
+    data.byId.set(event.id, event);
+    return { seq, hash };
+  }
+
+  /** The org's data with everything pending sealed (what every operation but a deferred append sees). */
   #org(org: string): OrgData {
+    const data = this.#data(org);
+    if (data.pending.length > 0) this.#seal(data);
+    if (this.#sealFailure !== undefined) throw this.#sealFailure;
+    return data;
+  }
+
+  #data(org: string): OrgData {
     let data = this.#orgs.get(org);
     if (!data) {
       data = {
@@ -40,6 +117,7 @@ export class MemoryStore implements AuditStore {
         outcomes: new Map(),
         idempotency: new Map(),
         checkpoints: [],
+        pending: [],
       };
       this.#orgs.set(org, data);
     }
@@ -55,19 +133,7 @@ export class MemoryStore implements AuditStore {
         out.push({ ok: false, error: conflict });
         continue;
       }
-      const last = data.events[data.events.length - 1];
-      const seq = last ? last.seq + 1 : 1;
-      const { text, hash } = sealRecord(item.encoded, last ? last.hash : GENESIS_HASH, seq);
-      const event: StoredEvent = {
-        id: item.fields.id,
-        seq,
-        hash,
-        text,
-        agent: item.fields.agent,
-        actionType: item.fields.actionType,
-      };
-      data.events.push(event);
-      data.byId.set(event.id, event);
+      const { seq, hash } = this.#push(data, item);
       if (item.effects) this.#apply(data, item);
       out.push({ ok: true, seq, hash });
     }
@@ -171,7 +237,9 @@ export class MemoryStore implements AuditStore {
     return data.keys;
   }
 
-  close(): void {}
+  close(): void {
+    this.sealPending();
+  }
 
   /** Test hook: direct access to the stored rows (to simulate tampering in memory). */
   unsafeRows(org: string): StoredEvent[] {

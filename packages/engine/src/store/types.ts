@@ -114,6 +114,12 @@ export interface AuditStore {
   readonly immediate: boolean;
   /** Appends the items in order, in one transaction; items whose conditional effects fail are skipped. */
   appendBatch(org: string, items: PendingAppend[]): MaybePromise<AppendOutcome[]>;
+  /**
+   * Optional (memory store only): accepts a plain record (no effects) to encode, hash and link
+   * later, in a batch, and returns its `seq` now. `build` must read only snapshots. Every other
+   * method seals pending records first, so order and `seq` are as if appended one by one.
+   */
+  appendDeferred?(org: string, build: () => PendingAppend): number;
   head(org: string): MaybePromise<ChainHead>;
   /** Records with `seq > afterSeq`, ascending, at most `limit`. */
   readEvents(org: string, afterSeq: number, limit: number, actionType?: string): MaybePromise<StoredEvent[]>;

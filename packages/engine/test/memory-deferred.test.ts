@@ -1,0 +1,107 @@
+import { describe, expect, it } from "vitest";
+import { openEngine } from "../src/index.js";
+import { agent, policy } from "./helpers.js";
+
+// The memory store seals plain records after decide() resolves; these tests pin what that may not change.
+describe("memory store: deferred sealing", () => {
+  it("records the call as it was decided, even if the caller mutates its inputs afterwards", async () => {
+    const engine = await openEngine({ policy, store: ":memory:" });
+    const args = { amount: 50, tags: ["a"], nested: { note: "before" } };
+    const metadata: Record<string, unknown> = { pr_size: 10, labels: ["x"] };
+    const delegationChain = ["root", agent.id];
+    const paid = await engine.decide({ agent, actionType: "pay", args, delegationChain });
+    const opened = await engine.decide({ agent, actionType: "pr.open", metadata });
+    args.amount = 999;
+    args.tags.push("b");
+    args.nested.note = "after";
+    (metadata.labels as string[]).push("y");
+    metadata.pr_size = 1000;
+    delegationChain.push("intruder");
+
+    const { items } = await engine.audit();
+    expect(items.map((e) => e.id)).toEqual([paid.auditEventId, opened.auditEventId]);
+    expect(items[0]!.args).toEqual({ amount: 50, tags: ["a"], nested: { note: "before" } });
+    expect(items[0]!.delegation).toEqual(["root", agent.id]);
+    expect(items[0]!.conditions).toEqual([expect.objectContaining({ field: "args.amount", actual: 50 })]);
+    expect(items[1]!.metadata).toEqual({ pr_size: 10, labels: ["x"] });
+    expect(items[1]!.conditions).toEqual([
+      expect.objectContaining({ field: "metadata.pr_size", actual: 10 }),
+    ]);
+    expect(await engine.verify()).toEqual({ chainValid: true, checked: 2, firstBrokenAtRowId: null });
+    await engine.close();
+  });
+
+  it("snapshots object-valued condition operands taken from the caller's arguments", async () => {
+    const { compilePolicy, parsePolicy } = await import("@aa/policy");
+    const listPolicy = compilePolicy(
+      parsePolicy(
+        `version: 1
+default: deny
+policies:
+  - name: tagged
+    action: tag
+    effect: allow
+    when: [ { field: args.tags, op: contains, value: ok } ]
+`,
+        { source: "test" },
+      ),
+    );
+    const engine = await openEngine({ policy: listPolicy, store: ":memory:" });
+    const tags = ["ok"];
+    const decided = await engine.decide({ agent, actionType: "tag", args: { tags } });
+    expect(decided.status).toBe("executed");
+    tags.push("changed");
+    const [event] = (await engine.audit()).items;
+    expect(event!.args).toEqual({ tags: ["ok"] });
+    expect(event!.conditions).toEqual([expect.objectContaining({ field: "args.tags", actual: ["ok"] })]);
+    await engine.close();
+  });
+
+  it("keeps decision order and dense seq across deferred records and approvals", async () => {
+    const engine = await openEngine({ policy, store: ":memory:" });
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++)
+      ids.push(
+        (await engine.decide({ agent, actionType: "pr.open", metadata: { pr_size: i } })).auditEventId,
+      );
+    const held = await engine.decide({ agent, actionType: "pr.merge" });
+    ids.push(held.auditEventId);
+    // More than one batch of deferred records, then an approval decision that appends directly.
+    for (let i = 0; i < 1200; i++)
+      ids.push((await engine.decide({ agent, actionType: "read.file", args: { i } })).auditEventId);
+    await engine.approve(held.approvalId!, "reviewer");
+    ids.push((await engine.decide({ agent, actionType: "rm.rf" })).auditEventId);
+
+    const seen: { id: string; seq: number; kind: string }[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await engine.audit({ limit: 1000, ...(cursor ? { cursor } : {}) });
+      seen.push(...page.items.map((e) => ({ id: e.id, seq: e.seq, kind: e.kind })));
+      cursor = page.nextCursor;
+    } while (cursor);
+    expect(seen.map((e) => e.seq)).toEqual(seen.map((_e, i) => i + 1));
+    const actions = seen.filter((e) => e.kind === "action").map((e) => e.id);
+    expect(actions).toEqual(ids);
+    expect(seen.findIndex((e) => e.kind === "approval.approved")).toBe(ids.length - 1);
+    expect(await engine.verify()).toMatchObject({ chainValid: true, checked: ids.length + 1 });
+    await engine.close();
+  });
+
+  it("exports the records decided just before the export", async () => {
+    const engine = await openEngine({ policy, store: ":memory:" });
+    await engine.decide({ agent, actionType: "pr.open", metadata: { pr_size: 1 } });
+    await engine.decide({ agent, actionType: "pr.open", metadata: { pr_size: 2 } });
+    const exported: string[] = [];
+    const { Writable } = await import("node:stream");
+    const sink = new Writable({
+      write(chunk, _encoding, done) {
+        exported.push(String(chunk));
+        done();
+      },
+    });
+    const counts = await engine.exportAudit(sink);
+    expect(counts.records).toBe(2);
+    expect(exported.join("")).toContain('"pr_size":2');
+    await engine.close();
+  });
+});
