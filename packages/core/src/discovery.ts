@@ -6,6 +6,7 @@
  * in its package.json; the module default-exports a FrameworkAdapter or a function returning one.
  * Only the host app's own dependencies are considered, resolved from the host's root.
  */
+import { realpathSync } from "node:fs";
 import { join, resolve as resolvePath } from "node:path";
 import { pathToFileURL } from "node:url";
 import { ConfigurationError } from "./errors.js";
@@ -23,26 +24,42 @@ export interface DiscoveredAdapter {
 
 /** Names of the host's dependencies (dependencies, optional and dev), from its package.json. */
 export function hostDependencyNames(root: string): string[] {
-  const pkg = readPackageJson(root);
+  return dependencyNames(readPackageJson(root), ["dependencies", "optionalDependencies", "devDependencies"]);
+}
+
+function dependencyNames(pkg: Record<string, unknown> | undefined, fields: string[]): string[] {
   if (!pkg) return [];
   const names = new Set<string>();
-  for (const field of ["dependencies", "optionalDependencies", "devDependencies"]) {
+  for (const field of fields) {
     const deps = pkg[field];
     if (deps && typeof deps === "object") for (const name of Object.keys(deps)) names.add(name);
   }
   return [...names].sort();
 }
 
-/** Load every adapter declared by the host's installed dependencies. */
+/**
+ * Load every adapter declared by the host's installed dependencies, and by the dependencies of
+ * those adapter packages (an adapter may bring the adapters it builds on: installing
+ * `@aa/adapter-langgraph` alone also brings `@aa/adapter-langchain`).
+ */
 export async function discoverAdapters(root: string): Promise<DiscoveredAdapter[]> {
   const found: DiscoveredAdapter[] = [];
-  for (const name of hostDependencyNames(root)) {
-    const dir = findPackageDir(root, name);
-    if (!dir) continue;
-    const declaration = readPackageJson(dir)?.[DISCOVERY_FIELD];
-    if (declaration === undefined) continue;
+  const seen = new Set<string>();
+  const visit = async (name: string, fromDir: string): Promise<void> => {
+    if (seen.has(name)) return;
+    seen.add(name);
+    const dir = findPackageDir(fromDir, name);
+    if (!dir) return;
+    const pkg = readPackageJson(dir);
+    const declaration = pkg?.[DISCOVERY_FIELD];
+    if (declaration === undefined) return;
     found.push({ adapter: await loadDeclaredAdapter(name, dir, declaration), packageName: name });
-  }
+    // From the package's real location: package managers that link (pnpm) keep its own
+    // dependencies beside its real directory, not beside the link.
+    const realDir = realpathSync(dir);
+    for (const dependency of dependencyNames(pkg, ["dependencies"])) await visit(dependency, realDir);
+  };
+  for (const name of hostDependencyNames(root)) await visit(name, root);
   return found;
 }
 

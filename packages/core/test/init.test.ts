@@ -262,6 +262,16 @@ describe("discovery and the interceptor end to end", () => {
     expect(audit.items).toHaveLength(2);
   });
 
+  it("also discovers the adapters an adapter package depends on", async () => {
+    const { discoverAdapters } = await import("../src/discovery.js");
+    const root = new URL("./fixtures/host-with-bundle/", import.meta.url).pathname;
+    const found = await discoverAdapters(root);
+    expect(found.map((d) => [d.adapter.name, d.packageName])).toEqual([
+      ["outer", "aa-adapter-outer"],
+      ["inner", "aa-adapter-inner"],
+    ]);
+  });
+
   it("reports an adapter explicitly named but not installed", async () => {
     const error = await initAssembly({
       agent: { id: "bot" },
