@@ -108,7 +108,8 @@ interface Statements {
   verifyRows: StatementSync;
   idAtSeq: StatementSync;
   head: StatementSync;
-  insertEvent: StatementSync;
+  /** Multi-row event inserts, by row count (each of {@link INSERT_WIDTHS}). */
+  insertEvents: Map<number, StatementSync>;
   readEvents: StatementSync;
   readEventsByType: StatementSync;
   getEvent: StatementSync;
@@ -201,6 +202,9 @@ export class SqliteStore implements AuditStore {
       let seq = head.seq;
       let prev = head.hash;
       const out: AppendOutcome[] = new Array(items.length);
+      // Rows of plain records wait here and go in as multi-row INSERTs (fewer statement calls);
+      // a record with effects first flushes them, so every row is written in chain order.
+      const rows: (string | number)[] = [];
       for (let i = 0; i < items.length; i++) {
         const item = items[i]!;
         if (item.effects) {
@@ -213,11 +217,16 @@ export class SqliteStore implements AuditStore {
         seq++;
         const { text, hash } = sealRecord(item.encoded, prev, seq);
         const f = item.fields;
-        s.insertEvent.run(org, seq, f.id, hash, f.agent, f.actionType, text);
-        if (item.effects) this.#apply(org, item);
+        rows.push(org, seq, f.id, hash, f.agent, f.actionType, text);
+        if (item.effects) {
+          this.#insertRows(rows);
+          rows.length = 0;
+          this.#apply(org, item);
+        }
         prev = hash;
         out[i] = { ok: true, seq, hash };
       }
+      if (rows.length > 0) this.#insertRows(rows);
       db.exec("COMMIT");
       this.#headVersion = version;
       this.#heads.set(org, { seq, hash: prev });
@@ -226,6 +235,20 @@ export class SqliteStore implements AuditStore {
       safelyRollback(db);
       this.#heads.clear();
       throw storeFailure("STORE_WRITE_FAILED", "Appending audit records", error);
+    }
+  }
+
+  /** Inserts event rows ({@link EVENT_ROW_WIDTH} values each) with the widest statements that fit. */
+  #insertRows(values: (string | number)[]): void {
+    const count = values.length / EVENT_ROW_WIDTH;
+    let at = 0;
+    for (const width of INSERT_WIDTHS) {
+      const statement = this.#s.insertEvents.get(width)!;
+      const span = width * EVENT_ROW_WIDTH;
+      while (count - at / EVENT_ROW_WIDTH >= width) {
+        statement.run(...(at === 0 && span === values.length ? values : values.slice(at, at + span)));
+        at += span;
+      }
     }
   }
 
@@ -514,6 +537,11 @@ function safelyRollback(db: DatabaseSync): void {
   }
 }
 
+const EVENT_ROW_WIDTH = 7;
+/** Rows per INSERT statement, widest first; 64 rows = 448 parameters, well under SQLite's limit. */
+const INSERT_WIDTHS = [64, 16, 4, 1] as const;
+const INSERT_EVENTS_SQL = "INSERT INTO audit_events (org, seq, id, hash, agent, action_type, record) VALUES ";
+
 const EVENT_COLUMNS = "id, seq, hash, record AS text, agent, action_type AS actionType";
 const APPROVAL_COLUMNS = `id, org, agent_id AS agentId, action_type AS actionType, state, created_at AS createdAt,
   expires_at AS expiresAt, audit_event_id AS auditEventId, policy_name AS policyName, binding_hash AS bindingHash,
@@ -530,8 +558,11 @@ function prepareAll(db: DatabaseSync): Statements {
     verifyRows,
     idAtSeq: p(ID_AT_SEQ_SQL),
     head: p("SELECT seq, hash FROM audit_events WHERE org = ? ORDER BY seq DESC LIMIT 1"),
-    insertEvent: p(
-      "INSERT INTO audit_events (org, seq, id, hash, agent, action_type, record) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    insertEvents: new Map(
+      INSERT_WIDTHS.map((width) => [
+        width,
+        p(INSERT_EVENTS_SQL + new Array(width).fill("(?, ?, ?, ?, ?, ?, ?)").join(", ")),
+      ]),
     ),
     readEvents: p(`SELECT ${EVENT_COLUMNS} FROM audit_events WHERE org = ? AND seq > ? ORDER BY seq LIMIT ?`),
     readEventsByType: p(
