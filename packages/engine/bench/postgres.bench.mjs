@@ -6,6 +6,7 @@
 // Env: AA_BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/test), AA_BENCH_QUICK=1,
 // AA_BENCH_PG_WRITERS (4), AA_BENCH_PG_INFLIGHT (concurrent callers per writer, 64),
 // AA_BENCH_PG_TOTAL (events in the measured phase, 40000).
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { compilePolicy, parsePolicy } from "@aa/policy";
 import { table } from "../../../scripts/bench-util.mjs";
 import { uuidv7 } from "../dist/ids.js";
@@ -40,6 +41,33 @@ const request = {
   args: { title: "Fix typo", branch: "fix/typo" },
   metadata: { pr_size: 12 },
 };
+
+/** CPU seconds used so far by every process named `postgres` (the server's backends and helpers). */
+function serverCpuSeconds() {
+  let ticks = 0;
+  for (const pid of readdirSync("/proc")) {
+    if (!/^[0-9]+$/.test(pid)) continue;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      if (!stat.includes("(postgres)")) continue;
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      ticks += Number(fields[11]) + Number(fields[12]); // utime, stime
+    } catch {}
+  }
+  return ticks / 100;
+}
+const cpuNow = () => ({
+  node: process.cpuUsage(),
+  server: existsSync("/proc/self/stat") ? serverCpuSeconds() : Number.NaN,
+});
+/** CPU µs per event in this process and in the server since `start`. */
+function cpuPerEvent(start, events) {
+  const node = process.cpuUsage(start.node);
+  return {
+    node: (node.user + node.system) / events,
+    server: ((cpuNow().server - start.server) * 1e6) / events,
+  };
+}
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const seconds = (t0) => Number(process.hrtime.bigint() - t0) / 1e9;
@@ -110,9 +138,15 @@ try {
 
   const bareRates = [];
   const chainRates = [];
+  const bareCpu = [];
+  const chainCpu = [];
   for (let round = 0; round < ROUNDS; round++) {
+    let start = cpuNow();
     bareRates.push(await bareBatchedRate(admin, text, sampleHash, TOTAL));
+    bareCpu.push(cpuPerEvent(start, TOTAL));
+    start = cpuNow();
     chainRates.push(await drive(writers, TOTAL, IN_FLIGHT));
+    chainCpu.push(cpuPerEvent(start, TOTAL));
   }
   const verified = await writers[0].verify();
   const expected = 4_000 + ROUNDS * TOTAL;
@@ -124,12 +158,16 @@ try {
     measure: `bare INSERT, 1 session, 256 rows/txn (${text.length} B record, same table)`,
     "events/s": Math.round(bare),
     rounds: bareRates.map(Math.round).join(" "),
+    "node CPU µs/event": median(bareCpu.map((c) => c.node)).toFixed(1),
+    "server CPU µs/event": median(bareCpu.map((c) => c.server)).toFixed(1),
   });
   rows.push({
     measure: `${WRITERS} writers x ${IN_FLIGHT} in flight, one chain (verified ${verified.checked})`,
     "events/s": Math.round(chain),
     rounds: chainRates.map(Math.round).join(" "),
     "vs bare": `${(chain / bare).toFixed(2)}x`,
+    "node CPU µs/event": median(chainCpu.map((c) => c.node)).toFixed(1),
+    "server CPU µs/event": median(chainCpu.map((c) => c.server)).toFixed(1),
   });
   await Promise.all(writers.map((w) => w.close()));
   table(rows);
