@@ -89,7 +89,27 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
      signature TEXT NOT NULL,
      PRIMARY KEY (org, size)
    );`,
+  // The id lookup path leaves the hot table: one B-tree fewer written per commit. Ids are copied
+  // into audit_event_ids in batches (see ID_INDEX_LAG); lookups scan the short unindexed tail.
+  `CREATE TABLE audit_event_ids (
+     id TEXT NOT NULL PRIMARY KEY,
+     org TEXT NOT NULL,
+     seq INTEGER NOT NULL
+   ) WITHOUT ROWID;
+   CREATE TABLE audit_event_id_marks (
+     org TEXT NOT NULL PRIMARY KEY,
+     seq INTEGER NOT NULL
+   );
+   INSERT OR IGNORE INTO audit_event_ids (id, org, seq) SELECT id, org, seq FROM audit_events;
+   INSERT INTO audit_event_id_marks (org, seq) SELECT org, MAX(seq) FROM audit_events GROUP BY org;
+   DROP INDEX audit_events_id;`,
 ];
+
+/**
+ * Records appended since the last copy of their ids into `audit_event_ids` before the append
+ * transaction copies them (one INSERT ... SELECT); `getEvent` scans at most about this many rows.
+ */
+const ID_INDEX_LAG = 128;
 
 const BUSY_TIMEOUT_MS = 5000;
 /** Chains at least this long are verified across worker threads (tunable for tests). */
@@ -112,7 +132,13 @@ interface Statements {
   insertEvents: Map<number, StatementSync>;
   readEvents: StatementSync;
   readEventsByType: StatementSync;
-  getEvent: StatementSync;
+  getEventById: StatementSync;
+  getIdEntry: StatementSync;
+  getRecentEventById: StatementSync;
+  scanEventById: StatementSync;
+  getIdMark: StatementSync;
+  setIdMark: StatementSync;
+  copyIds: StatementSync;
   getEventAtSeq: StatementSync;
   getIdempotency: StatementSync;
   insertIdempotency: StatementSync;
@@ -139,6 +165,8 @@ export class SqliteStore implements AuditStore {
   /** Chain heads this connection committed, valid while `data_version` equals `#headVersion`. */
   readonly #heads = new Map<string, ChainHead>();
   #headVersion = -1;
+  /** Per org, the last `seq` whose id is in `audit_event_ids` (same validity as `#heads`). */
+  readonly #idMarks = new Map<string, number>();
 
   private constructor(filePath: string, db: DatabaseSync) {
     this.filePath = filePath;
@@ -195,7 +223,10 @@ export class SqliteStore implements AuditStore {
       const version = (s.dataVersion.get() as { data_version: number }).data_version;
       let head = version === this.#headVersion ? this.#heads.get(org) : undefined;
       if (!head) {
-        if (version !== this.#headVersion) this.#heads.clear();
+        if (version !== this.#headVersion) {
+          this.#heads.clear();
+          this.#idMarks.clear();
+        }
         const row = s.head.get(org) as { seq: number; hash: string } | undefined;
         head = row ? { seq: row.seq, hash: row.hash } : { seq: 0, hash: GENESIS_HASH };
       }
@@ -227,13 +258,24 @@ export class SqliteStore implements AuditStore {
         out[i] = { ok: true, seq, hash };
       }
       if (rows.length > 0) this.#insertRows(rows);
+      let idMark = this.#idMarks.get(org);
+      if (idMark === undefined) {
+        idMark = (s.getIdMark.get(org) as { seq: number } | undefined)?.seq ?? 0;
+      }
+      if (seq - idMark >= ID_INDEX_LAG) {
+        s.copyIds.run(org, idMark);
+        s.setIdMark.run(org, seq);
+        idMark = seq;
+      }
       db.exec("COMMIT");
+      this.#idMarks.set(org, idMark);
       this.#headVersion = version;
       this.#heads.set(org, { seq, hash: prev });
       return out;
     } catch (error) {
       safelyRollback(db);
       this.#heads.clear();
+      this.#idMarks.clear();
       throw storeFailure("STORE_WRITE_FAILED", "Appending audit records", error);
     }
   }
@@ -321,7 +363,13 @@ export class SqliteStore implements AuditStore {
   }
 
   getEvent(org: string, id: string): StoredEvent | undefined {
-    return this.#s.getEvent.get(org, id) as StoredEvent | undefined;
+    const s = this.#s;
+    const indexed = s.getEventById.get(id, org) as StoredEvent | undefined;
+    if (indexed) return indexed;
+    // Not copied yet (the recent tail), or the rows were renumbered after the copy (tampering):
+    // then only a scan of the whole org finds it.
+    if (s.getIdEntry.get(id, org)) return s.scanEventById.get(org, id) as StoredEvent | undefined;
+    return s.getRecentEventById.get(org, id) as StoredEvent | undefined;
   }
 
   getEventAtSeq(org: string, seq: number): StoredEvent | undefined {
@@ -568,7 +616,23 @@ function prepareAll(db: DatabaseSync): Statements {
     readEventsByType: p(
       `SELECT ${EVENT_COLUMNS} FROM audit_events WHERE org = ? AND seq > ? AND action_type = ? ORDER BY seq LIMIT ?`,
     ),
-    getEvent: p(`SELECT ${EVENT_COLUMNS} FROM audit_events WHERE org = ? AND id = ?`),
+    getEventById: p(
+      `SELECT e.id, e.seq, e.hash, e.record AS text, e.agent, e.action_type AS actionType FROM audit_event_ids i
+       JOIN audit_events e ON e.org = i.org AND e.seq = i.seq AND e.id = i.id WHERE i.id = ? AND i.org = ?`,
+    ),
+    getIdEntry: p("SELECT seq FROM audit_event_ids WHERE id = ? AND org = ?"),
+    getRecentEventById: p(
+      `SELECT ${EVENT_COLUMNS} FROM audit_events WHERE org = ?1 AND id = ?2 AND
+       seq > COALESCE((SELECT seq FROM audit_event_id_marks WHERE org = ?1), 0)`,
+    ),
+    scanEventById: p(`SELECT ${EVENT_COLUMNS} FROM audit_events WHERE org = ? AND id = ?`),
+    getIdMark: p("SELECT seq FROM audit_event_id_marks WHERE org = ?"),
+    setIdMark: p(
+      "INSERT INTO audit_event_id_marks (org, seq) VALUES (?, ?) ON CONFLICT (org) DO UPDATE SET seq = excluded.seq",
+    ),
+    copyIds: p(
+      "INSERT OR IGNORE INTO audit_event_ids (id, org, seq) SELECT id, org, seq FROM audit_events WHERE org = ?1 AND seq > ?2",
+    ),
     getEventAtSeq: p(`SELECT ${EVENT_COLUMNS} FROM audit_events WHERE org = ? AND seq = ?`),
     getIdempotency: p("SELECT fingerprint, result FROM idempotency_keys WHERE org = ? AND key = ?"),
     insertIdempotency: p("INSERT INTO idempotency_keys (org, key, fingerprint, result) VALUES (?, ?, ?, ?)"),
