@@ -279,8 +279,18 @@ function governedRequest({ interceptor, state, original, label }: WrapperContext
       state.handoff = undefined;
       return original.apply(this, args);
     }
-    return decideOnClient(interceptor, this, request.params, "request", label, () =>
-      original.apply(this, args),
+    // A task-augmented call (the experimental `requestStream` / `callToolStream` with a task) expects
+    // a CreateTaskResult: there the denial is thrown, and the stream yields it as its error.
+    const options = args[2] as { task?: unknown } | undefined;
+    const answer = options?.task !== undefined || isTaskRequest(request) ? "throw" : "tool-result";
+    return decideOnClient(
+      interceptor,
+      this,
+      request.params,
+      "request",
+      label,
+      () => original.apply(this, args),
+      answer,
     );
   };
 }
@@ -292,6 +302,7 @@ function decideOnClient(
   entry: ClientEntry,
   label: string,
   invoke: () => unknown,
+  answer: "tool-result" | "throw" = "tool-result",
 ): Promise<unknown> {
   let call: ToolCall;
   try {
@@ -301,7 +312,7 @@ function decideOnClient(
   }
   return interceptor.intercept(call, invoke).catch((error: unknown) => {
     // Answered like a tool that failed, WITHOUT contacting the server: the model reads why.
-    if (isGovernanceError(error)) return deniedToolResult(error);
+    if (answer === "tool-result" && isGovernanceError(error)) return deniedToolResult(error);
     throw error;
   });
 }

@@ -132,6 +132,36 @@ describe("MCP patch", () => {
     ]);
   });
 
+  it("client: the experimental callToolStream goes through request and is governed too", async () => {
+    const interceptor = new RecordingInterceptor(new Set(["transfer"]));
+    await mcpAdapter.registerHooks(interceptor, host);
+    const ran: Ran = [];
+    const { client, sent } = await connect(lowLevelServer(ran));
+    const plain: unknown[] = [];
+    for await (const message of client.experimental.tasks.callToolStream({
+      name: "transfer",
+      arguments: { amount: 500 },
+    })) {
+      plain.push(message);
+    }
+    expect(plain).toEqual([{ type: "result", result: expect.objectContaining({ isError: true }) }]);
+    // With a task the caller expects a CreateTaskResult: the denial arrives as the stream's error.
+    const withTask: { type: string; error?: Error }[] = [];
+    for await (const message of client.experimental.tasks.callToolStream(
+      { name: "transfer", arguments: { amount: 500 } },
+      CallToolResultSchema,
+      { task: { ttl: 1000 } },
+    )) {
+      withTask.push(message as { type: string; error?: Error });
+    }
+    expect(withTask).toHaveLength(1);
+    expect(withTask[0]!.type).toBe("error");
+    expect(withTask[0]!.error!.message).toContain("args.amount lt 100 (actual: 500)");
+    expect(sent).not.toContain("tools/call");
+    expect(ran).toEqual([]);
+    expect(interceptor.calls.map((call) => call.metadata?.mcpEntry)).toEqual(["request", "request"]);
+  });
+
   it("server: gates tools/call handlers registered after install (McpServer and low-level Server) with session, request id and auth without the token", async () => {
     await mcpAdapter.registerHooks(new RecordingInterceptor(), host);
     const ran: Ran = [];
