@@ -7,9 +7,9 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { langchainAdapter } from "@aa/adapter-langchain";
-import { type AssemblyContext, createHostContext, initAssembly } from "@aa/core";
+import { type AssemblyContext, createHostContext, type FrameworkAdapter, initAssembly } from "@aa/core";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { LANGGRAPH_SUPPORTED_VERSIONS, langgraphAdapter } from "../../src/index.js";
+import { createLangGraphAdapter, LANGGRAPH_SUPPORTED_VERSIONS, langgraphAdapter } from "../../src/index.js";
 
 const HOST_ROOT = process.env.AA_MATRIX_HOST ?? new URL("../..", import.meta.url).pathname;
 const host = createHostContext(HOST_ROOT);
@@ -32,6 +32,7 @@ const POLICY = {
       effect: "allow",
       when: [{ field: "args.amount", op: "lt", value: 100 }],
     },
+    { name: "deploys-need-review", action: "deploy", effect: "require_approval" },
   ],
 };
 
@@ -72,13 +73,15 @@ afterEach(async () => {
   assembly = undefined;
 });
 
-async function govern(): Promise<AssemblyContext> {
+async function govern(
+  adapters: readonly FrameworkAdapter[] = [langchainAdapter, langgraphAdapter],
+): Promise<AssemblyContext> {
   assembly = await initAssembly({
     mode: "sdk-only",
     agent: { id: "matrix-graph-bot" },
     policy: POLICY,
     store: ":memory:",
-    adapters: [langchainAdapter, langgraphAdapter],
+    adapters,
     root: HOST_ROOT,
   });
   return assembly;
@@ -206,5 +209,50 @@ describe(`@langchain/langgraph ${LANGGRAPH_VERSION} with @langchain/core ${CORE_
     for (const record of records) expect(record.metadata).toMatchObject({ thread_id: "react-1" });
     const denial = toolMessagesAt(model, 1).find((message) => message.id === "c-800");
     expect(denial?.content).toContain("args.amount lt 100 (actual: 800)");
+  });
+
+  it('approvals: "interrupt": a held call pauses the graph, runs once after approval and Command({ resume })', async () => {
+    const context = await govern([langchainAdapter, createLangGraphAdapter({ approvals: "interrupt" })]);
+    const build = builds.esm;
+    const ran: string[] = [];
+    const deploy = build.tool(
+      async ({ service }: { service: string }) => {
+        ran.push(service);
+        return `deployed ${service}`;
+      },
+      {
+        name: "deploy",
+        description: "deploy a service",
+        schema: build.z.object({ service: build.z.string() }),
+      },
+    );
+    const model = scriptedModel(build, [
+      new build.AIMessage({
+        content: "",
+        tool_calls: [{ name: "deploy", args: { service: "api" }, id: "c-deploy", type: "tool_call" }],
+      }),
+    ]);
+    const agent = build.prebuilt.createReactAgent({
+      llm: model,
+      tools: [deploy],
+      checkpointer: new build.graph.MemorySaver(),
+    });
+    const thread = { configurable: { thread_id: "interrupt-1" } };
+
+    const paused = await agent.invoke({ messages: [{ role: "user", content: "ship" }] }, thread);
+    const interrupts: { value: Record<string, unknown> }[] = paused.__interrupt__ ?? [];
+    expect(interrupts).toHaveLength(1);
+    expect(interrupts[0]!.value).toMatchObject({
+      type: "agent-assembly/approval",
+      tool: "deploy",
+      toolCallId: "c-deploy",
+    });
+    expect(ran).toEqual([]);
+
+    await context.approve(String(interrupts[0]!.value.approvalId), "operator");
+    const resumed = await agent.invoke(new build.graph.Command({ resume: { approved: true } }), thread);
+    expect(resumed.__interrupt__).toBeUndefined();
+    expect(ran).toEqual(["api"]);
+    expect(toolMessagesAt(model, 1)).toMatchObject([{ id: "c-deploy", status: "success" }]);
   });
 });
