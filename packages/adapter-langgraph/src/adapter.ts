@@ -31,7 +31,7 @@ export interface LangGraphAdapterOptions {
 /** The adapter's name. */
 export const LANGGRAPH_ADAPTER_NAME = "langgraph";
 /** `@langchain/langgraph` versions this adapter's tests run against. */
-export const LANGGRAPH_SUPPORTED_VERSIONS = ">=1.7.0 <1.8.0";
+export const LANGGRAPH_SUPPORTED_VERSIONS = ">=1.0.0 <1.8.0";
 
 /** Owner tag of the LangChain adapter's wrappers (its adapter name). */
 const LANGCHAIN_OWNER = "langchain";
