@@ -34,6 +34,12 @@ async function open(): Promise<PostgresStore> {
   return store;
 }
 
+async function openWith(parameter: string): Promise<PostgresStore> {
+  const store = await PostgresStore.open(`${storeUrl()}&${parameter}`);
+  opened.push(store);
+  return store;
+}
+
 function fields(org: string, args: unknown, agent = "agent-1"): RecordFields {
   return {
     id: uuidv7(),
@@ -162,6 +168,42 @@ describe("PostgreSQL appends", () => {
     expectChain(events, encoded);
     const head = await stores[3]!.head(org);
     expect(head).toEqual({ seq: encoded.size, hash: events.at(-1)!.hash });
+  });
+
+  it("early_lock_release=on: replicas with and without it keep one dense chain; appends flushed by a marker commit", async () => {
+    const early = [await openWith("early_lock_release=on"), await openWith("early_lock_release=on")];
+    const stores = [...early, await open()];
+    const org = `org-${randomUUID()}`;
+    const encoded = new Map<string, EncodedRecord>();
+    await Promise.all(
+      stores.map(async (store, s) => {
+        for (let round = 0; round < 20; round++) {
+          const batch = Array.from({ length: 1 + ((round * 5 + s) % 30) }, (_, i) =>
+            pending(org, { store: s, round, i }),
+          );
+          for (const item of batch) encoded.set(item.fields.id, item.encoded);
+          const outcomes = await store.appendBatch(org, batch);
+          expect(outcomes.every((o) => o.ok)).toBe(true);
+        }
+      }),
+    );
+    expectChain(await readAll(stores[2]!, org), encoded);
+    const client = new pg.Client({ connectionString: PG_URL });
+    await client.connect();
+    try {
+      const schema = new URL(storeUrl()).searchParams.get("schema");
+      const { rows } = await client.query(`SELECT sum(n)::int AS marks FROM ${schema}.flush_marks`);
+      expect(rows[0].marks).toBeGreaterThanOrEqual(40);
+    } finally {
+      await client.end();
+    }
+  });
+
+  it("refuses an early_lock_release value other than on or off, naming the parameter", async () => {
+    await expect(PostgresStore.open(`${storeUrl()}&early_lock_release=yes`)).rejects.toMatchObject({
+      code: "INVALID_OPTIONS",
+      message: expect.stringContaining("`early_lock_release` URL parameter must be `on` or `off`"),
+    });
   });
 
   it("a version-1 database is migrated and its chain continues, server-sealed", async () => {

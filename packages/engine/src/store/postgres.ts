@@ -98,6 +98,21 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
      RETURN first_seq || ':' || array_to_string(hashes, '');
    END
    $fn$;`,
+  // 3: opt-in early lock release (`?early_lock_release=on`): the append commits without waiting
+  // for its WAL flush, which releases the head lock at once; the procedure then commits a marker
+  // row synchronously, whose flush covers the append's commit record, before it returns.
+  `CREATE TABLE flush_marks (pid INTEGER PRIMARY KEY, n BIGINT NOT NULL);
+   CREATE PROCEDURE aa_append_flushed(p_org TEXT, p_ids TEXT[], p_agents TEXT[], p_action_types TEXT[], p_parts TEXT,
+     INOUT sealed TEXT)
+   LANGUAGE plpgsql AS $fn$
+   BEGIN
+     PERFORM set_config('synchronous_commit', 'off', true);
+     sealed := aa_append_sealed(p_org, p_ids, p_agents, p_action_types, p_parts);
+     COMMIT;
+     INSERT INTO flush_marks (pid, n) VALUES (pg_backend_pid(), 1)
+       ON CONFLICT (pid) DO UPDATE SET n = flush_marks.n + 1;
+   END
+   $fn$;`,
 ];
 
 const EVENT_COLUMNS = 'id, seq::int8 AS seq, hash, record AS text, agent, action_type AS "actionType"';
@@ -141,10 +156,26 @@ export class PostgresStore implements AuditStore {
    */
   #serverSeals = false;
 
-  private constructor(pool: Pool) {
+  /** See {@link PostgresStore.open}: `early_lock_release=on`. */
+  readonly #earlyLockRelease: boolean;
+
+  private constructor(pool: Pool, earlyLockRelease: boolean) {
     this.#pool = pool;
+    this.#earlyLockRelease = earlyLockRelease;
   }
 
+  /**
+   * Opens (and migrates) the store. URL parameters, removed before connecting:
+   * - `schema=<name>`: keep the tables in a schema of their own.
+   * - `early_lock_release=on` (default `off`): release an org's chain-head lock as soon as an
+   *   append's commit record is in the WAL instead of after it is flushed to disk, so replicas
+   *   queue behind the insert only, not behind the disk. An append still resolves only after its
+   *   commit is on disk (a synchronous marker commit flushes the WAL past it). The cost: for about
+   *   one WAL flush, other sessions can read records that are not yet durable; if the server
+   *   crashes in that window they are lost (their callers were never told they committed) and their
+   *   positions are reused, so an `audit()` page or export taken in that window would disagree
+   *   with the chain afterwards.
+   */
   static async open(url: string): Promise<PostgresStore> {
     let pg: typeof import("pg");
     try {
@@ -171,6 +202,16 @@ export class PostgresStore implements AuditStore {
         },
       );
     }
+    const earlyLockRelease = parsed.searchParams.get("early_lock_release") ?? "off";
+    parsed.searchParams.delete("early_lock_release");
+    if (earlyLockRelease !== "on" && earlyLockRelease !== "off") {
+      throw new EngineError(
+        "INVALID_OPTIONS",
+        400,
+        `the \`early_lock_release\` URL parameter must be \`on\` or \`off\`, got ${JSON.stringify(earlyLockRelease)}`,
+        { option: "store" },
+      );
+    }
     const pool = new pg.Pool({
       connectionString: parsed.toString(),
       max: 4,
@@ -179,7 +220,7 @@ export class PostgresStore implements AuditStore {
     pool.on("error", () => {
       // An idle client died (server restart); the pool replaces it on next use.
     });
-    const store = new PostgresStore(pool);
+    const store = new PostgresStore(pool, earlyLockRelease === "on");
     try {
       await store.#migrate(schema);
     } catch (error) {
@@ -267,11 +308,19 @@ export class PostgresStore implements AuditStore {
     }
     let sealed: string;
     try {
-      const { rows } = await this.#pool.query<{ sealed: string }>({
-        name: "aa_append_sealed",
-        text: "SELECT aa_append_sealed($1, $2, $3, $4, $5) AS sealed",
-        values: [org, ids, agents, actionTypes, parts],
-      });
+      const { rows } = await this.#pool.query<{ sealed: string }>(
+        this.#earlyLockRelease
+          ? {
+              name: "aa_append_flushed",
+              text: "CALL aa_append_flushed($1, $2, $3, $4, $5, NULL)",
+              values: [org, ids, agents, actionTypes, parts],
+            }
+          : {
+              name: "aa_append_sealed",
+              text: "SELECT aa_append_sealed($1, $2, $3, $4, $5) AS sealed",
+              values: [org, ids, agents, actionTypes, parts],
+            },
+      );
       sealed = rows[0]!.sealed;
     } catch (error) {
       throw storeFailure("STORE_WRITE_FAILED", "Appending audit records", error);
