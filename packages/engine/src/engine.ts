@@ -5,7 +5,6 @@
 import { createHmac, randomBytes } from "node:crypto";
 import type { CompiledPolicy, ConditionResult, PolicyDecision, PolicyDocument } from "@aa/policy";
 import { compilePolicy } from "@aa/policy";
-import canonicalize from "canonicalize";
 import { canonicalJson } from "./chain/canonical-json.js";
 import { encodeRecord, type RecordFields, type RecordKind, sha256Hex } from "./chain/record.js";
 import { ChainWriter } from "./chain/writer.js";
@@ -247,19 +246,18 @@ export class DecisionEngine implements Engine {
 
   /** Keyed so that the stored fingerprint reveals nothing about (possibly secret) raw arguments. */
   #fingerprint(request: DecisionRequest): string {
-    const canonical =
-      canonicalize({
-        agent: request.agent.id,
-        actionType: request.actionType,
-        toolName: request.toolName ?? null,
-        framework: request.framework ?? null,
-        args: request.args ?? null,
-        metadata: request.metadata ?? null,
-        dataAccessed: request.dataAccessed ?? null,
-        toolCallId: request.toolCallId ?? null,
-        delegationChain: request.delegationChain ?? null,
-        enforcementMode: request.enforcementMode ?? null,
-      }) ?? "";
+    const canonical = canonicalJson({
+      agent: request.agent.id,
+      actionType: request.actionType,
+      toolName: request.toolName ?? null,
+      framework: request.framework ?? null,
+      args: request.args ?? null,
+      metadata: request.metadata ?? null,
+      dataAccessed: request.dataAccessed ?? null,
+      toolCallId: request.toolCallId ?? null,
+      delegationChain: request.delegationChain ?? null,
+      enforcementMode: request.enforcementMode ?? null,
+    });
     const key = this.#hmac.activeKey();
     return `v${key.version}:${createHmac("sha256", key.secret).update(canonical).digest("hex")}`;
   }
@@ -382,7 +380,7 @@ export class DecisionEngine implements Engine {
           auditEventId: id,
           policyName: policyName ?? null,
           bindingHash: sha256Hex(
-            canonicalize([request.agent.id, request.actionType, argsHash, policy.hash]) ?? "",
+            canonicalJson([request.agent.id, request.actionType, argsHash, policy.hash]),
           ),
           decidedBy: null,
           reason: null,
