@@ -1,0 +1,231 @@
+/**
+ * The Vercel AI SDK adapter (`ai` v7): injects a governed `toolApproval` into every `generateText`,
+ * `streamText` and `ToolLoopAgent` call, composed with the caller's own. The exported functions are
+ * replaced on the namespace recorded by the import hook (`@aa/adapter-vercel-ai/register`, which
+ * must run before the app imports `ai`); `ToolLoopAgent.prototype.prepareCall` is wrapped with
+ * core's `wrapMethod`.
+ */
+import {
+  type AdapterContext,
+  AssemblyError,
+  ConfigurationError,
+  type FrameworkAdapter,
+  type HookReport,
+  type Interceptor,
+  type WrapHandle,
+  wrapMethod,
+} from "@aa/core";
+import { type ApprovalsMode, type GovernedApprovalSettings, governedToolApproval } from "./approval.js";
+import { effectiveNamespaces, type HookedNamespace, importHookState } from "./hook-registry.js";
+import { type ExportHandle, wrapExport } from "./namespace-patch.js";
+import { AGENT_TARGET, EXPORT_TARGETS, TARGET_PACKAGE, TARGET_SPECIFIER } from "./patch-targets.js";
+
+/** Options of {@link createVercelAiAdapter}. */
+export interface VercelAiAdapterOptions {
+  /**
+   * How a call the gate holds for approval is answered. `"user-approval"` (default): the SDK emits a
+   * `tool-approval-request` and the run ends, the app asks its user and answers both the SDK and
+   * the gate ({@link answerGateApproval}); on the resumed run the gate's decision is waited for and
+   * released once. `"wait"`: the run waits for the gate's decision (an operator answers with
+   * `aa approvals` or `assembly.approve`), then the tool runs or is denied.
+   */
+  approvals?: ApprovalsMode;
+  /**
+   * What to do when the import hook is not in place (`ai` imported before
+   * `@aa/adapter-vercel-ai/register`, or the register entry never loaded). `"fail"` (default):
+   * installation fails with a `ConfigurationError` explaining `node --import`. `"agent-only"`:
+   * govern `ToolLoopAgent` only (its prototype needs no hook); direct `generateText` / `streamText`
+   * calls then run ungoverned, which the adapter's `detail` says.
+   */
+  withoutImportHook?: "fail" | "agent-only";
+}
+
+/** The adapter's name, also its owner tag on the wrappers it installs. */
+export const VERCEL_AI_ADAPTER_NAME = "vercel-ai";
+/** `ai` versions this adapter's tests run against. */
+export const VERCEL_AI_SUPPORTED_VERSIONS = ">=7.0.173 <7.1.0";
+
+interface Installation {
+  readonly exportHandles: ExportHandle[];
+  readonly methodHandles: WrapHandle[];
+  readonly report: HookReport;
+}
+
+/** Create a Vercel AI SDK adapter; `initAssembly({ adapters: [createVercelAiAdapter({...})] })`. */
+export function createVercelAiAdapter(options: VercelAiAdapterOptions = {}): FrameworkAdapter {
+  if (typeof options !== "object" || options === null) {
+    throw new ConfigurationError("options", "createVercelAiAdapter: options must be an object");
+  }
+  const approvals = options.approvals ?? "user-approval";
+  if (approvals !== "user-approval" && approvals !== "wait") {
+    throw new ConfigurationError(
+      "approvals",
+      `createVercelAiAdapter: "approvals" must be "user-approval" or "wait", got ${JSON.stringify(approvals)}`,
+    );
+  }
+  const withoutImportHook = options.withoutImportHook ?? "fail";
+  if (withoutImportHook !== "fail" && withoutImportHook !== "agent-only") {
+    throw new ConfigurationError(
+      "withoutImportHook",
+      `createVercelAiAdapter: "withoutImportHook" must be "fail" or "agent-only", got ${JSON.stringify(withoutImportHook)}`,
+    );
+  }
+  let installation: Installation | undefined;
+
+  return {
+    name: VERCEL_AI_ADAPTER_NAME,
+    supportedVersions: VERCEL_AI_SUPPORTED_VERSIONS,
+    targetPackage: TARGET_PACKAGE,
+    priority: 2,
+
+    isAvailable(context: AdapterContext): boolean {
+      return context.resolve(TARGET_SPECIFIER) !== undefined;
+    },
+
+    async registerHooks(interceptor: Interceptor, context: AdapterContext): Promise<HookReport> {
+      if (installation) return installation.report;
+      const current: Installation = { exportHandles: [], methodHandles: [], report: { entryPoints: [] } };
+      try {
+        const report = await install({ interceptor, approvals }, context, withoutImportHook, current);
+        installation = { ...current, report };
+        return report;
+      } catch (error) {
+        restore(current);
+        throw error;
+      }
+    },
+
+    unregisterHooks(): void {
+      const current = installation;
+      installation = undefined;
+      if (current) restore(current);
+    },
+  };
+}
+
+function restore(installation: Installation): void {
+  for (const handle of [...installation.methodHandles].reverse()) handle.unwrap();
+  for (const handle of [...installation.exportHandles].reverse()) handle.unwrap();
+}
+
+async function install(
+  settings: GovernedApprovalSettings,
+  context: AdapterContext,
+  withoutImportHook: "fail" | "agent-only",
+  installation: Installation,
+): Promise<HookReport> {
+  const hook = importHookState();
+  let loaded: Record<string, unknown>;
+  try {
+    // Through the hook when it is registered: the namespace is then recorded (see register.ts).
+    loaded = await context.import<Record<string, unknown>>(TARGET_SPECIFIER);
+  } catch (cause) {
+    throw new AssemblyError(
+      "ADAPTER_INSTALL_FAILED",
+      `the Vercel AI adapter could not import "ai" from ${context.root}: ${cause instanceof Error ? cause.message : String(cause)}`,
+      { adapter: VERCEL_AI_ADAPTER_NAME },
+      { cause },
+    );
+  }
+  const namespaces = hook ? effectiveNamespaces(hook) : [];
+  const hooked = namespaces.some((namespace) => namespace.generateText === loaded.generateText);
+  const entryPoints: string[] = [];
+  let detail: string | undefined;
+  if (hooked) {
+    for (const namespace of namespaces) wrapExports(namespace, settings, installation, entryPoints);
+  } else if (withoutImportHook === "fail") {
+    throw missingHookError(hook !== undefined, context.root);
+  } else {
+    detail =
+      "import hook not registered: only ToolLoopAgent is governed; direct generateText/streamText calls are not " +
+      "(start node with --import @aa/adapter-vercel-ai/register)";
+  }
+  const agentClasses = new Set<unknown>([loaded[AGENT_TARGET.exportName]]);
+  for (const namespace of hooked ? namespaces : []) agentClasses.add(namespace[AGENT_TARGET.exportName]);
+  for (const agentClass of agentClasses) {
+    const prototype = (agentClass as { prototype?: unknown } | undefined)?.prototype;
+    if (typeof prototype !== "object" || prototype === null) continue;
+    const handle = wrapMethod(
+      prototype as Record<string, (...args: unknown[]) => unknown>,
+      AGENT_TARGET.method,
+      VERCEL_AI_ADAPTER_NAME,
+      (original) => governedPrepareCall(original, settings),
+    );
+    installation.methodHandles.push(handle);
+    entryPoints.push(AGENT_TARGET.label);
+  }
+  if (installation.methodHandles.length === 0) {
+    throw new AssemblyError(
+      "ADAPTER_INSTALL_FAILED",
+      `the Vercel AI adapter found no ToolLoopAgent class in "ai"; install ai ${VERCEL_AI_SUPPORTED_VERSIONS} in the application`,
+      { adapter: VERCEL_AI_ADAPTER_NAME },
+    );
+  }
+  return detail === undefined ? { entryPoints } : { entryPoints, detail };
+}
+
+function wrapExports(
+  namespace: HookedNamespace,
+  settings: GovernedApprovalSettings,
+  installation: Installation,
+  entryPoints: string[],
+): void {
+  for (const target of EXPORT_TARGETS) {
+    if (typeof namespace[target.exportName] !== "function") {
+      if (!target.required) continue;
+      throw new AssemblyError(
+        "ADAPTER_INSTALL_FAILED",
+        `the Vercel AI adapter found no function ${target.exportName} in "ai"; install ai ${VERCEL_AI_SUPPORTED_VERSIONS} in the application`,
+        { adapter: VERCEL_AI_ADAPTER_NAME, exportName: target.exportName },
+      );
+    }
+    const handle = wrapExport(namespace, target.exportName, VERCEL_AI_ADAPTER_NAME, (original) =>
+      governedCall(original, settings),
+    );
+    installation.exportHandles.push(handle);
+    entryPoints.push(target.label);
+  }
+}
+
+function missingHookError(registered: boolean, root: string): ConfigurationError {
+  const why = registered
+    ? `"ai" was imported before @aa/adapter-vercel-ai/register registered its import hook`
+    : "the import hook @aa/adapter-vercel-ai/register is not loaded";
+  return new ConfigurationError(
+    "adapters",
+    `the Vercel AI adapter cannot govern generateText/streamText: ${why}, and an ES module's exports cannot be ` +
+      `changed afterwards. Start the app with \`node --import @aa/adapter-vercel-ai/register app.js\` ` +
+      `(or NODE_OPTIONS="--import @aa/adapter-vercel-ai/register"), or pass ` +
+      `createVercelAiAdapter({ withoutImportHook: "agent-only" }) to govern ToolLoopAgent only.`,
+    { adapter: VERCEL_AI_ADAPTER_NAME, root, hookRegistered: registered },
+  );
+}
+
+/** `generateText(options)` / `streamText(options)` with the governed `toolApproval` injected. */
+function governedCall(original: (...args: unknown[]) => unknown, settings: GovernedApprovalSettings) {
+  return function governedAiCall(this: unknown, ...args: unknown[]): unknown {
+    const [options, ...rest] = args;
+    // Not an options object: the SDK reports the mistake itself.
+    if (typeof options !== "object" || options === null) return original.apply(this, args);
+    const callOptions = options as { toolApproval?: unknown };
+    const governed = {
+      ...callOptions,
+      toolApproval: governedToolApproval(callOptions.toolApproval, settings),
+    };
+    return original.call(this, governed, ...rest);
+  };
+}
+
+/** `ToolLoopAgent.prototype.prepareCall`: the prepared call gets the governed `toolApproval`. */
+function governedPrepareCall(original: (...args: unknown[]) => unknown, settings: GovernedApprovalSettings) {
+  return async function governedPrepare(this: unknown, ...args: unknown[]): Promise<unknown> {
+    const prepared = await original.apply(this, args);
+    if (typeof prepared !== "object" || prepared === null) return prepared;
+    const call = prepared as { toolApproval?: unknown };
+    return { ...call, toolApproval: governedToolApproval(call.toolApproval, settings) };
+  };
+}
+
+/** The Vercel AI SDK adapter with default options (what discovery installs). */
+const vercelAiAdapter: FrameworkAdapter = createVercelAiAdapter();
+export default vercelAiAdapter;

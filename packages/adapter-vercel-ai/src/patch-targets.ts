@@ -1,0 +1,44 @@
+/**
+ * Where the Vercel AI SDK (`ai` v7) can be governed, as data. `ai` v7 is ESM only and its module
+ * namespace is read-only: the exported functions are replaced through the import hook's namespace
+ * (see `register.ts`); `ToolLoopAgent` is governed on its prototype, which needs no hook.
+ */
+
+/** An exported function whose options accept `toolApproval`; wrapped on the hooked namespace. */
+export interface ExportTarget {
+  readonly exportName: string;
+  /** Human-readable entry point, reported in `assembly.adapters[].entryPoints`. */
+  readonly label: string;
+  /** A required export missing from the installed `ai` makes installation fail. */
+  readonly required: boolean;
+}
+
+/** A prototype method of an exported class. */
+export interface PrototypeTarget {
+  readonly exportName: string;
+  readonly method: string;
+  readonly label: string;
+}
+
+export const EXPORT_TARGETS: readonly ExportTarget[] = [
+  { exportName: "generateText", label: "ai#generateText (esm, import hook)", required: true },
+  { exportName: "streamText", label: "ai#streamText (esm, import hook)", required: true },
+  {
+    exportName: "experimental_streamTextLowMemory",
+    label: "ai#experimental_streamTextLowMemory (esm, import hook)",
+    required: false,
+  },
+];
+
+/** `ToolLoopAgent.generate/stream` call the SDK's internal functions, after `prepareCall`. */
+export const AGENT_TARGET: PrototypeTarget = {
+  exportName: "ToolLoopAgent",
+  method: "prepareCall",
+  label: "ai#ToolLoopAgent.prototype.prepareCall (esm)",
+};
+
+/** The module specifier governed, resolved from the host application. */
+export const TARGET_SPECIFIER = "ai";
+
+/** The package whose installed version must satisfy the adapter's `supportedVersions`. */
+export const TARGET_PACKAGE = "ai";
