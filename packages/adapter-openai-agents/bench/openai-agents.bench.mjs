@@ -1,0 +1,80 @@
+// Overhead of governing an OpenAI Agents SDK function tool, in one run: a whole agent turn (the
+// SDK's ScriptedModel asks for one tool call, then answers) bare, with the adapter and a pass-through
+// interceptor (the adapter's share: needsApproval + guardrail), and governed with the embedded gate
+// (:memory: store). Each iteration uses a fresh call id (the call's idempotency key).
+import { createHostContext, initAssembly } from "@aa/core";
+import { Agent, Runner, setTracingDisabled, tool } from "@openai/agents";
+import { assistantMessage, functionCall, ScriptedModel } from "@openai/agents-core/testing";
+import { z } from "zod";
+import { measureAsync, table, us } from "../../../scripts/bench-util.mjs";
+import { openAIAgentsAdapter } from "../dist/index.js";
+
+setTracingDisabled(true);
+const ROOT = new URL("..", import.meta.url).pathname;
+const POLICY = {
+  version: 1,
+  default: "deny",
+  policies: [
+    { name: "adds", action: "add", effect: "allow", when: [{ field: "args.a", op: "lt", value: 1000 }] },
+  ],
+};
+const add = tool({
+  name: "add",
+  description: "adds two numbers",
+  parameters: z.object({ a: z.number(), b: z.number() }),
+  execute: async ({ a, b }) => String(a + b),
+});
+const model = new ScriptedModel();
+const agent = new Agent({ name: "adder", model, tools: [add] });
+const runner = new Runner();
+let calls = 0;
+async function turn() {
+  calls += 1;
+  model.enqueue([functionCall("add", { a: 1, b: 2 }, { callId: `call-${calls}` })], [assistantMessage("3")]);
+  const result = await runner.run(agent, "add");
+  if (result.finalOutput !== "3") throw new Error(`unexpected output ${result.finalOutput}`);
+}
+
+const OPTIONS = { iterations: 3_000, warmup: 500 };
+
+async function adapterOnly(fn) {
+  const passThrough = { intercept: (_call, invoke) => Promise.resolve().then(invoke) };
+  await openAIAgentsAdapter.registerHooks(passThrough, createHostContext(ROOT));
+  try {
+    return await fn();
+  } finally {
+    await openAIAgentsAdapter.unregisterHooks();
+  }
+}
+
+async function governed(fn) {
+  const assembly = await initAssembly({
+    mode: "sdk-only",
+    agent: { id: "bench-bot" },
+    policy: POLICY,
+    store: ":memory:",
+    adapters: [openAIAgentsAdapter],
+    root: ROOT,
+  });
+  try {
+    return await fn();
+  } finally {
+    await assembly.shutdown();
+  }
+}
+
+const bare = await measureAsync(turn, OPTIONS);
+const patchOnly = await adapterOnly(() => measureAsync(turn, OPTIONS));
+const memory = await governed(() => measureAsync(turn, OPTIONS));
+const row = (name, s, base) => ({
+  case: name,
+  p50: us(s.p50),
+  p99: us(s.p99),
+  "added p50": base ? us(s.p50 - base.p50) : "",
+  "ratio p50": base ? (s.p50 / base.p50).toFixed(2) : "1.00",
+});
+table([
+  row("bare agent turn (one tool call)", bare),
+  row("adapter only (pass-through interceptor)", patchOnly, bare),
+  row("governed, embedded gate (:memory:)", memory, bare),
+]);
