@@ -11,7 +11,7 @@ import { assertFrameworkAdapter, discoverAdapters } from "./discovery.js";
 import { AssemblyError, ConfigurationError } from "./errors.js";
 import { openEmbeddedGate } from "./gate/embedded.js";
 import { createHostContext, installedVersion } from "./host.js";
-import { GateInterceptor } from "./interceptor.js";
+import { BACKSTOP_RANK, GateInterceptor } from "./interceptor.js";
 import type { AssemblyOptions, ResolvedOptions } from "./options.js";
 import { resolveOptions } from "./options.js";
 import { AdapterRegistry, rankOf } from "./registry.js";
@@ -105,6 +105,8 @@ async function install(options: ResolvedOptions): Promise<AssemblyContext> {
         interceptor.setEnrichers(installed);
       }
     }
+    const backstops = installed.filter((a) => rankOf(a) >= BACKSTOP_RANK).length;
+    interceptor.setNestingDetection(backstops > 0 && backstops < installed.length);
 
     const client = createGovernanceClient({
       gate,
@@ -197,7 +199,7 @@ async function installAdapter(
   // Registered before installing so a partial install is still undone if registerHooks throws.
   undo.push({ label: `unregister ${adapter.name}`, run: () => adapter.unregisterHooks() });
   try {
-    const report = await adapter.registerHooks(interceptor, host);
+    const report = await adapter.registerHooks(interceptor.forRank(rankOf(adapter)), host);
     return {
       ...base,
       status: "installed",

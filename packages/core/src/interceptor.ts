@@ -3,6 +3,7 @@
  * `intercept(call, invoke)`; everything about deciding, waiting for approval, failing closed and
  * running the tool exactly once lives here, never in an adapter.
  */
+import { AsyncLocalStorage } from "node:async_hooks";
 import type { ActionResult, DecisionRequest } from "@aa/engine";
 import { AssemblyDeniedError, type AssemblyError } from "./errors.js";
 import { toAssemblyError } from "./gate/errors.js";
@@ -22,9 +23,19 @@ export interface InterceptorSettings {
   approvalWaitMs?: number;
 }
 
+/** Adapters at this rank or above are backstops (MCP): they skip calls another adapter already governs. */
+export const BACKSTOP_RANK = 99;
+
 export class GateInterceptor implements Interceptor {
   readonly #settings: InterceptorSettings;
   #enrichers: FrameworkAdapter[] = [];
+  /**
+   * Marks "a governed call is executing" so a backstop adapter can tell that the call it sees
+   * (an MCP tool inside a governed LangChain tool) is already decided and audited. Only created
+   * when a backstop and another adapter are both installed: entering an AsyncLocalStorage slows
+   * every later await of the process on Node 22, so processes that cannot nest never pay for it.
+   */
+  #nesting: AsyncLocalStorage<true> | undefined;
   /** eventId → result of the execution, so a re-run of the same call does not execute twice. */
   readonly #executed = new Map<string, Promise<unknown>>();
 
@@ -37,7 +48,37 @@ export class GateInterceptor implements Interceptor {
     this.#enrichers = adapters.filter((a) => typeof a.enrichCall === "function");
   }
 
-  async intercept<T>(call: ToolCall, invoke: () => T | Promise<T>, options?: InterceptOptions): Promise<T> {
+  /** Turn nesting detection on when a backstop adapter is installed beside another adapter. */
+  setNestingDetection(enabled: boolean): void {
+    this.#nesting = enabled ? (this.#nesting ?? new AsyncLocalStorage<true>()) : undefined;
+  }
+
+  /** The interceptor an adapter of this rank gets: backstops skip calls made inside a governed call. */
+  forRank(rank: number): Interceptor {
+    if (rank < BACKSTOP_RANK) return this;
+    return {
+      intercept: <T>(
+        call: ToolCall,
+        invoke: () => T | Promise<T>,
+        options?: InterceptOptions,
+      ): Promise<T> => {
+        if (this.#nesting?.getStore() === true) return (async () => invoke())();
+        return this.#intercept(call, invoke, options, false);
+      },
+    };
+  }
+
+  intercept<T>(call: ToolCall, invoke: () => T | Promise<T>, options?: InterceptOptions): Promise<T> {
+    return this.#intercept(call, invoke, options, this.#nesting !== undefined);
+  }
+
+  /** `markNested`: run the tool inside the nesting frame, so a backstop below it stands aside. */
+  async #intercept<T>(
+    call: ToolCall,
+    invoke: () => T | Promise<T>,
+    options: InterceptOptions | undefined,
+    markNested: boolean,
+  ): Promise<T> {
     const opts = this.#enrich(call, options);
     const eventId = opts?.eventId;
     if (eventId !== undefined) {
@@ -63,11 +104,11 @@ export class GateInterceptor implements Interceptor {
     }
     switch (result.status) {
       case "executed":
-        return this.#run(eventId, invoke);
+        return this.#run(eventId, invoke, markNested);
       case "denied":
         throw deniedError(result, call);
       case "requested":
-        return this.#held(result, call, invoke, opts);
+        return this.#held(result, call, invoke, opts, markNested);
       default:
         throw new AssemblyDeniedError({
           reason: "GATE_UNAVAILABLE",
@@ -95,8 +136,9 @@ export class GateInterceptor implements Interceptor {
     return merged;
   }
 
-  #run<T>(eventId: string | undefined, invoke: () => T | Promise<T>): Promise<T> {
-    const running = (async () => invoke())();
+  #run<T>(eventId: string | undefined, invoke: () => T | Promise<T>, markNested: boolean): Promise<T> {
+    const nesting = markNested ? this.#nesting : undefined;
+    const running = nesting ? (async () => nesting.run(true, invoke))() : (async () => invoke())();
     if (eventId !== undefined) {
       if (this.#executed.size >= EXECUTED_MEMO_LIMIT) {
         const oldest = this.#executed.keys().next().value;
@@ -112,6 +154,7 @@ export class GateInterceptor implements Interceptor {
     call: ToolCall,
     invoke: () => T | Promise<T>,
     options: InterceptOptions | undefined,
+    markNested: boolean,
   ): Promise<T> {
     const approvalId = result.approvalId;
     if (!approvalId)
@@ -131,7 +174,7 @@ export class GateInterceptor implements Interceptor {
       call.toolName,
       this.#settings.approvalWaitMs ?? DEFAULT_APPROVAL_WAIT_MS,
     );
-    return this.#run(options?.eventId, invoke);
+    return this.#run(options?.eventId, invoke, markNested);
   }
 
   async #gateFailed<T>(

@@ -24,9 +24,13 @@ const policy = {
 };
 
 /** An adapter that hands its interceptor to the test, so tests call it as an adapter would. */
-function capturingAdapter(): FrameworkAdapter & { interceptor?: Interceptor } {
+function capturingAdapter(
+  name = "capture",
+  priority?: number,
+): FrameworkAdapter & { interceptor?: Interceptor } {
   const adapter: FrameworkAdapter & { interceptor?: Interceptor } = {
-    name: "capture",
+    name,
+    ...(priority === undefined ? {} : { priority }),
     supportedVersions: "*",
     isAvailable: () => true,
     registerHooks(interceptor) {
@@ -187,5 +191,48 @@ describe("interceptor", () => {
     } finally {
       process.off("warning", onWarning);
     }
+  });
+
+  it("a backstop adapter stands aside inside an already governed call, and still decides direct calls", async () => {
+    const outer = capturingAdapter("outer");
+    const backstop = capturingAdapter("backstop", 99);
+    context = await initAssembly({
+      agent: { id: "bot" },
+      root: fixtureRoot,
+      policy,
+      store: ":memory:",
+      adapters: [outer, backstop],
+    });
+    const ctx = context;
+    // An MCP tool wrapped as a LangChain tool: the outer call is governed, the inner one is the same action.
+    const result = await outer.interceptor!.intercept(
+      { framework: "outer", toolName: "read_report", args: {} },
+      async () => {
+        await new Promise((r) => setImmediate(r));
+        return backstop.interceptor!.intercept(
+          { framework: "backstop", toolName: "read_report", args: {} },
+          () => "inner ran",
+        );
+      },
+    );
+    expect(result).toBe("inner ran");
+    expect((await ctx.audit()).items.map((e) => [e.framework, e.action_type])).toEqual([
+      ["outer", "read_report"],
+    ]);
+    // Called directly, the backstop decides (and denies what no policy allows).
+    expect(
+      await backstop.interceptor!.intercept(
+        { framework: "backstop", toolName: "read_direct", args: {} },
+        () => "direct",
+      ),
+    ).toBe("direct");
+    await expect(
+      backstop.interceptor!.intercept({ framework: "backstop", toolName: "drop_db", args: {} }, () => "x"),
+    ).rejects.toBeInstanceOf(AssemblyDeniedError);
+    expect((await ctx.audit()).items.map((e) => e.action_type)).toEqual([
+      "read_report",
+      "read_direct",
+      "drop_db",
+    ]);
   });
 });
