@@ -1,16 +1,19 @@
 /**
  * PostgreSQL store (`pg`, loaded only for `postgres://` URLs). Several engines (gateway replicas)
  * may share one database: appends to an org's chain serialise on that org's `chain_heads` row
- * (`SELECT ... FOR UPDATE`), and each transaction appends a whole group-commit batch with one
- * multi-row INSERT, so the lock is held for a few round trips per batch, not per event.
+ * (`SELECT ... FOR UPDATE`). A group-commit batch of plain records is one autocommit call of the
+ * server-side `aa_append_sealed`, which links, hashes, inserts and commits while holding the lock,
+ * so the lock never waits on a round trip to Node; batches with conditional effects (approvals,
+ * idempotency) are sealed here under the same lock. See docs/audit.md, "PostgreSQL scale-out".
  *
- * The URL may carry `?schema=<name>` to keep the tables in a schema of their own.
+ * URL parameters: `?schema=<name>`, `?early_lock_release=on|off` (see {@link PostgresStore.open}).
  */
 import type { Pool, PoolClient } from "pg";
 import { GENESIS_HASH, sealRecord } from "../chain/record.js";
 import { EngineError, storeFailure } from "../errors.js";
 import type { ApprovalState } from "../types.js";
 import { effectApprovalId, effectConflict, idempotencyTaken } from "./effects.js";
+import { POSTGRES_MIGRATIONS } from "./postgres/migrations.js";
 import type {
   AppendOutcome,
   ApprovalRow,
@@ -24,96 +27,7 @@ import type {
   StoredKeys,
 } from "./types.js";
 
-/** Schema migrations, applied in order; the index + 1 is the version. Never edit a shipped one. */
-export const POSTGRES_MIGRATIONS: readonly string[] = [
-  `CREATE TABLE chain_heads (org TEXT PRIMARY KEY, seq BIGINT NOT NULL, hash TEXT NOT NULL);
-   CREATE TABLE audit_events (
-     org TEXT NOT NULL, seq BIGINT NOT NULL, id TEXT NOT NULL UNIQUE, hash TEXT NOT NULL,
-     agent TEXT NOT NULL, action_type TEXT NOT NULL, record TEXT NOT NULL, PRIMARY KEY (org, seq));
-   CREATE TABLE approvals (
-     org TEXT NOT NULL, id TEXT NOT NULL PRIMARY KEY, agent_id TEXT NOT NULL, action_type TEXT NOT NULL,
-     state TEXT NOT NULL, created_at TEXT NOT NULL, expires_at TEXT NOT NULL, audit_event_id TEXT NOT NULL,
-     policy_name TEXT, binding_hash TEXT NOT NULL, decided_by TEXT, reason TEXT, decided_at TEXT,
-     consumed_at TEXT, request TEXT NOT NULL);
-   CREATE INDEX approvals_org_state ON approvals (org, state, created_at);
-   CREATE TABLE outcomes (
-     org TEXT NOT NULL, audit_event_id TEXT NOT NULL, agent_id TEXT NOT NULL, status TEXT NOT NULL,
-     message TEXT, metadata TEXT, updated_at TEXT NOT NULL, PRIMARY KEY (org, audit_event_id));
-   CREATE TABLE idempotency_keys (
-     org TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL, result TEXT NOT NULL, PRIMARY KEY (org, key));
-   CREATE TABLE checkpoints (
-     org TEXT NOT NULL, size BIGINT NOT NULL, head_hash TEXT NOT NULL, time TEXT NOT NULL, kid TEXT NOT NULL,
-     signature TEXT NOT NULL, PRIMARY KEY (org, size));
-   CREATE TABLE engine_keys (org TEXT PRIMARY KEY, data TEXT NOT NULL);`,
-  // 2: appends sealed by the server in one statement, so the chain-head lock is held only while the
-  // server links, inserts and commits, never across a round trip to (or a busy event loop in) Node.
-  // `parts` is pre, mid, post of each record (see EncodedRecord) joined by U+0001, which canonical
-  // JSON never contains raw. The text and hash are exactly what sealRecord would produce.
-  `CREATE FUNCTION aa_append_sealed(p_org TEXT, p_ids TEXT[], p_agents TEXT[], p_action_types TEXT[], p_parts TEXT)
-   RETURNS TEXT LANGUAGE plpgsql AS $fn$
-   DECLARE
-     parts TEXT[] := string_to_array(p_parts, E'\x01');
-     part TEXT;
-     k INT := 0;
-     n INT := 0;
-     head_seq BIGINT;
-     head_hash TEXT;
-     first_seq BIGINT;
-     pre TEXT;
-     mid TEXT;
-     record TEXT;
-     hashes TEXT[] := '{}';
-     records TEXT[] := '{}';
-   BEGIN
-     IF cardinality(parts) <> 3 * cardinality(p_ids) OR cardinality(p_agents) <> cardinality(p_ids)
-        OR cardinality(p_action_types) <> cardinality(p_ids) THEN
-       RAISE EXCEPTION 'aa_append_sealed: % parts for % records', cardinality(parts), cardinality(p_ids);
-     END IF;
-     SELECT seq, hash INTO head_seq, head_hash FROM chain_heads WHERE org = p_org FOR UPDATE;
-     IF NOT FOUND THEN
-       RAISE EXCEPTION 'aa_append_sealed: no chain head for org %', p_org;
-     END IF;
-     first_seq := head_seq + 1;
-     FOREACH part IN ARRAY parts LOOP
-       k := k + 1;
-       IF k = 1 THEN
-         pre := part;
-       ELSIF k = 2 THEN
-         mid := part;
-       ELSE
-         k := 0;
-         n := n + 1;
-         head_seq := head_seq + 1;
-         record := pre || head_hash || mid || head_seq || part;
-         head_hash := encode(sha256(convert_to(record, 'UTF8')), 'hex');
-         hashes[n] := head_hash;
-         records[n] := record;
-       END IF;
-     END LOOP;
-     INSERT INTO audit_events (org, seq, id, hash, agent, action_type, record)
-       SELECT p_org, first_seq - 1 + u.ord, u.id, u.hash, u.agent, u.action_type, u.record
-       FROM unnest(p_ids, hashes, p_agents, p_action_types, records) WITH ORDINALITY
-         AS u(id, hash, agent, action_type, record, ord);
-     UPDATE chain_heads SET seq = head_seq, hash = head_hash WHERE org = p_org;
-     RETURN first_seq || ':' || array_to_string(hashes, '');
-   END
-   $fn$;`,
-  // 3: opt-in early lock release (`?early_lock_release=on`): the append commits without waiting
-  // for its WAL flush, which releases the head lock at once; the procedure then commits a marker
-  // row synchronously, whose flush covers the append's commit record, before it returns.
-  `CREATE TABLE flush_marks (pid INTEGER PRIMARY KEY, n BIGINT NOT NULL);
-   CREATE PROCEDURE aa_append_flushed(p_org TEXT, p_ids TEXT[], p_agents TEXT[], p_action_types TEXT[], p_parts TEXT,
-     INOUT sealed TEXT)
-   LANGUAGE plpgsql AS $fn$
-   BEGIN
-     PERFORM set_config('synchronous_commit', 'off', true);
-     sealed := aa_append_sealed(p_org, p_ids, p_agents, p_action_types, p_parts);
-     COMMIT;
-     INSERT INTO flush_marks (pid, n) VALUES (pg_backend_pid(), 1)
-       ON CONFLICT (pid) DO UPDATE SET n = flush_marks.n + 1;
-   END
-   $fn$;`,
-];
+export { POSTGRES_MIGRATIONS };
 
 const EVENT_COLUMNS = 'id, seq::int8 AS seq, hash, record AS text, agent, action_type AS "actionType"';
 const APPROVAL_COLUMNS = `id, org, agent_id AS "agentId", action_type AS "actionType", state, created_at AS "createdAt",
@@ -295,6 +209,7 @@ export class PostgresStore implements AuditStore {
    */
   async #appendSealedByServer(org: string, items: PendingAppend[]): Promise<AppendOutcome[]> {
     const n = items.length;
+    if (n === 0) return [];
     const ids: string[] = new Array(n);
     const agents: string[] = new Array(n);
     const actionTypes: string[] = new Array(n);

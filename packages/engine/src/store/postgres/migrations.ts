@@ -1,0 +1,96 @@
+/**
+ * PostgreSQL schema migrations, applied in order by `PostgresStore.open`; the index + 1 is the
+ * version recorded in `schema_version`. Never edit a shipped one: add the next.
+ *
+ * Functions and procedures name their tables unqualified, so they act on the schema the calling
+ * session's `search_path` selects (the store's `?schema=` parameter).
+ */
+export const POSTGRES_MIGRATIONS: readonly string[] = [
+  `CREATE TABLE chain_heads (org TEXT PRIMARY KEY, seq BIGINT NOT NULL, hash TEXT NOT NULL);
+   CREATE TABLE audit_events (
+     org TEXT NOT NULL, seq BIGINT NOT NULL, id TEXT NOT NULL UNIQUE, hash TEXT NOT NULL,
+     agent TEXT NOT NULL, action_type TEXT NOT NULL, record TEXT NOT NULL, PRIMARY KEY (org, seq));
+   CREATE TABLE approvals (
+     org TEXT NOT NULL, id TEXT NOT NULL PRIMARY KEY, agent_id TEXT NOT NULL, action_type TEXT NOT NULL,
+     state TEXT NOT NULL, created_at TEXT NOT NULL, expires_at TEXT NOT NULL, audit_event_id TEXT NOT NULL,
+     policy_name TEXT, binding_hash TEXT NOT NULL, decided_by TEXT, reason TEXT, decided_at TEXT,
+     consumed_at TEXT, request TEXT NOT NULL);
+   CREATE INDEX approvals_org_state ON approvals (org, state, created_at);
+   CREATE TABLE outcomes (
+     org TEXT NOT NULL, audit_event_id TEXT NOT NULL, agent_id TEXT NOT NULL, status TEXT NOT NULL,
+     message TEXT, metadata TEXT, updated_at TEXT NOT NULL, PRIMARY KEY (org, audit_event_id));
+   CREATE TABLE idempotency_keys (
+     org TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL, result TEXT NOT NULL, PRIMARY KEY (org, key));
+   CREATE TABLE checkpoints (
+     org TEXT NOT NULL, size BIGINT NOT NULL, head_hash TEXT NOT NULL, time TEXT NOT NULL, kid TEXT NOT NULL,
+     signature TEXT NOT NULL, PRIMARY KEY (org, size));
+   CREATE TABLE engine_keys (org TEXT PRIMARY KEY, data TEXT NOT NULL);`,
+  // 2: appends sealed by the server in one statement, so the chain-head lock is held only while the
+  // server links, inserts and commits, never across a round trip to (or a busy event loop in) Node.
+  // `parts` is pre, mid, post of each record (see EncodedRecord) joined by U+0001, which canonical
+  // JSON never contains raw. The text and hash are exactly what sealRecord would produce.
+  `CREATE FUNCTION aa_append_sealed(p_org TEXT, p_ids TEXT[], p_agents TEXT[], p_action_types TEXT[], p_parts TEXT)
+   RETURNS TEXT LANGUAGE plpgsql AS $fn$
+   DECLARE
+     parts TEXT[] := string_to_array(p_parts, E'\x01');
+     part TEXT;
+     k INT := 0;
+     n INT := 0;
+     head_seq BIGINT;
+     head_hash TEXT;
+     first_seq BIGINT;
+     pre TEXT;
+     mid TEXT;
+     record TEXT;
+     hashes TEXT[] := '{}';
+     records TEXT[] := '{}';
+   BEGIN
+     IF cardinality(parts) <> 3 * cardinality(p_ids) OR cardinality(p_agents) <> cardinality(p_ids)
+        OR cardinality(p_action_types) <> cardinality(p_ids) THEN
+       RAISE EXCEPTION 'aa_append_sealed: % parts for % records', cardinality(parts), cardinality(p_ids);
+     END IF;
+     SELECT seq, hash INTO head_seq, head_hash FROM chain_heads WHERE org = p_org FOR UPDATE;
+     IF NOT FOUND THEN
+       RAISE EXCEPTION 'aa_append_sealed: no chain head for org %', p_org;
+     END IF;
+     first_seq := head_seq + 1;
+     FOREACH part IN ARRAY parts LOOP
+       k := k + 1;
+       IF k = 1 THEN
+         pre := part;
+       ELSIF k = 2 THEN
+         mid := part;
+       ELSE
+         k := 0;
+         n := n + 1;
+         head_seq := head_seq + 1;
+         record := pre || head_hash || mid || head_seq || part;
+         head_hash := encode(sha256(convert_to(record, 'UTF8')), 'hex');
+         hashes[n] := head_hash;
+         records[n] := record;
+       END IF;
+     END LOOP;
+     INSERT INTO audit_events (org, seq, id, hash, agent, action_type, record)
+       SELECT p_org, first_seq - 1 + u.ord, u.id, u.hash, u.agent, u.action_type, u.record
+       FROM unnest(p_ids, hashes, p_agents, p_action_types, records) WITH ORDINALITY
+         AS u(id, hash, agent, action_type, record, ord);
+     UPDATE chain_heads SET seq = head_seq, hash = head_hash WHERE org = p_org;
+     RETURN first_seq || ':' || array_to_string(hashes, '');
+   END
+   $fn$;`,
+  // 3: opt-in early lock release (`?early_lock_release=on`): the append commits without waiting
+  // for its WAL flush, which releases the head lock at once; the procedure then commits a marker
+  // row synchronously, whose flush covers the append's commit record, before it returns.
+  `CREATE TABLE flush_marks (pid INTEGER PRIMARY KEY, n BIGINT NOT NULL);
+   CREATE PROCEDURE aa_append_flushed(p_org TEXT, p_ids TEXT[], p_agents TEXT[], p_action_types TEXT[], p_parts TEXT,
+     INOUT sealed TEXT)
+   LANGUAGE plpgsql AS $fn$
+   BEGIN
+     PERFORM set_config('synchronous_commit', 'off', true);
+     sealed := aa_append_sealed(p_org, p_ids, p_agents, p_action_types, p_parts);
+     COMMIT;
+     INSERT INTO flush_marks (pid, n) VALUES (pg_backend_pid(), 1)
+       ON CONFLICT (pid) DO UPDATE SET n = flush_marks.n + 1;
+   END
+   $fn$;`,
+];
