@@ -27,11 +27,18 @@ it("governs the CJS Client and the CJS server in a CommonJS host, and restores t
   expect(result.sent).toEqual([5, 700]);
   expect(result.ran).toEqual([5, 700]);
   expect(result.afterShutdown).toBe("sent 700");
+  expect(result.restored).toBe(true);
   // The allowed call is decided on both sides (client and the in-process server); denials once.
   expect(result.audit).toEqual([
     ["client", "executed", 5],
     ["server", "executed", 5],
     ["client", "denied", 500],
     ["client", "denied", 600],
+    ["server", "denied", 800],
   ]);
+  expect(result.late).toEqual({
+    ran: [],
+    isError: true,
+    text: expect.stringContaining("args.amount lt 100 (actual: 800)"),
+  });
 });
