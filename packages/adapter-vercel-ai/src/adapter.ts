@@ -16,9 +16,15 @@ import {
   wrapMethod,
 } from "@aa/core";
 import { type ApprovalsMode, type GovernedApprovalSettings, governedToolApproval } from "./approval.js";
-import { effectiveNamespaces, type HookedNamespace, importHookState } from "./hook-registry.js";
+import { effectiveCopies, type HookedCopy, importHookState } from "./hook-registry.js";
 import { type ExportHandle, wrapExport } from "./namespace-patch.js";
-import { AGENT_TARGET, EXPORT_TARGETS, TARGET_PACKAGE, TARGET_SPECIFIER } from "./patch-targets.js";
+import {
+  AGENT_TARGET,
+  EXPORT_TARGETS,
+  exportLabel,
+  TARGET_PACKAGE,
+  TARGET_SPECIFIER,
+} from "./patch-targets.js";
 
 /** Options of {@link createVercelAiAdapter}. */
 export interface VercelAiAdapterOptions {
@@ -127,12 +133,15 @@ async function install(
       { cause },
     );
   }
-  const namespaces = hook ? effectiveNamespaces(hook) : [];
-  const hooked = namespaces.some((namespace) => namespace.generateText === loaded.generateText);
+  const copies = hook ? effectiveCopies(hook) : [];
+  // The copy the host's own import resolves to must be among them, or the app is not covered.
+  const hooked = copies.some(
+    (copy) => copy.via === "import" && copy.namespace.generateText === loaded.generateText,
+  );
   const entryPoints: string[] = [];
   let detail: string | undefined;
   if (hooked) {
-    for (const namespace of namespaces) wrapExports(namespace, settings, installation, entryPoints);
+    for (const copy of copies) wrapExports(copy, settings, installation, entryPoints);
   } else if (withoutImportHook === "fail") {
     throw missingHookError(hook !== undefined, context.root);
   } else {
@@ -141,7 +150,9 @@ async function install(
       "(start node with --import @aa/adapter-vercel-ai/register)";
   }
   const agentClasses = new Set<unknown>([loaded[AGENT_TARGET.exportName]]);
-  for (const namespace of hooked ? namespaces : []) agentClasses.add(namespace[AGENT_TARGET.exportName]);
+  for (const copy of hooked ? copies : []) {
+    if (copy.via === "import") agentClasses.add(copy.namespace[AGENT_TARGET.exportName]);
+  }
   for (const agentClass of agentClasses) {
     const prototype = (agentClass as { prototype?: unknown } | undefined)?.prototype;
     if (typeof prototype !== "object" || prototype === null) continue;
@@ -165,11 +176,12 @@ async function install(
 }
 
 function wrapExports(
-  namespace: HookedNamespace,
+  copy: HookedCopy,
   settings: GovernedApprovalSettings,
   installation: Installation,
   entryPoints: string[],
 ): void {
+  const { namespace, via } = copy;
   for (const target of EXPORT_TARGETS) {
     if (typeof namespace[target.exportName] !== "function") {
       if (!target.required) continue;
@@ -183,7 +195,7 @@ function wrapExports(
       governedCall(original, settings),
     );
     installation.exportHandles.push(handle);
-    entryPoints.push(target.label);
+    entryPoints.push(exportLabel(target, via));
   }
 }
 

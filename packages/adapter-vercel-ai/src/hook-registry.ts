@@ -1,21 +1,35 @@
 /**
- * What the import hook (`@aa/adapter-vercel-ai/register`) saw, shared with the adapter through a
+ * What the hooks of `@aa/adapter-vercel-ai/register` saw, shared with the adapter through a
  * process-global slot: the register entry and the adapter may be loaded as different module
  * instances (e.g. `--import` resolves one copy, discovery another).
  */
 
-/** A module namespace as import-in-the-middle hands it over: assigning updates live bindings. */
+/**
+ * Where the app's bindings to `ai` exports live: an import-in-the-middle namespace (assigning
+ * updates the live bindings of every importer) or the object `require("ai")` returns under the
+ * require hook (its governed functions delegate to these slots).
+ */
 export type HookedNamespace = Record<string, unknown>;
 
+/** How the app reaches a hooked copy of `ai`. */
+export type HookedVia = "import" | "require";
+
+export interface HookedCopy {
+  readonly via: HookedVia;
+  /** The `ai` package directory. */
+  readonly packageDir: string;
+  readonly namespace: HookedNamespace;
+}
+
 export interface ImportHookState {
-  /** How the loader hook was installed. */
+  /** How the ESM loader hook was installed. */
   readonly loader: "sync" | "async";
-  /** Each copy of `ai` loaded through the hook, keyed by its package directory. */
-  readonly namespaces: Map<string, HookedNamespace>;
+  /** Each copy of `ai` the app can reach, keyed by `<via> <package directory>`. */
+  readonly copies: Map<string, HookedCopy>;
   /**
-   * Package directories of `ai` copies whose module was evaluated after the hook was registered.
-   * A hooked namespace whose directory is missing here wraps a module the app had already imported
-   * (and bound) before the hook: changing it would not reach the app.
+   * Package directories of `ai` copies whose module was evaluated after the hooks were registered.
+   * A copy missing here was imported (and bound) by the app before the hooks: changing its
+   * namespace would not reach the app.
    */
   readonly loadedAfterHook: Set<string>;
   /** False when this Node has no `module.registerHooks`: the load order cannot be checked. */
@@ -26,17 +40,22 @@ const SLOT = Symbol.for("agent-assembly.adapter-vercel-ai.import-hook");
 
 type GlobalWithSlot = typeof globalThis & { [SLOT]?: ImportHookState };
 
-/**
- * The namespaces that really reach the app: hooked, and (where the load order can be checked)
- * evaluated after the hook was registered.
- */
-export function effectiveNamespaces(state: ImportHookState): HookedNamespace[] {
-  return [...state.namespaces]
-    .filter(([packageDir]) => !state.loadOrderChecked || state.loadedAfterHook.has(packageDir))
-    .map(([, namespace]) => namespace);
+/** Record a copy of `ai` reached through a hook. */
+export function recordCopy(state: ImportHookState, copy: HookedCopy): void {
+  state.copies.set(`${copy.via} ${copy.packageDir}`, copy);
 }
 
-/** The hook's state, or undefined when `@aa/adapter-vercel-ai/register` was never loaded. */
+/**
+ * The copies whose changes really reach the app: hooked, and (where the load order can be
+ * checked) evaluated after the hooks were registered.
+ */
+export function effectiveCopies(state: ImportHookState): HookedCopy[] {
+  return [...state.copies.values()].filter(
+    (copy) => !state.loadOrderChecked || state.loadedAfterHook.has(copy.packageDir),
+  );
+}
+
+/** The hooks' state, or undefined when `@aa/adapter-vercel-ai/register` was never loaded. */
 export function importHookState(): ImportHookState | undefined {
   return (globalThis as GlobalWithSlot)[SLOT];
 }
@@ -49,12 +68,7 @@ export function createImportHookState(
   const global = globalThis as GlobalWithSlot;
   const existing = global[SLOT];
   if (existing) return { state: existing, created: false };
-  const state: ImportHookState = {
-    loader,
-    namespaces: new Map(),
-    loadedAfterHook: new Set(),
-    loadOrderChecked,
-  };
+  const state: ImportHookState = { loader, copies: new Map(), loadedAfterHook: new Set(), loadOrderChecked };
   Object.defineProperty(global, SLOT, { value: state, enumerable: false, configurable: true });
   return { state, created: true };
 }

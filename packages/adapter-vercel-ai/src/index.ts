@@ -18,5 +18,11 @@ export {
   type GateApprovalAnswer,
   gateApprovalIdFor,
 } from "./held-calls.js";
-export { AGENT_TARGET, EXPORT_TARGETS, type ExportTarget, type PrototypeTarget } from "./patch-targets.js";
+export {
+  AGENT_TARGET,
+  EXPORT_TARGETS,
+  type ExportTarget,
+  exportLabel,
+  type PrototypeTarget,
+} from "./patch-targets.js";
 export { type ApprovalStatus, composeStatuses, FRAMEWORK, toToolCall } from "./translate.js";

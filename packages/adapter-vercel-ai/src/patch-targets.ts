@@ -7,8 +7,6 @@
 /** An exported function whose options accept `toolApproval`; wrapped on the hooked namespace. */
 export interface ExportTarget {
   readonly exportName: string;
-  /** Human-readable entry point, reported in `assembly.adapters[].entryPoints`. */
-  readonly label: string;
   /** A required export missing from the installed `ai` makes installation fail. */
   readonly required: boolean;
 }
@@ -21,14 +19,18 @@ export interface PrototypeTarget {
 }
 
 export const EXPORT_TARGETS: readonly ExportTarget[] = [
-  { exportName: "generateText", label: "ai#generateText (esm, import hook)", required: true },
-  { exportName: "streamText", label: "ai#streamText (esm, import hook)", required: true },
-  {
-    exportName: "experimental_streamTextLowMemory",
-    label: "ai#experimental_streamTextLowMemory (esm, import hook)",
-    required: false,
-  },
+  { exportName: "generateText", required: true },
+  { exportName: "streamText", required: true },
+  { exportName: "experimental_streamTextLowMemory", required: false },
 ];
+
+/**
+ * Human-readable entry point, reported in `assembly.adapters[].entryPoints`:
+ * `ai#generateText (esm, import hook)` or `ai#generateText (esm, require hook)`.
+ */
+export function exportLabel(target: ExportTarget, via: "import" | "require"): string {
+  return `ai#${target.exportName} (esm, ${via} hook)`;
+}
 
 /** `ToolLoopAgent.generate/stream` call the SDK's internal functions, after `prepareCall`. */
 export const AGENT_TARGET: PrototypeTarget = {

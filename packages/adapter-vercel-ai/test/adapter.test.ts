@@ -167,6 +167,32 @@ describe("ToolLoopAgent and streamText", () => {
   });
 });
 
+describe("CommonJS apps", () => {
+  it('governs require("ai") (destructured before initAssembly) and import("ai"); shutdown restores both', async () => {
+    const result = await runScenario<{
+      entryPoints: string[];
+      requiredRan: string[];
+      requiredStep1: ToolOutput[];
+      importedRan: string[];
+      ranAfterShutdown: string[];
+    }>("cjs-app.cjs");
+    expect(result.entryPoints).toEqual([
+      "ai#generateText (esm, require hook)",
+      "ai#streamText (esm, require hook)",
+      "ai#experimental_streamTextLowMemory (esm, require hook)",
+      "ai#generateText (esm, import hook)",
+      "ai#streamText (esm, import hook)",
+      "ai#experimental_streamTextLowMemory (esm, import hook)",
+      "ai#ToolLoopAgent.prototype.prepareCall (esm)",
+    ]);
+    expect(result.requiredRan).toEqual(["transfer 8"]);
+    expect(result.requiredStep1[0]?.output.reason).toContain("args.amount lt 100 (actual: 800)");
+    expect(result.importedRan).toEqual(["transfer 8"]);
+    // after shutdown the original generateText runs again (nothing governs the big transfer)
+    expect(result.ranAfterShutdown).toEqual(["transfer 800", "transfer 8"]);
+  });
+});
+
 describe("installation and removal", () => {
   it("restores the original exports and prototype exactly; 200 install/uninstall cycles stack nothing", async () => {
     const result = await runScenario("restore");

@@ -15,12 +15,12 @@ export interface ScenarioOptions {
   args?: string[];
 }
 
-/** Run `test/fixtures/<name>.mjs`; resolves to the JSON object it reported on its last line. */
+/** Run `test/fixtures/<name>` (`.mjs` unless the name has an extension); resolves to the JSON object it reported on its last line. */
 export async function runScenario<T = Record<string, unknown>>(
   name: string,
   options: ScenarioOptions = {},
 ): Promise<T> {
-  const script = new URL(`${name}.mjs`, FIXTURES).pathname;
+  const script = new URL(name.includes(".") ? name : `${name}.mjs`, FIXTURES).pathname;
   const flags = options.withHook === false ? [] : ["--import", REGISTER];
   const { stdout } = await run(process.execPath, [...flags, script, ...(options.args ?? [])], {
     cwd: new URL("..", import.meta.url).pathname,
