@@ -218,6 +218,36 @@ describe("OpenAI Agents SDK under Agent Assembly", () => {
     expect(toolResultsSentOn(model, 1)[0]!.output).toContain("args.amount lt 100 (actual: 900)");
   });
 
+  it("governs streamed runs and agents exposed as tools (agent.asTool())", async () => {
+    await govern();
+    const { ran, transfer } = bankTools();
+    const expertModel = new ScriptedModel([[assistantMessage("the expert says hi")]]);
+    const expert = new Agent({ name: "expert", model: expertModel }).asTool({
+      toolName: "ask_expert",
+      toolDescription: "ask the expert",
+    });
+    const model = new ScriptedModel([
+      [
+        functionCall("ask_expert", { input: "hello" }, { callId: "call-expert" }),
+        functionCall("transfer", { amount: 20, to: "bob" }, { callId: "call-pay" }),
+      ],
+      [assistantMessage("done")],
+    ]);
+    const streamed = await run(new Agent({ name: "payer", model, tools: [expert, transfer] }), "go", {
+      stream: true,
+    });
+    for await (const _event of streamed) {
+      // drain the stream
+    }
+    await streamed.completed;
+    expect(streamed.finalOutput).toBe("done");
+    expect(ran).toEqual(["transfer 20 to bob"]);
+    expect(expertModel.calls).toHaveLength(0);
+    const results = toolResultsSentOn(model, 1);
+    expect(results.find((r) => r.callId === "call-expert")!.output).toContain("NO_MATCHING_POLICY");
+    expect(results).toContainEqual({ callId: "call-pay", output: "sent 20 to bob" });
+  });
+
   it("observe mode runs everything and records the would-be denial", async () => {
     const context = await govern({ enforcementMode: "observe" });
     const { ran, transfer } = bankTools();

@@ -223,6 +223,31 @@ describe("OpenAI Agents SDK patch", () => {
     }
   });
 
+  it("finds the agents-core copy through @openai/agents when the host root has only @openai/agents", async () => {
+    const onlyAgents = {
+      ...host,
+      resolve: (specifier: string) =>
+        specifier === "@openai/agents-core" ? undefined : host.resolve(specifier),
+    };
+    expect(openAIAgentsAdapter.isAvailable(onlyAgents)).toBe(true);
+    const report = await openAIAgentsAdapter.registerHooks(new RecordingInterceptor(), onlyAgents);
+    expect(report.entryPoints).toEqual([
+      "@openai/agents-core Agent.prototype.getAllTools (esm)",
+      "@openai/agents-core Agent.prototype.getAllTools (cjs)",
+    ]);
+    expect(isWrapped(Agent.prototype.getAllTools, "openai-agents")).toBe(true);
+    expect(isWrapped(cjs.Agent.prototype.getAllTools, "openai-agents")).toBe(true);
+  });
+
+  it("refuses to install without any copy of the SDK, leaving nothing patched", async () => {
+    const none = { ...host, resolve: () => undefined };
+    await expect(openAIAgentsAdapter.registerHooks(new RecordingInterceptor(), none)).rejects.toMatchObject({
+      code: "ADAPTER_INSTALL_FAILED",
+      message: expect.stringContaining("found no copy of @openai/agents-core"),
+    });
+    expect(Agent.prototype.getAllTools).toBe(ORIGINALS.esm);
+  });
+
   it("is available when the host resolves the SDK, and carries its fixed name, rank and target", () => {
     expect(openAIAgentsAdapter.isAvailable(host)).toBe(true);
     expect(openAIAgentsAdapter.isAvailable({ ...host, resolve: () => undefined })).toBe(false);
