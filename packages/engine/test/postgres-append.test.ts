@@ -188,12 +188,22 @@ describe("PostgreSQL appends", () => {
       }),
     );
     expectChain(await readAll(stores[2]!, org), encoded);
+    // Every early append, and every chain read through an early store, ends with a marker commit.
     const client = new pg.Client({ connectionString: PG_URL });
     await client.connect();
     try {
       const schema = new URL(storeUrl()).searchParams.get("schema");
-      const { rows } = await client.query(`SELECT sum(n)::int AS marks FROM ${schema}.flush_marks`);
-      expect(rows[0].marks).toBeGreaterThanOrEqual(40);
+      const marks = async () =>
+        (await client.query(`SELECT coalesce(sum(n), 0)::int AS n FROM ${schema}.flush_marks`)).rows[0].n;
+      expect(await marks()).toBeGreaterThanOrEqual(40);
+      let before = await marks();
+      await stores[2]!.readEvents(org, 0, 10);
+      expect(await marks()).toBe(before);
+      before = await marks();
+      expectChain(await readAll(early[0]!, org), encoded);
+      expect(await early[1]!.head(org)).toEqual({ seq: encoded.size, hash: expect.any(String) });
+      expect(await early[1]!.getEventAtSeq(org, 1)).toMatchObject({ seq: 1 });
+      expect(await marks()).toBeGreaterThan(before + 3);
     } finally {
       await client.end();
     }

@@ -35,6 +35,10 @@ const APPROVAL_COLUMNS = `id, org, agent_id AS "agentId", action_type AS "action
   decided_by AS "decidedBy", reason, decided_at AS "decidedAt", consumed_at AS "consumedAt", request`;
 const OUTCOME_COLUMNS = `audit_event_id AS "auditEventId", agent_id AS "agentId", status, message, metadata, updated_at AS "updatedAt"`;
 
+/** A synchronous commit whose WAL flush covers every commit record written before it. */
+const MARK_FLUSH =
+  "INSERT INTO flush_marks (pid, n) VALUES (pg_backend_pid(), 1) ON CONFLICT (pid) DO UPDATE SET n = flush_marks.n + 1";
+
 /** Joins the parts of the encoded records sent to `aa_append_sealed`; never raw in canonical JSON. */
 const PART_SEPARATOR = "\u0001";
 
@@ -394,8 +398,20 @@ export class PostgresStore implements AuditStore {
     return rows as T[];
   }
 
+  /**
+   * Reads of the chain. With early lock release another replica's append is visible once its
+   * commit record is in the WAL, possibly before it is on disk; a synchronous marker commit after
+   * the read flushes the WAL past every commit the read could have seen, so the store never hands
+   * out a record a server crash could still take back.
+   */
+  async #chainRows<T>(sql: string, params: unknown[]): Promise<T[]> {
+    const rows = await this.#rows<T>(sql, params);
+    if (this.#earlyLockRelease) await this.#pool.query(MARK_FLUSH);
+    return rows;
+  }
+
   async head(org: string): Promise<ChainHead> {
-    const rows = await this.#rows<{ seq: string; hash: string }>(
+    const rows = await this.#chainRows<{ seq: string; hash: string }>(
       "SELECT seq, hash FROM chain_heads WHERE org = $1",
       [org],
     );
@@ -410,11 +426,11 @@ export class PostgresStore implements AuditStore {
   ): Promise<StoredEvent[]> {
     const rows =
       actionType === undefined
-        ? await this.#rows<StoredEvent>(
+        ? await this.#chainRows<StoredEvent>(
             `SELECT ${EVENT_COLUMNS} FROM audit_events WHERE org = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
             [org, afterSeq, limit],
           )
-        : await this.#rows<StoredEvent>(
+        : await this.#chainRows<StoredEvent>(
             `SELECT ${EVENT_COLUMNS} FROM audit_events WHERE org = $1 AND seq > $2 AND action_type = $3 ORDER BY seq LIMIT $4`,
             [org, afterSeq, actionType, limit],
           );
@@ -423,7 +439,7 @@ export class PostgresStore implements AuditStore {
   }
 
   async getEvent(org: string, id: string): Promise<StoredEvent | undefined> {
-    const rows = await this.#rows<StoredEvent>(
+    const rows = await this.#chainRows<StoredEvent>(
       `SELECT ${EVENT_COLUMNS} FROM audit_events WHERE org = $1 AND id = $2`,
       [org, id],
     );
@@ -432,7 +448,7 @@ export class PostgresStore implements AuditStore {
   }
 
   async getEventAtSeq(org: string, seq: number): Promise<StoredEvent | undefined> {
-    const rows = await this.#rows<StoredEvent>(
+    const rows = await this.#chainRows<StoredEvent>(
       `SELECT ${EVENT_COLUMNS} FROM audit_events WHERE org = $1 AND seq = $2`,
       [org, seq],
     );
