@@ -455,8 +455,8 @@ export class DecisionEngine implements Engine {
   /**
    * The memory store's path for a plain record (no approval, no idempotency key): answer now and
    * let the store encode, hash and link the record in a batch. Everything the deferred encoding
-   * reads is a snapshot: redaction returns fresh values, and the few caller-owned parts (the
-   * delegation chain, object-valued condition operands) are copied here.
+   * reads is a snapshot: values redaction copied are ours; values it passed through unchanged
+   * (`shared`), the delegation chain and object-valued condition operands are copied here.
    */
   #decideDeferred(
     request: DecisionRequest,
@@ -484,8 +484,12 @@ export class DecisionEngine implements Engine {
     const traceId = request.traceId ?? null;
     const toolCallId = request.toolCallId ?? null;
     const failOpen = request.failOpen === true;
+    // Values redaction did not copy are the caller's: encode them now, the rest later.
+    const argsSnapshot = redacted.shared ? canonicalJson(redacted.args ?? null) : undefined;
+    const metadataJson = redacted.shared ? canonicalJson(redacted.metadata ?? null) : undefined;
+    const dataAccessedJson = redacted.shared ? canonicalJson(redacted.dataAccessed ?? null) : undefined;
     this.#writer.appendDeferred(() => {
-      const argsJson = canonicalJson(redacted.args ?? null);
+      const argsJson = argsSnapshot ?? canonicalJson(redacted.args ?? null);
       const fields: RecordFields = {
         id,
         kind: "action",
@@ -500,7 +504,9 @@ export class DecisionEngine implements Engine {
         argsJson,
         argsHash: "sha256:" + sha256Hex(argsJson),
         metadata: redacted.metadata ?? null,
+        metadataJson,
         dataAccessed: redacted.dataAccessed ?? null,
+        dataAccessedJson,
         status: d.status,
         denialReason: d.denialReason ?? null,
         policyName: d.policyName ?? null,

@@ -9,6 +9,11 @@ export interface RedactedCall {
   dataAccessed: unknown;
   /** Rule paths / detector names that changed something. Empty when nothing was redacted. */
   fired: string[];
+  /**
+   * True when `args`, `metadata` or `dataAccessed` is the caller's own object (nothing needed
+   * redacting, so it was not copied): the caller may still mutate it, so snapshot before deferring.
+   */
+  shared: boolean;
 }
 
 export type CallRedactor = (call: {
@@ -25,6 +30,7 @@ export const identityRedactor: CallRedactor = (call) => ({
   metadata: call.metadata,
   dataAccessed: call.dataAccessed,
   fired: NOTHING_FIRED,
+  shared: true,
 });
 
 /** Redacts free text (messages, reasons) with the same redactor, by wrapping it as an argument. */

@@ -37,6 +37,13 @@ export function buildRedactor(document: PolicyDocument, hmac: HmacKeySet): CallR
       metadata: metadata?.value as Record<string, unknown> | undefined,
       dataAccessed: data?.value,
       fired,
+      shared:
+        isShared(call.args, args) || isShared(call.metadata, metadata) || isShared(call.dataAccessed, data),
     };
   };
+}
+
+/** True when redaction handed back the caller's own (mutable) object instead of a copy. */
+function isShared(input: unknown, output: { value: unknown } | undefined): boolean {
+  return output !== undefined && output.value === input && typeof input === "object" && input !== null;
 }

@@ -41,7 +41,11 @@ export interface RecordFields {
   /** `sha256:<hex>` of the canonical JSON of the redacted arguments. */
   argsHash: string;
   metadata: Record<string, unknown> | null;
+  /** Canonical JSON of `metadata` when the caller already computed it (a snapshot). */
+  metadataJson?: string;
   dataAccessed: unknown;
+  /** Canonical JSON of `dataAccessed` when the caller already computed it (a snapshot). */
+  dataAccessedJson?: string;
   status: string | null;
   denialReason: string | null;
   policyName: string | null;
@@ -171,7 +175,7 @@ export function encodeRecord(r: RecordFields): EncodedRecord {
     ',"conditions":' +
     conditionsJson(r.conditions) +
     ',"data_accessed":' +
-    json(r.dataAccessed) +
+    (r.dataAccessedJson ?? json(r.dataAccessed)) +
     ',"delegation":' +
     json(r.delegation) +
     ',"denial_reason":' +
@@ -185,7 +189,7 @@ export function encodeRecord(r: RecordFields): EncodedRecord {
     ',"kind":' +
     quoteSafe(r.kind) +
     ',"metadata":' +
-    json(r.metadata) +
+    (r.metadataJson ?? json(r.metadata)) +
     ',"mode":' +
     quoteSafe(r.mode) +
     ',"org":' +

@@ -82,9 +82,29 @@ const SECRET_FIELD_NAMES = new Set([
   "setcookie",
 ]);
 
+/**
+ * Verdicts are pure functions of the string, and the same field names and short values (model
+ * names, node ids, run names) recur on every call, so clean verdicts are remembered. Bounded: the
+ * sets are emptied when full. Only strings that are stored in the clear anyway are kept.
+ */
+const CLEAN_CACHE_MAX_ENTRIES = 4096;
+const CLEAN_CACHE_MAX_LENGTH = 256;
+const cleanStrings = new Set<string>();
+const fieldNameVerdicts = new Map<string, boolean>();
+
 /** True when a field of this name holds a secret (`password`, `api_key`, `Authorization`, ...). */
 export function isSecretFieldName(name: string): boolean {
   if (name.length < 3 || name.length > 24) return false;
+  let verdict = fieldNameVerdicts.get(name);
+  if (verdict === undefined) {
+    verdict = classifyFieldName(name);
+    if (fieldNameVerdicts.size >= CLEAN_CACHE_MAX_ENTRIES) fieldNameVerdicts.clear();
+    fieldNameVerdicts.set(name, verdict);
+  }
+  return verdict;
+}
+
+function classifyFieldName(name: string): boolean {
   const lower = name.toLowerCase();
   if (SECRET_FIELD_NAMES.has(lower)) return true;
   if (!lower.includes("_") && !lower.includes("-")) return false;
@@ -100,7 +120,22 @@ function looksRandom(token: string): boolean {
  * string) when nothing was found.
  */
 export function redactSecretsInString(text: string, fire: FireDetector): string {
-  return scan(text, fire, 0);
+  if (text.length < MIN_SECRET_LENGTH || cleanStrings.has(text)) return text;
+  if (text.length > CLEAN_CACHE_MAX_LENGTH) return scan(text, fire, 0);
+  let fired = false;
+  const out = scan(
+    text,
+    (name) => {
+      fired = true;
+      fire(name);
+    },
+    0,
+  );
+  if (!fired && out === text) {
+    if (cleanStrings.size >= CLEAN_CACHE_MAX_ENTRIES) cleanStrings.clear();
+    cleanStrings.add(text);
+  }
+  return out;
 }
 
 function scan(text: string, fire: FireDetector, nesting: number): string {

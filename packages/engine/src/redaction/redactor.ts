@@ -1,8 +1,10 @@
 /**
  * Redaction before anything is stored or logged. Rules from the policy file select values by
  * JSONPath-style paths and `mask`, `hash` or `drop` them, whatever their type; built-in detectors
- * mask secrets found in any string. The result is a fresh JSON-serialisable value (the input is
- * never mutated) and the list of what fired, for the audit record.
+ * mask secrets found in any string. The result is a JSON-serialisable value and the list of what
+ * fired, for the audit record. The input is never mutated; when it is plain JSON data that nothing
+ * changes, the result IS the input (no copy), so a caller that keeps it past the moment must
+ * snapshot it (e.g. as canonical JSON) itself.
  *
  * Semantics:
  * - `mask` replaces the selected value (scalar, object or array, whole) with `"[REDACTED]"`.
@@ -59,6 +61,8 @@ const MODES: readonly RedactMode[] = ["mask", "hash", "drop"];
 const MODE_STRENGTH: Record<RedactMode, number> = { hash: 1, mask: 2, drop: 3 };
 const MIN_HMAC_SECRET_BYTES = 32;
 const DROPPED = Symbol("dropped");
+const NOTHING_FIRED: string[] = [];
+const ignore = (): void => {};
 const OMITTED = Symbol("omitted");
 
 interface CompiledRule {
@@ -85,7 +89,59 @@ export function compileRedactor(rules: readonly RedactRule[], options: RedactorO
   // A state is (rule index, next step index), packed as rule * 256 + step (paths have <= 255 steps).
   const rootStates = compiled.map((_rule, index) => index * 256);
 
+  /**
+   * True when redaction would return an equal value: plain JSON data (plain objects and arrays,
+   * strings, finite numbers, booleans, null) in which no rule completes and no detector fires.
+   * Allocates nothing (unless rules have to be tracked), so the common call skips the copy.
+   */
+  const isClean = (node: unknown, states: number[], depth: number): boolean => {
+    if (states.length > 0 && strongestCompleted(states, compiled)) return false;
+    switch (typeof node) {
+      case "string":
+        return !detectors || node.length < MIN_SECRET_LENGTH || redactSecretsInString(node, ignore) === node;
+      case "number":
+        return Number.isFinite(node);
+      case "boolean":
+        return true;
+      case "object":
+        break;
+      default:
+        return false;
+    }
+    if (node === null) return true;
+    if (depth >= maxDepth) return false;
+    if (Array.isArray(node)) {
+      for (let index = 0; index < node.length; index += 1) {
+        const childStates = states.length === 0 ? states : advance(states, compiled, index, node.length);
+        const child: unknown = node[index];
+        if (child === undefined || !isClean(child, childStates, depth + 1)) return false;
+      }
+      return true;
+    }
+    const proto = Object.getPrototypeOf(node);
+    if (
+      (proto !== Object.prototype && proto !== null) ||
+      typeof (node as { toJSON?: unknown }).toJSON === "function"
+    ) {
+      return false;
+    }
+    const record = node as Record<string, unknown>;
+    for (const key in record) {
+      if (!Object.hasOwn(record, key)) return false;
+      if (key === "__proto__") return false;
+      if (detectors && (isSecretFieldName(key) || redactSecretsInString(key, ignore) !== key)) return false;
+      const childStates = states.length === 0 ? states : advance(states, compiled, key, -1);
+      if (!isClean(record[key], childStates, depth + 1)) return false;
+    }
+    return true;
+  };
+
   return (value: unknown): RedactionResult => {
+    try {
+      if (isClean(value, rootStates, 0)) return { value, fired: NOTHING_FIRED };
+    } catch {
+      // A throwing getter or proxy: the copying walk below turns it into a marker.
+    }
     const fired: string[] = [];
     const seen = new Set<string>();
     const fire = (id: string) => {
