@@ -51,6 +51,9 @@ class HeldForApproval extends Error {
   }
 }
 
+/** How often (in governed tools) references to collected tools are swept. */
+const RECORDS_SWEEP_EVERY = 1024;
+
 /** How many translated calls are kept for the guardrail to replay with the very same request. */
 const DECIDED_CALLS_LIMIT = 10_000;
 
@@ -76,6 +79,12 @@ export class ToolGovernor {
     const record = this.#install(tool);
     this.#governed.set(tool, record);
     this.#records.add(new WeakRef(record));
+    // MCP-derived tools can be new objects on every turn: forget the ones already collected.
+    if (this.#records.size % RECORDS_SWEEP_EVERY === 0) this.#sweep();
+  }
+
+  #sweep(): void {
+    for (const ref of this.#records) if (ref.deref() === undefined) this.#records.delete(ref);
   }
 
   /** Put every governed tool back as it was (when nobody replaced our slots since) and stop governing. */
