@@ -35,7 +35,7 @@ export class GateInterceptor implements Interceptor {
    * when a backstop and another adapter are both installed: entering an AsyncLocalStorage slows
    * every later await of the process on Node 22, so processes that cannot nest never pay for it.
    */
-  #nesting: AsyncLocalStorage<true> | undefined;
+  #nesting: AsyncLocalStorage<{ open: boolean }> | undefined;
   /** eventId → result of the execution, so a re-run of the same call does not execute twice. */
   readonly #executed = new Map<string, Promise<unknown>>();
 
@@ -50,7 +50,7 @@ export class GateInterceptor implements Interceptor {
 
   /** Turn nesting detection on when a backstop adapter is installed beside another adapter. */
   setNestingDetection(enabled: boolean): void {
-    this.#nesting = enabled ? (this.#nesting ?? new AsyncLocalStorage<true>()) : undefined;
+    this.#nesting = enabled ? (this.#nesting ?? new AsyncLocalStorage<{ open: boolean }>()) : undefined;
   }
 
   /** The interceptor an adapter of this rank gets: backstops skip calls made inside a governed call. */
@@ -62,7 +62,9 @@ export class GateInterceptor implements Interceptor {
         invoke: () => T | Promise<T>,
         options?: InterceptOptions,
       ): Promise<T> => {
-        if (this.#nesting?.getStore() === true) return (async () => invoke())();
+        // Only while the outer call is still running: timers, servers or clients created inside it
+        // inherit the async context forever, and their later calls must be decided again.
+        if (this.#nesting?.getStore()?.open === true) return (async () => invoke())();
         return this.#intercept(call, invoke, options, false);
       },
     };
@@ -138,7 +140,7 @@ export class GateInterceptor implements Interceptor {
 
   #run<T>(eventId: string | undefined, invoke: () => T | Promise<T>, markNested: boolean): Promise<T> {
     const nesting = markNested ? this.#nesting : undefined;
-    const running = nesting ? (async () => nesting.run(true, invoke))() : (async () => invoke())();
+    const running = nesting ? runMarked(nesting, invoke) : (async () => invoke())();
     if (eventId !== undefined) {
       if (this.#executed.size >= EXECUTED_MEMO_LIMIT) {
         const oldest = this.#executed.keys().next().value;
@@ -203,5 +205,18 @@ export class GateInterceptor implements Interceptor {
     } catch {
       // Nothing more can be done; the warning above already told the operator.
     }
+  }
+}
+
+/** Run a governed execution inside an open nesting frame, closed when the execution settles. */
+async function runMarked<T>(
+  nesting: AsyncLocalStorage<{ open: boolean }>,
+  invoke: () => T | Promise<T>,
+): Promise<T> {
+  const frame = { open: true };
+  try {
+    return await nesting.run(frame, invoke);
+  } finally {
+    frame.open = false;
   }
 }

@@ -235,4 +235,29 @@ describe("interceptor", () => {
       "drop_db",
     ]);
   });
+
+  it("a backstop decides again for work that outlives the governed call that started it", async () => {
+    const outer = capturingAdapter("outer");
+    const backstop = capturingAdapter("backstop", 99);
+    context = await initAssembly({
+      agent: { id: "bot" },
+      root: fixtureRoot,
+      policy,
+      store: ":memory:",
+      adapters: [outer, backstop],
+    });
+    let later: Promise<unknown> | undefined;
+    await outer.interceptor!.intercept({ framework: "outer", toolName: "read_setup", args: {} }, () => {
+      // A timer started inside the tool fires after it returned, in the async context it inherited.
+      later = new Promise((resolve) => setTimeout(resolve, 20)).then(() =>
+        backstop.interceptor!.intercept(
+          { framework: "backstop", toolName: "drop_db", args: {} },
+          () => "ran",
+        ),
+      );
+      later.catch(() => {});
+    });
+    await expect(later!).rejects.toBeInstanceOf(AssemblyDeniedError);
+    expect((await context.audit()).items.map((e) => e.action_type)).toEqual(["read_setup", "drop_db"]);
+  });
 });
