@@ -73,6 +73,21 @@ const patchOnly = await adapterOnly(() => measureAsync(turn, OPTIONS));
 const memory = await governed(() => measureAsync(turn, OPTIONS));
 const bareAfter = await measureAsync(turn, OPTIONS);
 const bare = { p50: (bareBefore.p50 + bareAfter.p50) / 2, p99: (bareBefore.p99 + bareAfter.p99) / 2 };
+// The adapter's own work per call, without the SDK turn around it: the SDK's approval check and
+// input-guardrail step on the tool, ungoverned vs governed with a pass-through interceptor.
+const toolCallFor = (callId) => ({ type: "function_call", name: "add", callId, arguments: '{"a":1,"b":2}' });
+const sdkSteps = async (callId) => {
+  await add.needsApproval(undefined, { a: 1, b: 2 }, callId);
+  for (const guardrail of add.inputGuardrails) await guardrail.run({ toolCall: toolCallFor(callId) });
+};
+const STEPS = { iterations: 50_000, warmup: 5_000 };
+let stepCalls = 0;
+const stepsBare = await measureAsync(() => sdkSteps(`s-${++stepCalls}`), STEPS);
+const stepsGoverned = await adapterOnly(async () => {
+  await new Agent({ name: "adder", tools: [add] }).getAllTools(undefined);
+  return measureAsync(() => sdkSteps(`s-${++stepCalls}`), STEPS);
+});
+
 const row = (name, s, base) => ({
   case: name,
   p50: us(s.p50),
@@ -86,4 +101,6 @@ table([
   row("bare agent turn (mean of both)", bare),
   row("adapter only (pass-through interceptor)", patchOnly, bare),
   row("governed, embedded gate (:memory:)", memory, bare),
+  row("SDK approval + guardrail steps, ungoverned", stepsBare),
+  row("same steps, governed (pass-through interceptor)", stepsGoverned, stepsBare),
 ]);
