@@ -4,8 +4,8 @@
  *
  * For every adapter it reads the declared range and `targetPackage` from the built adapter
  * (`dist/adapter.js`), picks the lowest and the highest published patch of every minor inside that
- * range, installs each into a fresh temporary host app (npm, bounded by a timeout, served from the
- * npm cache on repeats) and runs the adapter's `test/matrix` vitest suite against it with
+ * range, installs each into a fresh temporary host app (pnpm, bounded by a timeout, hard-linked from
+ * the pnpm store on repeats) and runs the adapter's `test/matrix` vitest suite against it with
  * `AA_MATRIX_HOST=<host root>`. Prints a table and exits non-zero when any version in a declared
  * range fails, so a declared range is exactly what the tests run.
  *
@@ -30,6 +30,8 @@ const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const semver = createRequire(join(ROOT, "packages", "core", "package.json"))("semver");
 const VITEST = join(ROOT, "node_modules", "vitest", "vitest.mjs");
 const INSTALL_TIMEOUT_MS = 180_000;
+/** The workspace's own package manager, so the host installs share its store. */
+const PNPM = "pnpm@10.34.8";
 const TEST_TIMEOUT_MS = 180_000;
 /** zod for the host app: every @langchain/core 1.x accepts zod 4 (1.4 requires ^4.6.6). */
 const ZOD_SPEC = "zod@^4.6.6";
@@ -115,8 +117,11 @@ function range(prefix, from, to) {
 
 const run = promisify(execFile);
 
-/** The environment for npm: pnpm's own npm_config_* settings (when run via `pnpm test`) are not the host app's. */
-function npmEnvironment() {
+/**
+ * Environment for npm and pnpm in a host app: the npm_config_* settings pnpm exports to the scripts it
+ * runs (`pnpm test`) belong to the workspace, not to the host app.
+ */
+function packageManagerEnvironment() {
   const kept = new Set(["npm_config_registry", "npm_config_cache", "npm_config_userconfig"]);
   return Object.fromEntries(
     Object.entries(process.env).filter(
@@ -128,7 +133,7 @@ function npmEnvironment() {
 }
 
 async function npm(args, options = {}) {
-  return run("npm", args, { env: npmEnvironment(), maxBuffer: 32 * 1024 * 1024, ...options });
+  return run("npm", args, { env: packageManagerEnvironment(), maxBuffer: 32 * 1024 * 1024, ...options });
 }
 
 async function peerRange(packageName, version, peer) {
@@ -179,19 +184,21 @@ async function createHost(label, specs) {
     join(root, "package.json"),
     `${JSON.stringify({ name: "aa-matrix-host", version: "0.0.0", private: true }, null, 2)}\n`,
   );
-  await npm(
+  // pnpm: its content-addressed store hard-links packages already fetched, so a repeated install
+  // takes seconds (npm re-extracts every tarball from its cache into each new host).
+  await run(
+    "npx",
     [
-      "install",
-      "--no-audit",
-      "--no-fund",
+      "-y",
+      PNPM,
+      "add",
       "--prefer-offline",
       "--ignore-scripts",
       "--save-exact",
-      "--no-package-lock",
-      "--loglevel=error",
+      "--reporter=silent",
       ...specs,
     ],
-    { cwd: root, timeout: INSTALL_TIMEOUT_MS },
+    { cwd: root, env: packageManagerEnvironment(), timeout: INSTALL_TIMEOUT_MS, maxBuffer: 32 * 1024 * 1024 },
   );
   return root;
 }
@@ -223,6 +230,7 @@ async function runCase(testCase, keep) {
   let host;
   try {
     host = await createHost(`${testCase.adapter.name}-${testCase.version}`, testCase.specs);
+    const installSeconds = (Date.now() - started) / 1000;
     const result = await runMatrixSuite(testCase.adapter, host);
     const summary = /Tests\s+(.+?)\s*\(/.exec(result.output)?.[1]?.trim() ?? "";
     return {
@@ -231,6 +239,7 @@ async function runCase(testCase, keep) {
         result.code === 0 ? summary : `${summary || "failed"}${result.signal ? ` (${result.signal})` : ""}`,
       output: result.output,
       seconds: (Date.now() - started) / 1000,
+      installSeconds,
     };
   } catch (error) {
     return {
@@ -238,6 +247,7 @@ async function runCase(testCase, keep) {
       summary: "install failed",
       output: String(error?.stderr || error?.message || error),
       seconds: (Date.now() - started) / 1000,
+      installSeconds: (Date.now() - started) / 1000,
     };
   } finally {
     if (host && !keep) await rm(host, { recursive: true, force: true });
@@ -259,7 +269,7 @@ async function pool(items, jobs, work) {
 }
 
 function printTable(rows) {
-  const header = ["package", "version", "installed with", "result", "seconds"];
+  const header = ["package", "version", "installed with", "result", "install s", "test s"];
   const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i].length)));
   const line = (cells) => `| ${cells.map((cell, i) => cell.padEnd(widths[i])).join(" | ")} |`;
   console.log(line(header));
@@ -337,7 +347,8 @@ async function main() {
       testCase.version,
       testCase.companions.join(" ") || "-",
       results[index].ok ? `pass (${results[index].summary})` : `FAIL (${results[index].summary})`,
-      results[index].seconds.toFixed(1),
+      results[index].installSeconds.toFixed(1),
+      (results[index].seconds - results[index].installSeconds).toFixed(1),
     ]),
   );
   const failed = results.filter((result) => !result.ok).length;

@@ -38,7 +38,10 @@ export interface LangChainAdapterOptions {
 
 /** The adapter's name, also its owner tag on the wrappers it installs. */
 export const LANGCHAIN_ADAPTER_NAME = "langchain";
-/** `@langchain/core` versions this adapter's tests run against. */
+/**
+ * `@langchain/core` versions this adapter supports: exactly what the version matrix
+ * (`scripts/version-matrix.mjs`) installs and tests.
+ */
 export const LANGCHAIN_SUPPORTED_VERSIONS = ">=1.0.0 <1.5.0";
 
 type Build = "esm" | "cjs";

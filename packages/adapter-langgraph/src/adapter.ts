@@ -30,7 +30,10 @@ export interface LangGraphAdapterOptions {
 
 /** The adapter's name. */
 export const LANGGRAPH_ADAPTER_NAME = "langgraph";
-/** `@langchain/langgraph` versions this adapter's tests run against. */
+/**
+ * `@langchain/langgraph` versions this adapter supports: exactly what the version matrix
+ * (`scripts/version-matrix.mjs`) installs and tests.
+ */
 export const LANGGRAPH_SUPPORTED_VERSIONS = ">=1.0.0 <1.8.0";
 
 /** Owner tag of the LangChain adapter's wrappers (its adapter name). */
