@@ -79,8 +79,8 @@ const PUBLISHED = {
 };
 
 /**
- * The adapters under test. `companions(version, declared)` lists what else the host app installs
- * next to the target package at `version`.
+ * The adapters under test. `companions(version, declared, edge)` lists what else the host app
+ * installs next to the target package at `version` (`edge`: the lowest or the highest of its minor).
  */
 const ADAPTERS = [
   {
@@ -91,19 +91,38 @@ const ADAPTERS = [
   {
     name: "langgraph",
     dir: join(ROOT, "packages", "adapter-langgraph"),
-    // The newest @langchain/core that this LangGraph release accepts (its peer range) and that the
-    // LangChain adapter supports (graph tool calls are governed by it): what `npm install` would give
-    // a new app. Older cores are the LangChain matrix's job; pairing an old LangGraph with the oldest
-    // core its peer range names is not installable (its langgraph-checkpoint dependency needs newer).
-    companions: async (version, declared) => {
-      const peer = await peerRange("@langchain/langgraph", version, "@langchain/core");
-      const core = semver.maxSatisfying(
-        PUBLISHED["@langchain/core"].filter((v) => semver.satisfies(v, declared.langchain.range)),
-        peer,
+    // LangGraph runs on the host's @langchain/core, governed by the LangChain adapter: the lowest
+    // release of each LangGraph minor gets the OLDEST core it installs with, the highest release the
+    // NEWEST, both inside the LangChain adapter's range. "Installs with" = LangGraph's own peer range
+    // and that of the langgraph-checkpoint a fresh install brings (which can ask for a newer core
+    // than LangGraph's peer range says: @langchain/langgraph@1.0.0 wants core ^1.0.1 but the newest
+    // langgraph-checkpoint ^1.0.0 wants ^1.1.48 and fails to load on older cores).
+    companions: async (version, declared, edge) => {
+      const peers = [await peerRange("@langchain/langgraph", version, "@langchain/core")];
+      const checkpointRange = (await registryJson([`@langchain/langgraph@${version}`, "dependencies"]))?.[
+        "@langchain/langgraph-checkpoint"
+      ];
+      if (typeof checkpointRange === "string") {
+        const checkpoint = semver.maxSatisfying(
+          await registryJson(["@langchain/langgraph-checkpoint", "versions"]),
+          checkpointRange,
+        );
+        const checkpointPeer = checkpoint
+          ? (await registryJson([`@langchain/langgraph-checkpoint@${checkpoint}`, "peerDependencies"]))?.[
+              "@langchain/core"
+            ]
+          : undefined;
+        if (typeof checkpointPeer === "string") peers.push(checkpointPeer);
+      }
+      const candidates = PUBLISHED["@langchain/core"].filter(
+        (v) =>
+          semver.satisfies(v, declared.langchain.range) && peers.every((peer) => semver.satisfies(v, peer)),
       );
+      const core =
+        edge === "lowest" ? semver.minSatisfying(candidates, "*") : semver.maxSatisfying(candidates, "*");
       if (!core) {
         throw new Error(
-          `no @langchain/core in the LangChain adapter's range ${declared.langchain.range} satisfies @langchain/langgraph@${version}'s peer range ${peer}`,
+          `no @langchain/core in the LangChain adapter's range ${declared.langchain.range} satisfies @langchain/langgraph@${version}'s peer ranges ${peers.join(", ")}`,
         );
       }
       return [`@langchain/core@${core}`];
@@ -136,12 +155,24 @@ async function npm(args, options = {}) {
   return run("npm", args, { env: packageManagerEnvironment(), maxBuffer: 32 * 1024 * 1024, ...options });
 }
 
+const registryAnswers = new Map();
+
+/** `npm view <args> --json`, parsed (`undefined` when the field is absent); asked once per run. */
+function registryJson(args) {
+  const key = args.join(" ");
+  if (!registryAnswers.has(key)) {
+    registryAnswers.set(
+      key,
+      npm(["view", ...args, "--json"], { timeout: 60_000 }).then(({ stdout }) =>
+        stdout.trim() === "" ? undefined : JSON.parse(stdout),
+      ),
+    );
+  }
+  return registryAnswers.get(key);
+}
+
 async function peerRange(packageName, version, peer) {
-  const { stdout } = await npm(["view", `${packageName}@${version}`, "peerDependencies", "--json"], {
-    timeout: 60_000,
-  });
-  const peers = stdout.trim() === "" ? {} : JSON.parse(stdout);
-  const declared = peers[peer];
+  const declared = (await registryJson([`${packageName}@${version}`, "peerDependencies"]))?.[peer];
   if (typeof declared !== "string") throw new Error(`${packageName}@${version} declares no peer ${peer}`);
   return declared;
 }
@@ -159,7 +190,7 @@ async function declaredRangeOf(adapter) {
   return { range: built.supportedVersions, targetPackage: built.targetPackage };
 }
 
-/** The lowest and the highest release of every minor inside `declared`. */
+/** The lowest and the highest release of every minor inside `declared`, each with its edge. */
 function versionsToTest(published, declared) {
   const byMinor = new Map();
   for (const version of published.filter((v) => semver.satisfies(v, declared))) {
@@ -168,7 +199,8 @@ function versionsToTest(published, declared) {
   }
   return [...byMinor.values()].flatMap((versions) => {
     const sorted = versions.sort(semver.compare);
-    return [...new Set([sorted[0], sorted.at(-1)])];
+    const highest = { version: sorted.at(-1), edge: "highest" };
+    return sorted.length === 1 ? [highest] : [{ version: sorted[0], edge: "lowest" }, highest];
   });
 }
 
@@ -309,11 +341,14 @@ async function main() {
       if (added.length > 0) console.log(`${targetPackage}: not in the pinned snapshot: ${added.join(", ")}`);
       published = live;
     }
-    const versions = versionsToTest(published, declaredRange);
+    const selected = versionsToTest(published, declaredRange);
+    const versions = selected.map(({ version }) => version);
     if (versions.length === 0)
       throw new Error(`${targetPackage}: no published version inside ${declaredRange}`);
     console.log(`${adapter.name}: ${targetPackage} ${declaredRange} -> ${versions.join(", ")}`);
-    const companions = await Promise.all(versions.map((version) => adapter.companions(version, declared)));
+    const companions = await Promise.all(
+      selected.map(({ version, edge }) => adapter.companions(version, declared, edge)),
+    );
     for (const [index, version] of versions.entries()) {
       cases.push({
         adapter,
