@@ -227,7 +227,7 @@ async function createHost(label, specs) {
       "--prefer-offline",
       "--ignore-scripts",
       "--save-exact",
-      "--reporter=silent",
+      "--reporter=append-only",
       ...specs,
     ],
     { cwd: root, env: packageManagerEnvironment(), timeout: INSTALL_TIMEOUT_MS, maxBuffer: 32 * 1024 * 1024 },
@@ -277,7 +277,8 @@ async function runCase(testCase, keep) {
     return {
       ok: false,
       summary: "install failed",
-      output: String(error?.stderr || error?.message || error),
+      // execFile's message already carries the command and its stderr.
+      output: [error?.message, error?.stdout].filter(Boolean).join("\n") || String(error),
       seconds: (Date.now() - started) / 1000,
       installSeconds: (Date.now() - started) / 1000,
     };
