@@ -11,8 +11,9 @@
  *
  * The published versions are a pinned snapshot (below), not live registry metadata, so a new upstream
  * release cannot change (or break) CI on its own; `--registry` compares the snapshot with the registry
- * and tests what the registry lists instead. Only the registry lookups of one exact, immutable version
- * (its peerDependencies) are live.
+ * and tests what the registry lists instead. Live lookups are limited to the metadata of exact,
+ * immutable releases (peer ranges, dependencies) and which langgraph-checkpoint a fresh LangGraph
+ * install brings (the install itself resolves it the same way).
  *
  * Usage: node scripts/version-matrix.mjs [--only langchain|langgraph] [--jobs N] [--registry] [--keep]
  */
