@@ -484,12 +484,21 @@ export class DecisionEngine implements Engine {
     const traceId = request.traceId ?? null;
     const toolCallId = request.toolCallId ?? null;
     const failOpen = request.failOpen === true;
-    // Values redaction did not copy are the caller's: encode them now, the rest later.
-    const argsSnapshot = redacted.shared ? canonicalJson(redacted.args ?? null) : undefined;
-    const metadataJson = redacted.shared ? canonicalJson(redacted.metadata ?? null) : undefined;
-    const dataAccessedJson = redacted.shared ? canonicalJson(redacted.dataAccessed ?? null) : undefined;
+    // Values redaction did not copy are the caller's: snapshot them now with the native encoder
+    // (they are plain JSON data, so parse(stringify(x)) has the same canonical form as x) and
+    // leave the canonical encoding to the deferred part.
+    const shared = redacted.shared;
+    const argsSnapshot = shared ? JSON.stringify(redacted.args ?? null) : undefined;
+    const metadataSnapshot = shared ? JSON.stringify(redacted.metadata ?? null) : undefined;
+    const dataSnapshot = shared ? JSON.stringify(redacted.dataAccessed ?? null) : undefined;
     this.#writer.appendDeferred(() => {
-      const argsJson = argsSnapshot ?? canonicalJson(redacted.args ?? null);
+      const argsJson = canonicalJson(
+        argsSnapshot === undefined ? (redacted.args ?? null) : JSON.parse(argsSnapshot),
+      );
+      const metadataJson =
+        metadataSnapshot === undefined ? undefined : canonicalJson(JSON.parse(metadataSnapshot));
+      const dataAccessedJson =
+        dataSnapshot === undefined ? undefined : canonicalJson(JSON.parse(dataSnapshot));
       const fields: RecordFields = {
         id,
         kind: "action",

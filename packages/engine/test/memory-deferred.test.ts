@@ -31,6 +31,29 @@ describe("memory store: deferred sealing", () => {
     await engine.close();
   });
 
+  it("encodes snapshotted values canonically (sorted keys, JSON numbers and strings)", async () => {
+    const engine = await openEngine({ policy, store: ":memory:" });
+    const args = {
+      text: 'é \u2028 "q"',
+      big: 1e21,
+      small: 1.5e-7,
+      list: [1.5, "x", null, true, { z: 1, a: 2 }],
+    };
+    const decided = await engine.decide({ agent, actionType: "read.file", args });
+    args.list.length = 0;
+    const [event] = (await engine.audit()).items;
+    expect(event!.id).toBe(decided.auditEventId);
+    expect(event!.args).toEqual({
+      text: 'é \u2028 "q"',
+      big: 1e21,
+      small: 1.5e-7,
+      list: [1.5, "x", null, true, { a: 2, z: 1 }],
+    });
+    expect(Object.keys(event!.args as object)).toEqual(["big", "list", "small", "text"]);
+    expect(await engine.verify()).toMatchObject({ chainValid: true, checked: 1 });
+    await engine.close();
+  });
+
   it("snapshots object-valued condition operands taken from the caller's arguments", async () => {
     const { compilePolicy, parsePolicy } = await import("@aa/policy");
     const listPolicy = compilePolicy(
