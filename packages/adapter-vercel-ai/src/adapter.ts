@@ -16,6 +16,7 @@ import {
   wrapMethod,
 } from "@aa/core";
 import { type ApprovalsMode, type GovernedApprovalSettings, governedToolApproval } from "./approval.js";
+import { governedTools } from "./governed-tools.js";
 import { effectiveCopies, type HookedCopy, importHookState } from "./hook-registry.js";
 import { type ExportHandle, wrapExport } from "./namespace-patch.js";
 import {
@@ -49,7 +50,7 @@ export interface VercelAiAdapterOptions {
 /** The adapter's name, also its owner tag on the wrappers it installs. */
 export const VERCEL_AI_ADAPTER_NAME = "vercel-ai";
 /** `ai` versions this adapter's tests run against. */
-export const VERCEL_AI_SUPPORTED_VERSIONS = ">=7.0.173 <7.1.0";
+export const VERCEL_AI_SUPPORTED_VERSIONS = ">=6.0.322 <6.1.0 || >=7.0.173 <7.1.0";
 
 interface Installation {
   readonly exportHandles: ExportHandle[];
@@ -133,6 +134,8 @@ async function install(
       { cause },
     );
   }
+  const major = installedMajor(context);
+  const inject = major === 6 ? injectTools : injectApproval;
   const copies = hook ? effectiveCopies(hook) : [];
   // The copy the host's own import resolves to must be among them, or the app is not covered.
   const hooked = copies.some(
@@ -141,7 +144,7 @@ async function install(
   const entryPoints: string[] = [];
   let detail: string | undefined;
   if (hooked) {
-    for (const copy of copies) wrapExports(copy, settings, installation, entryPoints);
+    for (const copy of copies) wrapExports(copy, settings, inject, major, installation, entryPoints);
   } else if (withoutImportHook === "fail") {
     throw missingHookError(hook !== undefined, context.root);
   } else {
@@ -149,21 +152,26 @@ async function install(
       "import hook not registered: only ToolLoopAgent is governed; direct generateText/streamText calls are not " +
       "(start node with --import @aa/adapter-vercel-ai/register)";
   }
-  const agentClasses = new Set<unknown>([loaded[AGENT_TARGET.exportName]]);
+  // Each build's class: the ESM one, and (ai v6) the CommonJS one `require("ai")` returns.
+  const agentClasses = new Map<unknown, "esm" | "cjs">([[loaded[AGENT_TARGET.exportName], "esm"]]);
   for (const copy of hooked ? copies : []) {
-    if (copy.via === "import") agentClasses.add(copy.namespace[AGENT_TARGET.exportName]);
+    if (copy.via === "import" && !agentClasses.has(copy.namespace[AGENT_TARGET.exportName])) {
+      agentClasses.set(copy.namespace[AGENT_TARGET.exportName], "esm");
+    }
   }
-  for (const agentClass of agentClasses) {
+  const requiredClass = safelyRequireExport(context, AGENT_TARGET.exportName);
+  if (requiredClass !== undefined && !agentClasses.has(requiredClass)) agentClasses.set(requiredClass, "cjs");
+  for (const [agentClass, build] of agentClasses) {
     const prototype = (agentClass as { prototype?: unknown } | undefined)?.prototype;
     if (typeof prototype !== "object" || prototype === null) continue;
     const handle = wrapMethod(
       prototype as Record<string, (...args: unknown[]) => unknown>,
       AGENT_TARGET.method,
       VERCEL_AI_ADAPTER_NAME,
-      (original) => governedPrepareCall(original, settings),
+      (original) => governedPrepareCall(original, inject, settings),
     );
     installation.methodHandles.push(handle);
-    entryPoints.push(AGENT_TARGET.label);
+    entryPoints.push(`${AGENT_TARGET.label} (${build})`);
   }
   if (installation.methodHandles.length === 0) {
     throw new AssemblyError(
@@ -178,6 +186,8 @@ async function install(
 function wrapExports(
   copy: HookedCopy,
   settings: GovernedApprovalSettings,
+  inject: Injector,
+  major: number,
   installation: Installation,
   entryPoints: string[],
 ): void {
@@ -192,10 +202,10 @@ function wrapExports(
       );
     }
     const handle = wrapExport(namespace, target.exportName, VERCEL_AI_ADAPTER_NAME, (original) =>
-      governedCall(original, settings),
+      governedCall(original, inject, settings),
     );
     installation.exportHandles.push(handle);
-    entryPoints.push(exportLabel(target, via));
+    entryPoints.push(exportLabel(target, via, via === "require" && major === 6 ? "cjs" : "esm"));
   }
 }
 
@@ -213,29 +223,65 @@ function missingHookError(registered: boolean, root: string): ConfigurationError
   );
 }
 
-/** `generateText(options)` / `streamText(options)` with the governed `toolApproval` injected. */
-function governedCall(original: (...args: unknown[]) => unknown, settings: GovernedApprovalSettings) {
+/** Puts governance into one call's options (v7: `toolApproval`; v6: the `tools` map). */
+type Injector = (
+  options: Record<string, unknown>,
+  settings: GovernedApprovalSettings,
+) => Record<string, unknown>;
+
+const injectApproval: Injector = (options, settings) => ({
+  ...options,
+  toolApproval: governedToolApproval(options.toolApproval, settings),
+});
+
+const injectTools: Injector = (options, settings) =>
+  options.tools === undefined ? options : { ...options, tools: governedTools(options.tools, settings) };
+
+/** `generateText(options)` / `streamText(options)` with governance injected into the options. */
+function governedCall(
+  original: (...args: unknown[]) => unknown,
+  inject: Injector,
+  settings: GovernedApprovalSettings,
+) {
   return function governedAiCall(this: unknown, ...args: unknown[]): unknown {
     const [options, ...rest] = args;
     // Not an options object: the SDK reports the mistake itself.
     if (typeof options !== "object" || options === null) return original.apply(this, args);
-    const callOptions = options as { toolApproval?: unknown };
-    const governed = {
-      ...callOptions,
-      toolApproval: governedToolApproval(callOptions.toolApproval, settings),
-    };
-    return original.call(this, governed, ...rest);
+    return original.call(this, inject(options as Record<string, unknown>, settings), ...rest);
   };
 }
 
-/** `ToolLoopAgent.prototype.prepareCall`: the prepared call gets the governed `toolApproval`. */
-function governedPrepareCall(original: (...args: unknown[]) => unknown, settings: GovernedApprovalSettings) {
+/** `ToolLoopAgent.prototype.prepareCall`: the prepared call gets governance injected. */
+function governedPrepareCall(
+  original: (...args: unknown[]) => unknown,
+  inject: Injector,
+  settings: GovernedApprovalSettings,
+) {
   return async function governedPrepare(this: unknown, ...args: unknown[]): Promise<unknown> {
     const prepared = await original.apply(this, args);
     if (typeof prepared !== "object" || prepared === null) return prepared;
-    const call = prepared as { toolApproval?: unknown };
-    return { ...call, toolApproval: governedToolApproval(call.toolApproval, settings) };
+    return inject(prepared as Record<string, unknown>, settings);
   };
+}
+
+/** The major version of the host's `ai` (7 when it cannot be read: the current API). */
+function installedMajor(context: AdapterContext): number {
+  try {
+    const { version } = context.require("ai/package.json") as { version?: unknown };
+    const major = typeof version === "string" ? Number.parseInt(version, 10) : Number.NaN;
+    return Number.isInteger(major) ? major : 7;
+  } catch {
+    return 7;
+  }
+}
+
+/** `require("ai")[name]` as the host would get it (ai v6's CommonJS build), if it loads. */
+function safelyRequireExport(context: AdapterContext, name: string): unknown {
+  try {
+    return (context.require(TARGET_SPECIFIER) as Record<string, unknown>)[name];
+  } catch {
+    return undefined;
+  }
 }
 
 /** The Vercel AI SDK adapter with default options (what discovery installs). */

@@ -1,7 +1,8 @@
 /**
- * Where the Vercel AI SDK (`ai` v7) can be governed, as data. `ai` v7 is ESM only and its module
- * namespace is read-only: the exported functions are replaced through the import hook's namespace
- * (see `register.ts`); `ToolLoopAgent` is governed on its prototype, which needs no hook.
+ * Where the Vercel AI SDK can be governed, as data. `ai` v7 is ESM only and its module namespace is
+ * read-only; `ai` v6 ships ESM and CommonJS builds whose exports are getters: the exported
+ * functions are replaced through the hooks' views (see `register.ts`); `ToolLoopAgent` is governed
+ * on its prototype (each build's class), which needs no hook.
  */
 
 /** An exported function whose options accept `toolApproval`; wrapped on the hooked namespace. */
@@ -28,15 +29,15 @@ export const EXPORT_TARGETS: readonly ExportTarget[] = [
  * Human-readable entry point, reported in `assembly.adapters[].entryPoints`:
  * `ai#generateText (esm, import hook)` or `ai#generateText (esm, require hook)`.
  */
-export function exportLabel(target: ExportTarget, via: "import" | "require"): string {
-  return `ai#${target.exportName} (esm, ${via} hook)`;
+export function exportLabel(target: ExportTarget, via: "import" | "require", build: "esm" | "cjs"): string {
+  return `ai#${target.exportName} (${build}, ${via} hook)`;
 }
 
 /** `ToolLoopAgent.generate/stream` call the SDK's internal functions, after `prepareCall`. */
 export const AGENT_TARGET: PrototypeTarget = {
   exportName: "ToolLoopAgent",
   method: "prepareCall",
-  label: "ai#ToolLoopAgent.prototype.prepareCall (esm)",
+  label: "ai#ToolLoopAgent.prototype.prepareCall",
 };
 
 /** The module specifier governed, resolved from the host application. */

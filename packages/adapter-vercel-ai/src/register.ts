@@ -21,10 +21,10 @@ import {
 import { EXPORT_TARGETS } from "./patch-targets.js";
 
 /** Only `ai` itself, by bare specifier or by its resolved entry file (what `import(url)` loads). */
-const INCLUDE: Array<string | RegExp> = ["ai", /\/node_modules\/ai\/dist\/index\.js$/];
+const INCLUDE: Array<string | RegExp> = ["ai", /\/node_modules\/ai\/dist\/index\.m?js$/];
 
 /** The entry file of an `ai` package, whichever specifier (bare or URL) loaded it. */
-const AI_ENTRY = /^(.*[\\/]node_modules[\\/]ai)[\\/]dist[\\/]index\.js$/;
+const AI_ENTRY = /^(.*[\\/]node_modules[\\/]ai)[\\/]dist[\\/]index\.m?js$/;
 
 function installHooks(): void {
   const sync = supportsSyncHooks();
