@@ -39,7 +39,8 @@ function installHooks(): void {
     nodeModule.registerHooks({
       load(url, context, nextLoad) {
         const result = nextLoad(url, context);
-        if (!url.includes("iitm=")) {
+        // A substring test first: this runs for every module the app loads.
+        if (url.includes("/node_modules/ai/dist/index.") && !url.includes("iitm=")) {
           const packageDir = aiPackageDir(url);
           if (packageDir !== undefined) state.loadedAfterHook.add(packageDir);
         }
