@@ -129,7 +129,7 @@ async function callerStatus(
   options: ToolApprovalOptions,
   toolCall: SdkToolCall,
 ): Promise<ApprovalStatus> {
-  if (typeof config === "function") return normalizeStatus(await config(options));
+  if (typeof config === "function") return safelyNormalize(await config(options));
   const toolName = typeof toolCall.toolName === "string" ? toolCall.toolName : "";
   const messages = options.messages;
   const toolContext = ownValue(options.toolsContext, toolName);
@@ -139,8 +139,8 @@ async function callerStatus(
     }
     const entry = ownValue(config, toolName);
     if (entry !== undefined && entry !== null) {
-      if (typeof entry !== "function") return normalizeStatus(entry);
-      return normalizeStatus(
+      if (typeof entry !== "function") return safelyNormalize(entry);
+      return safelyNormalize(
         await entry(toolCall.input, {
           toolCallId: toolCall.toolCallId,
           messages,
@@ -161,6 +161,18 @@ async function callerStatus(
         })
       : needsApproval;
   return needed ? { type: "user-approval" } : { type: "not-applicable" };
+}
+
+/**
+ * The caller's answer, normalised; an answer that is not a ToolApprovalStatus is a denial naming
+ * the mistake (fail closed, without throwing into the SDK run).
+ */
+function safelyNormalize(status: unknown): ApprovalStatus {
+  try {
+    return normalizeStatus(status);
+  } catch (error) {
+    return { type: "denied", reason: `Agent Assembly refused the call: ${messageOf(error)}` };
+  }
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: SDK configuration values are user-defined

@@ -104,6 +104,7 @@ describe("calls held for approval", () => {
       approved: RoundTrip;
       refused: RoundTrip;
       overruled: RoundTrip;
+      callerHeld: unknown;
       ranAfterApproved: string[];
       ran: string[];
     }>("held");
@@ -128,6 +129,13 @@ describe("calls held for approval", () => {
       reason: `Agent Assembly: "deploy" was denied by reviewer alice: not today (DENIED_BY_REVIEWER, approval ${overruled.approvalId})`,
     });
     expect(result.ran).toEqual(["deploy api"]);
+    // the caller's own needsApproval asked the user, the gate allowed: one decision, one execution
+    expect(result.callerHeld).toEqual({
+      requestReason: null,
+      gateApprovalId: null,
+      lookups: ["weather"],
+      auditRecords: 1,
+    });
   });
 
   it('"wait": the run waits for the gate, then runs or is denied', async () => {

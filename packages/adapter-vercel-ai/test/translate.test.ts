@@ -114,6 +114,28 @@ describe("toToolCall", () => {
   });
 });
 
+describe("governedToolApproval with a malformed caller answer", () => {
+  it("denies the call, naming the mistake, and does not ask the gate", async () => {
+    let asked = false;
+    const interceptor = {
+      intercept: async <T>(_call: unknown, invoke: () => T | Promise<T>) => {
+        asked = true;
+        return invoke();
+      },
+    };
+    const approval = governedToolApproval(() => "maybe", { interceptor, approvals: "user-approval" });
+    const status = await approval({
+      toolCall: { toolName: "lookup", toolCallId: "c1", input: {} },
+      messages: [],
+    });
+    expect(status).toEqual({
+      type: "denied",
+      reason: 'Agent Assembly refused the call: toolApproval returned the unknown status "maybe"',
+    });
+    expect(asked).toBe(false);
+  });
+});
+
 describe("answerGateApproval", () => {
   const calls: string[] = [];
   const assembly = {
