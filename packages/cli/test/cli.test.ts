@@ -115,6 +115,12 @@ describe("aa audit", () => {
     expect(JSON.parse(keys.stdout).keys[0].d).toBeUndefined();
     const anchored = await aa(tempDir(), "--json", "audit", "verify", exportFile, "--jwks", jwksFile);
     expect(JSON.parse(anchored.stdout)).toMatchObject({ chainValid: true, keySource: "provided" });
+
+    // Rotating the signing key keeps the old public key published, so the chain still verifies.
+    const rotated = await aa(dir, "audit", "keys", "--rotate");
+    expect(rotated.stderr).toMatch(/rotated: new signing key \S+; 2 public keys published/);
+    expect(JSON.parse(rotated.stdout).keys).toHaveLength(2);
+    expect((await aa(dir, "audit", "verify")).code).toBe(0);
   });
 
   it("exits 3 and names the broken record when the store was tampered with", async () => {

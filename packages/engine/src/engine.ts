@@ -18,7 +18,14 @@ import { hashOutcomeMessage, signReceipt } from "./receipts/receipt.js";
 import { type CallRedactor, identityRedactor, type RedactedCall, redactText } from "./redact.js";
 import { buildRedactor } from "./redactor.js";
 import { openStore } from "./store/open.js";
-import type { ApprovalRow, AuditStore, Checkpoint, StoredEvent, StoreEffect } from "./store/types.js";
+import type {
+  ApprovalRow,
+  AuditStore,
+  Checkpoint,
+  StoredEvent,
+  StoredKeys,
+  StoreEffect,
+} from "./store/types.js";
 import type {
   ActionResult,
   ActionStatus,
@@ -151,7 +158,7 @@ export class DecisionEngine implements Engine {
   readonly #org: string;
   #policy: CompiledPolicy;
   #redactor: CallRedactor;
-  readonly #keyring: Keyring;
+  #keyring: Keyring;
   readonly #hmac: HmacKeySet;
   readonly #writer: ChainWriter;
   readonly #interval: number;
@@ -1028,6 +1035,28 @@ export class DecisionEngine implements Engine {
     await this.#writer.drain();
     await this.checkpoint();
     return exportAuditTo(this.#store, this.#org, this.#keyring.jwks(), target);
+  }
+
+  /**
+   * Rotates the Ed25519 key that signs checkpoints and receipts. The chain so far is first
+   * checkpointed with the current key; the retired key's public half stays in `jwks()` (so old
+   * checkpoints and receipts still verify) and its private half is discarded. Returns the new kid.
+   */
+  async rotateSigningKey(): Promise<string> {
+    this.#assertOpen();
+    await this.checkpoint();
+    let stored: StoredKeys;
+    try {
+      stored = await this.#store.updateKeys(this.#org, (current) => {
+        const ring = Keyring.fromJSON(current.keyring);
+        ring.rotate();
+        return { ...current, keyring: ring.toJSON() };
+      });
+    } catch (error) {
+      throw storeFailure("STORE_WRITE_FAILED", "Rotating the signing key", error);
+    }
+    this.#keyring = Keyring.fromJSON(stored.keyring);
+    return this.#keyring.activeKid;
   }
 
   /** Signs a checkpoint over the current head now (no-op when the chain is empty or unchanged). */

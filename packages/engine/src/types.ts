@@ -205,6 +205,8 @@ export interface Engine {
   jwks(): { keys: JsonWebKey[] };
   /** JSONL export of the chain, outcomes, checkpoints and JWKS, for offline `verifyExport`. */
   exportAudit(target: ExportTarget): Promise<{ records: number; outcomes: number; checkpoints: number }>;
+  /** Rotates the key that signs checkpoints and receipts; old public keys stay in `jwks()`. Returns the new kid. */
+  rotateSigningKey(): Promise<string>;
   /** Replaces the policy, recording a `policy.changed` audit record. */
   setPolicy(policy: CompiledPolicy | PolicyDocument, changedBy?: string): Promise<void>;
 }

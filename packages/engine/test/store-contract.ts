@@ -228,5 +228,42 @@ export function storeContract(name: string, storeFor: () => string): void {
       expect(await verifyExport(edited)).toMatchObject({ chainValid: false, checked: 4 });
       await engine.close();
     });
+
+    it("rotates the signing key: old checkpoints and receipts still verify, the JWKS keeps the old public key", async () => {
+      const store = storeFor();
+      const orgId = `org-${randomUUID()}`;
+      const engine = await openEngine({ policy, store, orgId, checkpointInterval: 2 });
+      const before = await engine.decide({ agent, actionType: "read.file", args: { n: 1 } });
+      await engine.decide({ agent, actionType: "read.file", args: { n: 2 } });
+      const oldReceipt = await engine.receipt(before.auditEventId);
+      const oldKid = engine.jwks().keys[0]!.kid;
+      const newKid = await engine.rotateSigningKey();
+      expect(newKid).not.toBe(oldKid);
+      const kids = engine.jwks().keys.map((k) => k.kid);
+      expect(kids).toEqual(expect.arrayContaining([oldKid, newKid]));
+      expect(engine.jwks().keys.every((k) => !("d" in k))).toBe(true);
+      const after = await engine.decide({ agent, actionType: "read.file", args: { n: 3 } });
+      await engine.decide({ agent, actionType: "read.file", args: { n: 4 } });
+      const newReceipt = await engine.receipt(after.auditEventId);
+      await engine.checkpoint();
+      expect(await engine.verify()).toMatchObject({ chainValid: true, checked: 4 });
+      for (const [receipt, kid] of [
+        [oldReceipt, oldKid],
+        [newReceipt, newKid],
+      ] as const) {
+        const checked = await verifyReceipt(receipt, engine.jwks());
+        expect(checked).toMatchObject({ valid: true, kid });
+      }
+      // A JWKS without the retired key cannot vouch for what it signed.
+      const withoutOld = { keys: engine.jwks().keys.filter((k) => k.kid !== oldKid) };
+      expect(await verifyReceipt(oldReceipt, withoutOld)).toMatchObject({ valid: false });
+      await engine.close();
+      if (store !== ":memory:") {
+        const reopened = await openEngine({ policy, store, orgId });
+        expect(reopened.jwks().keys.map((k) => k.kid)).toEqual(expect.arrayContaining([oldKid, newKid]));
+        expect(await reopened.verify()).toMatchObject({ chainValid: true, checked: 4 });
+        await reopened.close();
+      }
+    });
   });
 }

@@ -107,9 +107,15 @@ export function registerAudit(program: Command, printer: () => Printer): void {
   addStoreOption(
     audit
       .command("keys")
-      .description("print the public keys (JWKS) that sign checkpoints and receipts, for auditors"),
-  ).action(async (opts: { store: string }) => {
-    const jwks = await withEngine(opts.store, async (engine) => engine.jwks());
+      .description("print the public keys (JWKS) that sign checkpoints and receipts, for auditors")
+      .option("--rotate", "first rotate the signing key (old public keys stay published)"),
+  ).action(async (opts: { store: string; rotate?: boolean }) => {
+    const p = printer();
+    const { jwks, rotated } = await withEngine(opts.store, async (engine) => {
+      const kid = opts.rotate ? await engine.rotateSigningKey() : undefined;
+      return { jwks: engine.jwks(), rotated: kid };
+    });
+    if (rotated) p.err(`rotated: new signing key ${rotated}; ${jwks.keys.length} public keys published`);
     process.stdout.write(`${JSON.stringify(jwks, null, 2)}\n`);
   });
 

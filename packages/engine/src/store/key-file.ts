@@ -42,9 +42,32 @@ export function loadOrCreateInKeyFile(path: string, org: string, create: () => S
   if (existing) return existing;
   const keys = create();
   file.orgs[org] = keys;
+  writeKeyFile(path, file);
+  return keys;
+}
+
+/** Call only while holding the database's write lock (read-modify-write of the whole file). */
+export function updateInKeyFile(
+  path: string,
+  org: string,
+  update: (current: StoredKeys) => StoredKeys,
+): StoredKeys {
+  const file = readKeyFile(path);
+  const current = file.orgs[org];
+  if (!current)
+    throw new EngineError("STORE_UNAVAILABLE", 503, `The key file ${path} has no keys for org ${org}`, {
+      path,
+    });
+  const keys = update(current);
+  file.orgs[org] = keys;
+  writeKeyFile(path, file);
+  return keys;
+}
+
+/** Atomic replace, never readable by others: write a 0600 temp file, then rename it over. */
+function writeKeyFile(path: string, file: KeyFile): void {
   const temp = `${path}.${process.pid}.tmp`;
   writeFileSync(temp, JSON.stringify(file, null, 2), { mode: 0o600 });
   chmodSync(temp, 0o600);
   renameSync(temp, path);
-  return keys;
 }

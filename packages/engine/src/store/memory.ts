@@ -237,6 +237,13 @@ export class MemoryStore implements AuditStore {
     return data.keys;
   }
 
+  updateKeys(org: string, update: (current: StoredKeys) => StoredKeys): StoredKeys {
+    const data = this.#org(org);
+    if (!data.keys) throw new Error(`no keys for org ${org} yet`);
+    data.keys = update(data.keys);
+    return data.keys;
+  }
+
   close(): void {
     this.sealPending();
   }

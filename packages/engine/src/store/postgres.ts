@@ -539,6 +539,27 @@ export class PostgresStore implements AuditStore {
     return JSON.parse(stored[0]!.data) as StoredKeys;
   }
 
+  async updateKeys(org: string, update: (current: StoredKeys) => StoredKeys): Promise<StoredKeys> {
+    const client = await this.#pool.connect();
+    try {
+      await client.query("BEGIN");
+      const { rows } = await client.query<{ data: string }>(
+        "SELECT data FROM engine_keys WHERE org = $1 FOR UPDATE",
+        [org],
+      );
+      if (!rows[0]) throw new Error(`no keys for org ${org} yet`);
+      const keys = update(JSON.parse(rows[0].data) as StoredKeys);
+      await client.query("UPDATE engine_keys SET data = $2 WHERE org = $1", [org, JSON.stringify(keys)]);
+      await client.query("COMMIT");
+      return keys;
+    } catch (error) {
+      await client.query("ROLLBACK").catch(() => {});
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
   async close(): Promise<void> {
     await this.#pool.end();
   }

@@ -17,7 +17,7 @@ import { EngineError, storeFailure } from "../errors.js";
 import type { ApprovalState } from "../types.js";
 import type { ChainScan } from "../verify-store.js";
 import { effectApprovalId, effectConflict, idempotencyTaken } from "./effects.js";
-import { keyFilePath, loadOrCreateInKeyFile } from "./key-file.js";
+import { keyFilePath, loadOrCreateInKeyFile, updateInKeyFile } from "./key-file.js";
 import { loadSqlite } from "./sqlite-module.js";
 import type {
   AppendOutcome,
@@ -431,6 +431,18 @@ export class SqliteStore implements AuditStore {
     this.#db.exec("BEGIN IMMEDIATE");
     try {
       const keys = loadOrCreateInKeyFile(keyFilePath(this.filePath), org, create);
+      this.#db.exec("COMMIT");
+      return keys;
+    } catch (error) {
+      safelyRollback(this.#db);
+      throw error;
+    }
+  }
+
+  updateKeys(org: string, update: (current: StoredKeys) => StoredKeys): StoredKeys {
+    this.#db.exec("BEGIN IMMEDIATE");
+    try {
+      const keys = updateInKeyFile(keyFilePath(this.filePath), org, update);
       this.#db.exec("COMMIT");
       return keys;
     } catch (error) {

@@ -135,5 +135,7 @@ export interface AuditStore {
   listCheckpoints(org: string): MaybePromise<Checkpoint[]>;
   /** Loads the keys, creating them with `create()` on first use (atomically across processes). */
   loadOrCreateKeys(org: string, create: () => StoredKeys): MaybePromise<StoredKeys>;
+  /** Replaces the org's keys with `update(current)`, atomically across processes; returns the new keys. */
+  updateKeys(org: string, update: (current: StoredKeys) => StoredKeys): MaybePromise<StoredKeys>;
   close(): MaybePromise<void>;
 }
