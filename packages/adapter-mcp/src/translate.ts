@@ -48,7 +48,9 @@ export function clientToolCall(client: ClientLike, params: unknown, entry: Clien
   }
   const sessionId = nonEmptyString(client.transport?.sessionId);
   if (sessionId !== undefined) metadata.sessionId = sessionId;
-  return { framework: FRAMEWORK, toolName: name, args, metadata };
+  const call: ToolCall = { framework: FRAMEWORK, toolName: name, args, metadata };
+  if (typeof metadata.mcpServer === "string") call.mcpServer = metadata.mcpServer;
+  return call;
 }
 
 /**
@@ -65,6 +67,7 @@ export function serverToolCall(server: ServerLike, request: unknown, extra: unkn
   const serverVersion = nonEmptyString(server._serverInfo?.version);
   if (serverVersion !== undefined) metadata.mcpServerVersion = serverVersion;
   const call: ToolCall = { framework: FRAMEWORK, toolName: name, args, metadata };
+  if (serverName !== undefined) call.mcpServer = serverName;
   if (typeof extra === "object" && extra !== null) {
     const { sessionId, requestId, authInfo } = extra as RequestExtraLike;
     const session = nonEmptyString(sessionId);

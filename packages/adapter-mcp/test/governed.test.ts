@@ -117,7 +117,7 @@ describe("MCP under Agent Assembly", () => {
       expect(await executed()).toEqual([]);
     });
 
-    it("policies read the server's name as metadata.mcpServer", async () => {
+    it("policies read the server's name as tool.mcpServer", async () => {
       await govern();
       const { client, executed } = await stdioClient();
       expect(textOf(await client.callTool({ name: "lookup", arguments: { id: "a" } }))).toContain(
@@ -151,13 +151,13 @@ describe("MCP under Agent Assembly", () => {
   });
 
   describe("both sides in one process (InMemoryTransport)", () => {
-    it("a server not named bank is refused a lookup: the failed condition names metadata.mcpServer", async () => {
+    it("a server not named bank is refused a lookup: the failed condition names tool.mcpServer", async () => {
       await govern();
       const ran: Ran = [];
       const { client, sent } = await connect(lowLevelServer(ran, "other"));
       const denied = await client.callTool({ name: "lookup", arguments: { id: "a" } });
       expect(denied.isError).toBe(true);
-      expect(textOf(denied)).toContain('metadata.mcpServer eq "bank" (actual: "other")');
+      expect(textOf(denied)).toContain('tool.mcpServer eq "bank" (actual: "other")');
       expect(sent).not.toContain("tools/call");
       expect(ran).toEqual([]);
     });

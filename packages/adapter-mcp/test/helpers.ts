@@ -22,7 +22,7 @@ export const TEST_POLICY = {
       name: "lookups-on-the-bank-server",
       action: "lookup",
       effect: "allow",
-      when: [{ field: "metadata.mcpServer", op: "eq", value: "bank" }],
+      when: [{ field: "tool.mcpServer", op: "eq", value: "bank" }],
     },
     { name: "deploys-need-review", action: "deploy", effect: "require_approval" },
   ],

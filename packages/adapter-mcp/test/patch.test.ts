@@ -198,6 +198,7 @@ describe("MCP patch", () => {
       toolName: "transfer",
       args: { amount: 1 },
       toolCallId: expect.any(String),
+      mcpServer: "bank",
       metadata: {
         mcpSide: "server",
         mcpServer: "bank",

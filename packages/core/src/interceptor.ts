@@ -95,6 +95,7 @@ export class GateInterceptor implements Interceptor {
       args: call.args,
       metadata: call.metadata,
       toolCallId: call.toolCallId,
+      mcpServer: call.mcpServer,
       eventId,
       enforcementMode: this.#settings.enforcementMode,
     };
@@ -106,6 +107,8 @@ export class GateInterceptor implements Interceptor {
     }
     switch (result.status) {
       case "executed":
+        // The common case needs neither the re-run memo nor the nesting frame: call straight through.
+        if (eventId === undefined && !markNested) return invoke();
         return this.#run(eventId, invoke, markNested);
       case "denied":
         throw deniedError(result, call);

@@ -16,6 +16,8 @@ export interface ToolCall {
   toolCallId?: string;
   /** Context the policy can read as `metadata.*` (run name, tags, graph thread/node, ...). */
   metadata?: Record<string, unknown>;
+  /** The MCP server the tool belongs to, when known: policies read it as `tool.mcpServer`. */
+  mcpServer?: string;
   /**
    * The framework's own context for this call (e.g. LangChain's RunnableConfig), for other adapters'
    * `enrichCall`. Never evaluated, never recorded.

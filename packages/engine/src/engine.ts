@@ -290,7 +290,10 @@ export class DecisionEngine implements Engine {
                   ? request.delegationChain.at(-2)!
                   : null,
             },
-            tool: { name: request.toolName, framework: request.framework },
+            tool:
+              request.mcpServer === undefined
+                ? { name: request.toolName, framework: request.framework }
+                : { name: request.toolName, framework: request.framework, mcpServer: request.mcpServer },
             dataAccessed: request.dataAccessed,
           });
     const redacted = this.#redactor({
@@ -1231,6 +1234,9 @@ function describeRequestProblem(request: DecisionRequest): string | undefined {
   }
   if (request.metadata !== undefined && (request.metadata === null || typeof request.metadata !== "object")) {
     return "request.metadata must be an object";
+  }
+  if (request.mcpServer !== undefined && typeof request.mcpServer !== "string") {
+    return "request.mcpServer must be a string (the MCP server name)";
   }
   if (
     request.enforcementMode !== undefined &&

@@ -41,6 +41,8 @@ export interface DecisionRequest {
   metadata?: Record<string, unknown>;
   dataAccessed?: unknown;
   toolCallId?: string;
+  /** MCP server the tool belongs to (policies: `tool.mcpServer`). */
+  mcpServer?: string;
   traceId?: string;
   /** Idempotency key: a retry with the same key returns the first decision and writes nothing. */
   eventId?: string;
