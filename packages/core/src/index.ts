@@ -28,11 +28,16 @@ export type {
   PolicySummary,
   WhoAmI,
 } from "./client.js";
+export type { RegisterConfig } from "./config-file.js";
+export { CONFIG_ENV_VARIABLES, CONFIG_FILE_NAME, loadRegisterConfig } from "./config-file.js";
+export { getAssembly } from "./current.js";
 export { DISCOVERY_FIELD, discoverAdapters } from "./discovery.js";
 export { AssemblyDeniedError, AssemblyError, AssemblyTimeoutError, ConfigurationError } from "./errors.js";
 export { createHostContext } from "./host.js";
 export type { AdapterStatus, AssemblyContext } from "./init.js";
 export { initAssembly } from "./init.js";
+export type { ManualInstrumentation } from "./manual.js";
+export { manuallyInstrument } from "./manual.js";
 export type { AssemblyOptions, EnforcementMode, FailureMode, Mode } from "./options.js";
 export { POLICY_FILE_NAMES } from "./options.js";
 export type { WrapHandle } from "./patch.js";

@@ -12,6 +12,7 @@ import { AssemblyError, ConfigurationError } from "./errors.js";
 import { openEmbeddedGate } from "./gate/embedded.js";
 import { createHostContext, installedVersion } from "./host.js";
 import { BACKSTOP_RANK, GateInterceptor } from "./interceptor.js";
+import { trackInstalledAdapter } from "./manual.js";
 import type { AssemblyOptions, ResolvedOptions } from "./options.js";
 import { resolveOptions } from "./options.js";
 import { AdapterRegistry, rankOf } from "./registry.js";
@@ -200,6 +201,8 @@ async function installAdapter(
   undo.push({ label: `unregister ${adapter.name}`, run: () => adapter.unregisterHooks() });
   try {
     const report = await adapter.registerHooks(interceptor.forRank(rankOf(adapter)), host);
+    const forget = trackInstalledAdapter(adapter);
+    undo.push({ label: `forget ${adapter.name} for manuallyInstrument`, run: forget });
     return {
       ...base,
       status: "installed",

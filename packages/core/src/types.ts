@@ -108,6 +108,20 @@ export interface FrameworkAdapter {
    * `call.metadata` and return options for this call.
    */
   enrichCall?(call: ToolCall): InterceptOptions | undefined;
+  /**
+   * Optional: govern a framework module the app hands over with `manuallyInstrument()`, for
+   * bundled apps whose bundler inlined the framework (module hooks and `context.import()` never
+   * see it). Called only on an installed adapter, after `registerHooks`: patch with the interceptor
+   * received there. Return what was wrapped, or `undefined` when the namespace is not yours (look
+   * at its exports, e.g. a `StructuredTool` class; `specifier` is the app's hint and may be absent).
+   * Must be idempotent (`wrapMethod` is), and `unregisterHooks` must undo it too. Only shared,
+   * mutable targets can be patched this way (class prototypes); an ESM namespace's function
+   * exports cannot be replaced.
+   */
+  instrumentModule?(
+    specifier: string | undefined,
+    namespace: Readonly<Record<string, unknown>>,
+  ): HookReport | undefined | Promise<HookReport | undefined>;
 }
 
 /** Default-export shape of a third-party adapter module: the adapter or a factory for it. */
