@@ -243,3 +243,49 @@ describe("loadRegisterConfig", () => {
     expect(() => loadRegisterConfig(root, {})).toThrow(/unknown option "agentId" in .*aa\.config\.json/);
   });
 });
+
+describe("adapter register entries", () => {
+  /** A host root whose only dependency is an adapter package declaring `register`. */
+  function hostWithRegister(register: string, registerSource: string): string {
+    const root = mkdtempSync(join(tmpdir(), "aa-register-entry-"));
+    writeFileSync(
+      join(root, "package.json"),
+      JSON.stringify({ name: "host", dependencies: { "aa-adapter-x": "1.0.0" } }),
+    );
+    const dir = join(root, "node_modules", "aa-adapter-x");
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(
+      join(dir, "package.json"),
+      JSON.stringify({
+        name: "aa-adapter-x",
+        type: "module",
+        agentAssembly: { adapter: "./adapter.js", register },
+      }),
+    );
+    writeFileSync(join(dir, "register.js"), registerSource);
+    mkdirSync(join(root, "node_modules", "@aa"));
+    symlinkSync(join(fixture, "node_modules", "@aa", "core"), join(root, "node_modules", "@aa", "core"));
+    return root;
+  }
+
+  it("finds declared entries and refuses a path outside the package", async () => {
+    const { findAdapterRegisterEntries } = await import("../src/adapter-register-hooks.js");
+    const good = hostWithRegister("./register.js", "");
+    expect(findAdapterRegisterEntries(good)).toEqual([
+      { packageName: "aa-adapter-x", file: join(good, "node_modules", "aa-adapter-x", "register.js") },
+    ]);
+    const escaping = hostWithRegister("./../../evil.js", "");
+    expect(() => findAdapterRegisterEntries(escaping)).toThrow(
+      'package "aa-adapter-x" points its register entry outside the package: ./../../evil.js',
+    );
+  });
+
+  it("stops the process before the app when a register entry throws", async () => {
+    const root = hostWithRegister("./register.js", 'throw new Error("loader hooks unavailable");\n');
+    const run = await runApp(root, "app.mjs", { AA_AGENT_ID: "bot", AA_STORE: ":memory:" });
+    expect(run.code).toBe(78);
+    expect(run.stdout).toBe("");
+    expect(run.stderr).toContain('could not run the register entry of "aa-adapter-x"');
+    expect(run.stderr).toContain("loader hooks unavailable");
+  });
+});
