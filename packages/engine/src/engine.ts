@@ -11,11 +11,19 @@ import { ChainWriter } from "./chain/writer.js";
 import { checkpointPayload } from "./checkpoint.js";
 import { Keyring } from "./crypto/keyring.js";
 import { HmacKeySet } from "./crypto/secret.js";
-import { EngineError, storeFailure } from "./errors.js";
+import { describeRequestProblem } from "./decision-request.js";
+import {
+  decisionStatus,
+  describeDecision,
+  redactConditions,
+  result,
+  snapshotConditions,
+} from "./decision-results.js";
+import { approvalNotFound, closedError, EngineError, invalid, reusedKey, storeFailure } from "./errors.js";
 import { exportAuditTo } from "./export.js";
 import { nowWithIso, uuidv7 } from "./ids.js";
 import { hashOutcomeMessage, signReceipt } from "./receipts/receipt.js";
-import { type CallRedactor, identityRedactor, type RedactedCall, redactText } from "./redact.js";
+import { type CallRedactor, type RedactedCall, redactText } from "./redact.js";
 import { buildRedactor } from "./redactor.js";
 import { openStore } from "./store/open.js";
 import type {
@@ -44,6 +52,7 @@ import type {
   VerifyResult,
 } from "./types.js";
 import { verifyStoreChain } from "./verify-store.js";
+import { decodeCursor, encodeCursor, toApproval, toAuditEvent } from "./views.js";
 
 const DEFAULT_APPROVAL_TIMEOUT_MS = 8 * 60 * 60 * 1000;
 const DEFAULT_CHECKPOINT_INTERVAL = 1000;
@@ -70,10 +79,6 @@ interface ApprovalSnapshot {
 
 function isCompiled(policy: CompiledPolicy | PolicyDocument): policy is CompiledPolicy {
   return typeof (policy as CompiledPolicy).evaluate === "function";
-}
-
-function invalid(message: string, details: Record<string, unknown> = {}): EngineError {
-  return new EngineError("INVALID_REQUEST", 400, message, details);
 }
 
 /** Opens an engine over a store; creates the store (and its keys) on first use. */
@@ -728,7 +733,7 @@ export class DecisionEngine implements Engine {
       throw invalid("approvalId must be a non-empty string", { field: "approvalId" });
     }
     const row = await this.#store.getApproval(this.#org, approvalId);
-    if (!row || row.state !== "pending") return row;
+    if (row?.state !== "pending") return row;
     return (await this.#expireIfDue(row)) ?? row;
   }
 
@@ -1125,193 +1130,4 @@ export class DecisionEngine implements Engine {
   #assertOpen(): void {
     if (this.#closed) throw closedError();
   }
-}
-
-function decisionStatus(decision: PolicyDecision | undefined): {
-  status: ActionStatus;
-  denialReason?: DenialReasonCode;
-} {
-  if (!decision || decision.effect === "allow") return { status: "executed" };
-  if (decision.effect === "require_approval") return { status: "requested" };
-  return { status: "denied", denialReason: decision.denialReason ?? "CONDITIONS_DENIED" };
-}
-
-function result(
-  status: ActionStatus,
-  auditEventId: string,
-  message: string,
-  denialReason: DenialReasonCode | undefined,
-  mode: EnforcementMode,
-  policyName: string | undefined,
-  policyHash: string,
-  conditions: ConditionResult[],
-  shadow: ActionResult["shadow"],
-): ActionResult {
-  const out: ActionResult = { status, auditEventId, message, policyHash, conditionsEvaluated: conditions };
-  if (denialReason && mode === "enforce") out.denialReason = denialReason;
-  if (policyName) out.policyName = policyName;
-  if (shadow) out.shadow = shadow;
-  return out;
-}
-
-/**
- * Condition results whose operands the caller may still mutate (objects and arrays read from its
- * arguments) are copied through their canonical JSON; the usual all-scalar list is returned as is.
- */
-function snapshotConditions(conditions: ConditionResult[]): ConditionResult[] {
-  for (const c of conditions) {
-    if (
-      (c.actual !== null && typeof c.actual === "object") ||
-      (c.expected !== null && typeof c.expected === "object")
-    ) {
-      return conditions.map((item) => JSON.parse(canonicalJson(item)) as ConditionResult);
-    }
-  }
-  return conditions;
-}
-
-/** Replaces condition values that redaction changed, so no secret leaves through `actual`. */
-function redactConditions(
-  conditions: ConditionResult[],
-  redacted: { args: unknown; metadata: unknown; dataAccessed: unknown },
-): ConditionResult[] {
-  return conditions.map((c) => {
-    const root = c.field.split(".")[0];
-    const source =
-      root === "args"
-        ? redacted.args
-        : root === "metadata"
-          ? redacted.metadata
-          : root === "data_accessed"
-            ? redacted.dataAccessed
-            : undefined;
-    if (source === undefined) return c;
-    const path = c.field.split(".").slice(1);
-    let value: unknown = source;
-    for (const key of path)
-      value =
-        value !== null && typeof value === "object" ? (value as Record<string, unknown>)[key] : undefined;
-    return value === c.actual ? c : { ...c, actual: value };
-  });
-}
-
-function describeDecision(
-  decision: PolicyDecision,
-  conditions: ConditionResult[],
-  actionType: string,
-): string {
-  const name = decision.policyName ? `policy "${decision.policyName}"` : "no policy";
-  if (decision.effect === "deny" && decision.denialReason === "NO_MATCHING_POLICY") {
-    return `No policy matches action "${actionType}"; the default is deny`;
-  }
-  const failed = conditions.filter((c) => !c.result);
-  const why = failed.map(
-    (c) =>
-      `${c.field} ${c.operator} ${JSON.stringify(c.expected)} failed (actual ${JSON.stringify(c.actual)})`,
-  );
-  const verb =
-    decision.effect === "allow"
-      ? "Allowed by"
-      : decision.effect === "deny"
-        ? "Denied by"
-        : "Held for approval by";
-  return why.length > 0 ? `${verb} ${name}: ${why.join("; ")}` : `${verb} ${name}`;
-}
-
-function describeRequestProblem(request: DecisionRequest): string | undefined {
-  if (request === null || typeof request !== "object") return "the decision request must be an object";
-  if (!request.agent || typeof request.agent.id !== "string" || request.agent.id === "") {
-    return "request.agent.id must be a non-empty string naming the calling agent";
-  }
-  if (typeof request.actionType !== "string" || request.actionType === "") {
-    return "request.actionType must be a non-empty string (e.g. the tool name)";
-  }
-  if (
-    request.eventId !== undefined &&
-    (typeof request.eventId !== "string" || request.eventId === "" || request.eventId.length > 256)
-  ) {
-    return "request.eventId (idempotency key) must be a non-empty string of at most 256 characters";
-  }
-  if (request.metadata !== undefined && (request.metadata === null || typeof request.metadata !== "object")) {
-    return "request.metadata must be an object";
-  }
-  if (request.mcpServer !== undefined && typeof request.mcpServer !== "string") {
-    return "request.mcpServer must be a string (the MCP server name)";
-  }
-  if (
-    request.enforcementMode !== undefined &&
-    request.enforcementMode !== "enforce" &&
-    request.enforcementMode !== "observe" &&
-    request.enforcementMode !== "disabled"
-  ) {
-    return "request.enforcementMode must be enforce, observe or disabled";
-  }
-  return undefined;
-}
-
-function toApproval(row: ApprovalRow): Approval {
-  const out: Approval = {
-    id: row.id,
-    agentId: row.agentId,
-    actionType: row.actionType,
-    state: row.state,
-    createdAt: row.createdAt,
-    expiresAt: row.expiresAt,
-    auditEventId: row.auditEventId,
-  };
-  if (row.policyName) out.policyName = row.policyName;
-  if (row.decidedBy) out.decidedBy = row.decidedBy;
-  if (row.reason) out.reason = row.reason;
-  if (row.decidedAt) out.decidedAt = row.decidedAt;
-  if (row.consumedAt) out.consumedAt = row.consumedAt;
-  return out;
-}
-
-export function toAuditEvent(
-  row: StoredEvent,
-  outcome: { status: string; message: string | null; metadata: string | null; updatedAt: string } | undefined,
-): AuditEvent {
-  const record = JSON.parse(row.text) as AuditEvent;
-  record.hash = row.hash;
-  if (outcome) {
-    record.outcome = {
-      status: outcome.status as Outcome["status"],
-      ...(outcome.message !== null ? { message: outcome.message } : {}),
-      ...(outcome.metadata !== null ? { metadata: JSON.parse(outcome.metadata) } : {}),
-      updatedAt: outcome.updatedAt,
-    };
-  }
-  return record;
-}
-
-function encodeCursor(seq: number): string {
-  return Buffer.from(`s:${seq}`).toString("base64url");
-}
-
-function decodeCursor(cursor: string): number {
-  const text = typeof cursor === "string" ? Buffer.from(cursor, "base64url").toString() : "";
-  const seq = text.startsWith("s:") ? Number(text.slice(2)) : Number.NaN;
-  if (!Number.isSafeInteger(seq) || seq < 0) {
-    throw invalid("cursor is not one returned by audit(); pass nextCursor unchanged", { field: "cursor" });
-  }
-  return seq;
-}
-
-function reusedKey(key: string): EngineError {
-  return new EngineError(
-    "IDEMPOTENCY_KEY_REUSED",
-    422,
-    `The idempotency key (eventId) ${JSON.stringify(key)} was already used for a different request; use a new key for a new call`,
-    { eventId: key },
-  );
-}
-
-function approvalNotFound(id: string): EngineError {
-  return new EngineError("APPROVAL_NOT_FOUND", 404, `No approval with id ${id} in this organisation`, {
-    approvalId: id,
-  });
-}
-
-function closedError(): EngineError {
-  return new EngineError("ENGINE_CLOSED", 503, "The engine was closed; open a new one with openEngine()");
 }

@@ -69,3 +69,27 @@ export function storeFailure(
     { cause, retryable: true },
   );
 }
+
+/** A malformed request: 400 with a message saying what to send instead. */
+export function invalid(message: string, details: Record<string, unknown> = {}): EngineError {
+  return new EngineError("INVALID_REQUEST", 400, message, details);
+}
+
+export function reusedKey(key: string): EngineError {
+  return new EngineError(
+    "IDEMPOTENCY_KEY_REUSED",
+    422,
+    `The idempotency key (eventId) ${JSON.stringify(key)} was already used for a different request; use a new key for a new call`,
+    { eventId: key },
+  );
+}
+
+export function approvalNotFound(id: string): EngineError {
+  return new EngineError("APPROVAL_NOT_FOUND", 404, `No approval with id ${id} in this organisation`, {
+    approvalId: id,
+  });
+}
+
+export function closedError(): EngineError {
+  return new EngineError("ENGINE_CLOSED", 503, "The engine was closed; open a new one with openEngine()");
+}
