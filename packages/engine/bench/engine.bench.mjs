@@ -1,4 +1,4 @@
-// @aa/engine benchmark: durable audit appends, decide() latency, verify speed, PostgreSQL batching.
+// @aa/engine benchmark: durable audit appends, decide() latency, verify speed (PostgreSQL: postgres.bench.mjs).
 // All figures come from this one run; ratios compare against a bare SQLite insert measured here too.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -167,40 +167,8 @@ rows.push({
 });
 await big.close();
 
-// 5. PostgreSQL: 4 writers (separate engines, as separate gateway replicas) on one chain.
-const pgUrl = process.env.AA_BENCH_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test";
-const schema = `aa_bench_${process.pid}`;
-try {
-  const writers = await Promise.all(
-    [0, 1, 2, 3].map(() => openEngine({ policy, store: `${pgUrl}?schema=${schema}`, orgId: "bench" })),
-  );
-  await Promise.all(writers.map((w) => concurrentRate(w, 256, 2_048)));
-  const total = quick ? 20_000 : 100_000;
-  const t0 = process.hrtime.bigint();
-  await Promise.all(writers.map((w) => concurrentRate(w, 512, total / 4)));
-  const pgRate = total / (Number(process.hrtime.bigint() - t0) / 1e9);
-  const pgVerified = await writers[0].verify();
-  if (!pgVerified.chainValid)
-    throw new Error(`PostgreSQL chain did not verify: ${JSON.stringify(pgVerified)}`);
-  rows.push({
-    measure: `PostgreSQL, 4 writers on one chain (verified ${pgVerified.checked})`,
-    "events/s": Math.round(pgRate),
-  });
-  await Promise.all(writers.map((w) => w.close()));
-} catch (error) {
-  rows.push({ measure: "PostgreSQL, 4 writers", "events/s": `unavailable: ${error.message}` });
-} finally {
-  try {
-    const pg = (await import("pg")).default;
-    const client = new pg.Client({ connectionString: pgUrl });
-    await client.connect();
-    await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-    await client.end();
-  } catch {}
-}
-
 table(rows);
 console.log(
-  `targets: decide+commit p50 <= 25 µs (${us(decideStats.p50)}); group commit >= 100k/s (${Math.round(groupRate)}); verify >= 500k rows/s (${Math.round(verifyRate)}); PostgreSQL >= 30k/s`,
+  `targets: decide+commit p50 <= 25 µs (${us(decideStats.p50)}); group commit >= 100k/s (${Math.round(groupRate)}); verify >= 500k rows/s (${Math.round(verifyRate)}); PostgreSQL: see postgres.bench.mjs`,
 );
 rmSync(dir, { recursive: true, force: true });
