@@ -14,7 +14,13 @@ import {
   type WrapHandle,
   wrapMethod,
 } from "@aa/core";
-import { MESSAGES_SPECIFIER, PATCH_TARGETS, type PatchTarget, TARGET_PACKAGE } from "./patch-targets.js";
+import {
+  MESSAGES_SPECIFIER,
+  PATCH_TARGETS,
+  type PatchTarget,
+  TARGET_PACKAGE,
+  TOOLS_SPECIFIER,
+} from "./patch-targets.js";
 import {
   deniedToolMessage,
   isGovernanceError,
@@ -34,6 +40,12 @@ export interface LangChainAdapterOptions {
   denials?: "tool-message" | "throw";
   /** Also govern `runnable.asTool()` tools (`RunnableToolLike.prototype.invoke`). Default `true`. */
   runnableTools?: boolean;
+  /**
+   * The app is bundled (esbuild, webpack, ncc...): `@langchain/core` is inlined into the bundle, so
+   * the adapter stays available when the package does not resolve from the host, and governs the
+   * bundled copy the app hands over with `manuallyInstrument(namespace)`. Default `false`.
+   */
+  bundled?: boolean;
 }
 
 /** The adapter's name, also its owner tag on the wrappers it installs. */
@@ -47,9 +59,20 @@ export const LANGCHAIN_SUPPORTED_VERSIONS = ">=1.0.0 <1.5.0";
 type Build = "esm" | "cjs";
 
 interface Installation {
+  readonly interceptor: Interceptor;
   readonly handles: WrapHandle[];
   readonly report: HookReport;
+  /** Prototypes wrapped by this installation (installed package and handed-over copies). */
+  readonly prototypes: Set<object>;
+  /** `ToolMessage` of a bundled `@langchain/core/messages` handed over with `manuallyInstrument`. */
+  manualToolMessage: ToolMessageConstructor | undefined;
 }
+
+/** How one installation answers a denied call that carries a tool-call id. */
+type DenialAnswer = () => ToolMessageConstructor | undefined;
+
+/** Suffix of the entry points wrapped through `manuallyInstrument`. */
+const MANUAL = "manual";
 
 /** Create a LangChain adapter; `initAssembly({ adapters: [createLangChainAdapter({...})] })`. */
 export function createLangChainAdapter(options: LangChainAdapterOptions = {}): FrameworkAdapter {
@@ -67,6 +90,10 @@ export function createLangChainAdapter(options: LangChainAdapterOptions = {}): F
       `createLangChainAdapter: "runnableTools" must be a boolean`,
     );
   }
+  const bundled = options.bundled ?? false;
+  if (typeof bundled !== "boolean") {
+    throw new ConfigurationError("bundled", `createLangChainAdapter: "bundled" must be a boolean`);
+  }
   const targets = PATCH_TARGETS.filter((target) => runnableTools || target.shape !== "runnable-tool-invoke");
   let installation: Installation | undefined;
 
@@ -77,19 +104,40 @@ export function createLangChainAdapter(options: LangChainAdapterOptions = {}): F
     priority: 0,
 
     isAvailable(context: AdapterContext): boolean {
-      return context.resolve("@langchain/core/tools") !== undefined;
+      return bundled || context.resolve(TOOLS_SPECIFIER) !== undefined;
     },
 
     async registerHooks(interceptor: Interceptor, context: AdapterContext): Promise<HookReport> {
       if (installation) return installation.report;
       const handles: WrapHandle[] = [];
-      try {
-        installation = { handles, report: await install(interceptor, context, targets, denials, handles) };
+      const prototypes = new Set<object>();
+      if (bundled && context.resolve(TOOLS_SPECIFIER) === undefined) {
+        installation = {
+          interceptor,
+          handles,
+          prototypes,
+          manualToolMessage: undefined,
+          report: {
+            entryPoints: [],
+            detail: `${TARGET_PACKAGE} is not installed in the host app (bundled: true): waiting for manuallyInstrument(namespace, "${TOOLS_SPECIFIER}")`,
+          },
+        };
         return installation.report;
+      }
+      try {
+        const report = await install(interceptor, context, targets, denials, handles, prototypes);
+        installation = { interceptor, handles, prototypes, manualToolMessage: undefined, report };
+        return report;
       } catch (error) {
         for (const handle of handles.reverse()) handle.unwrap();
         throw error;
       }
+    },
+
+    instrumentModule(specifier: string | undefined, namespace: Readonly<Record<string, unknown>>) {
+      const current = installation;
+      if (!current) return undefined;
+      return instrumentNamespace(current, targets, denials, specifier, namespace);
     },
 
     unregisterHooks(): void {
@@ -107,9 +155,9 @@ async function install(
   targets: readonly PatchTarget[],
   denials: "tool-message" | "throw",
   handles: WrapHandle[],
+  seenPrototypes: Set<object>,
 ): Promise<HookReport> {
   const entryPoints: string[] = [];
-  const seenPrototypes = new Set<object>();
   const loaders: Record<Build, (specifier: string) => Promise<unknown>> = {
     esm: (specifier) => context.import(specifier),
     cjs: async (specifier) => context.require(specifier),
@@ -138,14 +186,14 @@ async function install(
       const ToolMessage = messages.ok
         ? (messages.module as { ToolMessage?: ToolMessageConstructor }).ToolMessage
         : undefined;
-      const answerWith = denials === "tool-message" ? ToolMessage : undefined;
-      const handle = wrapMethod(
-        prototype as Record<string, (...args: unknown[]) => unknown>,
-        target.method,
-        LANGCHAIN_ADAPTER_NAME,
-        (original) => governed(interceptor, target, original, answerWith),
+      handles.push(
+        wrapTarget(
+          interceptor,
+          target,
+          prototype,
+          denialAnswer(denials, () => ToolMessage),
+        ),
       );
-      handles.push(handle);
       entryPoints.push(`${target.label} (${build})`);
       wrapped += 1;
     }
@@ -159,6 +207,78 @@ async function install(
     }
   }
   return { entryPoints };
+}
+
+/**
+ * Govern the copy of LangChain the app handed over with `manuallyInstrument` (bundled apps): the
+ * namespace's `StructuredTool` / `RunnableToolLike` classes are wrapped with the same code and
+ * interceptor as the installed package. A `@langchain/core/messages` namespace supplies the
+ * `ToolMessage` class that denials of bundled tools are answered with. `undefined` when the
+ * namespace is none of these.
+ */
+function instrumentNamespace(
+  installation: Installation,
+  targets: readonly PatchTarget[],
+  denials: "tool-message" | "throw",
+  specifier: string | undefined,
+  namespace: Readonly<Record<string, unknown>>,
+): HookReport | undefined {
+  const entryPoints: string[] = [];
+  let recognised = false;
+  for (const target of targets) {
+    const prototype = (namespace[target.exportName] as { prototype?: unknown } | undefined)?.prototype;
+    if (typeof prototype !== "object" || prototype === null) continue;
+    if (typeof (prototype as Record<string, unknown>)[target.method] !== "function") continue;
+    recognised = true;
+    // Idempotent: handing over the same copy (or the installed one) again wraps nothing twice.
+    if (installation.prototypes.has(prototype)) continue;
+    installation.prototypes.add(prototype);
+    const fromNamespace = (namespace.ToolMessage as ToolMessageConstructor | undefined) ?? undefined;
+    installation.handles.push(
+      wrapTarget(
+        installation.interceptor,
+        target,
+        prototype,
+        denialAnswer(denials, () => fromNamespace ?? installation.manualToolMessage),
+      ),
+    );
+    entryPoints.push(`${target.label} (${MANUAL})`);
+  }
+  const ToolMessage = namespace.ToolMessage;
+  if (typeof ToolMessage === "function" && typeof namespace.AIMessage === "function") {
+    installation.manualToolMessage = ToolMessage as ToolMessageConstructor;
+    return {
+      entryPoints,
+      detail: `${specifier ?? "the handed-over module"}: its ToolMessage answers denials of handed-over tools that carry a tool-call id`,
+    };
+  }
+  if (!recognised) return undefined;
+  return entryPoints.length === 0 || installation.manualToolMessage || denials === "throw"
+    ? { entryPoints }
+    : {
+        entryPoints,
+        detail: `denials of handed-over tools throw until the bundled ${MESSAGES_SPECIFIER} is handed over too (its ToolMessage answers denials that carry a tool-call id)`,
+      };
+}
+
+/** Which `ToolMessage` a denial is answered with (none under `denials: "throw"`). */
+function denialAnswer(denials: "tool-message" | "throw", toolMessage: DenialAnswer): DenialAnswer {
+  return denials === "tool-message" ? toolMessage : () => undefined;
+}
+
+/** Wrap one patch target on one copy of LangChain: the single patch both install paths use. */
+function wrapTarget(
+  interceptor: Interceptor,
+  target: PatchTarget,
+  prototype: object,
+  answerWith: DenialAnswer,
+): WrapHandle {
+  return wrapMethod(
+    prototype as Record<string, (...args: unknown[]) => unknown>,
+    target.method,
+    LANGCHAIN_ADAPTER_NAME,
+    (original) => governed(interceptor, target, original, answerWith),
+  );
 }
 
 type LoadResult = { ok: true; module: unknown } | { ok: false; error: string };
@@ -183,7 +303,7 @@ function governed(
   interceptor: Interceptor,
   target: PatchTarget,
   original: (...args: unknown[]) => unknown,
-  ToolMessage: ToolMessageConstructor | undefined,
+  answerWith: DenialAnswer,
 ) {
   return function governedToolCall(this: ToolLike, ...args: unknown[]): Promise<unknown> {
     let call: ToolCall;
@@ -205,6 +325,7 @@ function governed(
     return interceptor
       .intercept(call, () => original.apply(this, args))
       .catch((error: unknown) => {
+        const ToolMessage = answerWith();
         if (ToolMessage && call.toolCallId !== undefined && isGovernanceError(error)) {
           return deniedToolMessage(ToolMessage, error, call, call.toolCallId);
         }

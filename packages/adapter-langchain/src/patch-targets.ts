@@ -42,6 +42,9 @@ export const PATCH_TARGETS: readonly PatchTarget[] = [
   },
 ];
 
+/** Where `StructuredTool` lives: what the adapter resolves to tell whether LangChain is installed. */
+export const TOOLS_SPECIFIER = "@langchain/core/tools";
+
 /** Where the `ToolMessage` class a denial is answered with lives (same build as the tool). */
 export const MESSAGES_SPECIFIER = "@langchain/core/messages";
 
