@@ -17,14 +17,15 @@ export function result(
   auditEventId: string,
   message: string,
   denialReason: DenialReasonCode | undefined,
-  mode: EnforcementMode,
+  _mode: EnforcementMode,
   policyName: string | undefined,
   policyHash: string,
   conditions: ConditionResult[],
   shadow: ActionResult["shadow"],
 ): ActionResult {
   const out: ActionResult = { status, auditEventId, message, policyHash, conditionsEvaluated: conditions };
-  if (denialReason && mode === "enforce") out.denialReason = denialReason;
+  // Callers pass a reason only when it is enforced: in `enforce` mode, or an operator control's denial.
+  if (denialReason) out.denialReason = denialReason;
   if (policyName) out.policyName = policyName;
   if (shadow) out.shadow = shadow;
   return out;

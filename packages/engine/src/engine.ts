@@ -9,6 +9,8 @@ import { canonicalJson } from "./chain/canonical-json.js";
 import { encodeRecord, type RecordFields, type RecordKind, sha256Hex } from "./chain/record.js";
 import { ChainWriter } from "./chain/writer.js";
 import { checkpointPayload } from "./checkpoint.js";
+import { type CircuitAdmission, CircuitBreaker } from "./controls/circuit-breaker.js";
+import { ContainmentView } from "./controls/containment.js";
 import { Keyring } from "./crypto/keyring.js";
 import { HmacKeySet } from "./crypto/secret.js";
 import { describeRequestProblem } from "./decision-request.js";
@@ -27,6 +29,7 @@ import { type CallRedactor, type RedactedCall, redactText } from "./redact.js";
 import { buildRedactor } from "./redactor.js";
 import { openStore } from "./store/open.js";
 import type {
+  AgentControlRow,
   ApprovalRow,
   AuditStore,
   Checkpoint,
@@ -37,6 +40,8 @@ import type {
 import type {
   ActionResult,
   ActionStatus,
+  AgentControl,
+  AgentState,
   Approval,
   ApprovalState,
   AuditEvent,
@@ -57,6 +62,7 @@ import { decodeCursor, encodeCursor, toApproval, toAuditEvent } from "./views.js
 const DEFAULT_APPROVAL_TIMEOUT_MS = 8 * 60 * 60 * 1000;
 const DEFAULT_CHECKPOINT_INTERVAL = 1000;
 const APPROVAL_POLL_MS = 250;
+const DEFAULT_CONTROLS_REFRESH_MS = 500;
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const OUTCOME_STATUSES = new Set(["success", "failure", "partial"]);
 const EMPTY: never[] = [];
@@ -116,13 +122,25 @@ export async function openEngine(options: EngineOptions): Promise<DecisionEngine
     }));
     const keyring = Keyring.fromJSON(keys.keyring);
     const hmac = HmacKeySet.fromJSON(keys.hmac);
+    const refreshMs = options.controlsRefreshMs ?? DEFAULT_CONTROLS_REFRESH_MS;
+    if (!Number.isSafeInteger(refreshMs) || refreshMs < 10) {
+      throw new EngineError("INVALID_OPTIONS", 400, "`controlsRefreshMs` must be an integer of at least 10", {
+        option: "controlsRefreshMs",
+      });
+    }
     const engine = new DecisionEngine(store, orgId, policy, keyring, hmac, interval, options);
-    await engine.init();
+    await engine.init(refreshMs);
     return engine;
   } catch (error) {
     await safelyClose(store);
     throw error;
   }
+}
+
+function containedMessage(agentId: string, row: AgentControlRow): string {
+  const who =
+    row.agentId === agentId ? `Agent ${agentId}` : `Agent ${agentId} acts for ${row.agentId}, which`;
+  return `${who} is contained by operator ${row.changedBy}${row.reason ? ` (${row.reason})` : ""} since ${row.changedAt}: every tool call is denied until an operator runs \`aa agents release ${row.agentId}\``;
 }
 
 async function safelyClose(store: AuditStore): Promise<void> {
@@ -173,6 +191,8 @@ export class DecisionEngine implements Engine {
   #closed = false;
   readonly #inflight = new Map<string, { fingerprint: string; result: Promise<ActionResult> }>();
   readonly #approvalWaiters = new Map<string, Set<() => void>>();
+  readonly #breaker: CircuitBreaker;
+  readonly #containment: ContainmentView;
 
   constructor(
     store: AuditStore,
@@ -192,10 +212,13 @@ export class DecisionEngine implements Engine {
     this.#defaultMode = options.enforcementMode ?? "enforce";
     this.#redactor = buildRedactor(policy.document, hmac);
     this.#writer = new ChainWriter(store, org, (seq, hash) => this.#maybeCheckpoint(seq, hash));
+    this.#breaker = new CircuitBreaker(options.circuitBreaker);
+    this.#containment = new ContainmentView(store, org);
   }
 
   /** @internal */
-  async init(): Promise<void> {
+  async init(controlsRefreshMs = DEFAULT_CONTROLS_REFRESH_MS): Promise<void> {
+    await this.#containment.start(controlsRefreshMs);
     const checkpoints = await this.#store.listCheckpoints(this.#org);
     this.#checkpointedSize = checkpoints.at(-1)?.size ?? 0;
   }
@@ -280,8 +303,21 @@ export class DecisionEngine implements Engine {
   ): Promise<ActionResult> {
     const mode = request.enforcementMode ?? this.#defaultMode;
     const policy = this.#policy;
+    const agentId = request.agent.id;
+    // Operator containment and the circuit breaker come before the policy: in-memory checks only.
+    const contained =
+      mode === "disabled" ? undefined : this.#containment.blocking(agentId, request.delegationChain);
+    const admission: CircuitAdmission =
+      mode === "enforce" && contained === undefined
+        ? this.#breaker.admit(agentId, Date.now(), request.dryRun !== true)
+        : "evaluate";
+    const blockedMessage = contained
+      ? containedMessage(agentId, contained)
+      : admission === "deny"
+        ? `The circuit breaker for agent ${agentId} is open after repeated denials or failures; calls are denied until it half-opens (${this.#breaker.state(agentId, Date.now()).openUntil ?? "shortly"})`
+        : undefined;
     const decision: PolicyDecision | undefined =
-      mode === "disabled"
+      mode === "disabled" || blockedMessage !== undefined
         ? undefined
         : policy.evaluate({
             actionType: request.actionType,
@@ -311,17 +347,27 @@ export class DecisionEngine implements Engine {
         ? redactConditions(decision.conditionsEvaluated, redacted)
         : decision.conditionsEvaluated
       : (EMPTY as ConditionResult[]);
-    const enforced = decisionStatus(decision);
-    const status: ActionStatus = mode === "enforce" ? enforced.status : "executed";
+    const enforced: { status: ActionStatus; denialReason?: DenialReasonCode } =
+      blockedMessage === undefined
+        ? decisionStatus(decision)
+        : { status: "denied", denialReason: "CIRCUIT_OPEN" };
+    const status: ActionStatus = mode === "enforce" || blockedMessage ? enforced.status : "executed";
+    if (admission !== "evaluate" || status === "denied") {
+      if (blockedMessage === undefined && !request.dryRun) {
+        this.#breaker.record(agentId, admission, status === "denied", Date.now());
+      }
+    }
     const message =
-      decision === undefined
-        ? "Enforcement is disabled: the call was not evaluated"
-        : redacted.fired.length > 0
-          ? describeDecision(decision, conditions, request.actionType)
-          : decision.message;
+      blockedMessage !== undefined
+        ? blockedMessage
+        : decision === undefined
+          ? "Enforcement is disabled: the call was not evaluated"
+          : redacted.fired.length > 0
+            ? describeDecision(decision, conditions, request.actionType)
+            : decision.message;
     const policyName = decision?.policyName;
     const shadow =
-      mode === "observe"
+      mode === "observe" && blockedMessage === undefined
         ? {
             status: enforced.status,
             ...(enforced.denialReason ? { denialReason: enforced.denialReason } : {}),
@@ -334,7 +380,7 @@ export class DecisionEngine implements Engine {
         status,
         "",
         message,
-        enforced.denialReason,
+        mode === "enforce" || blockedMessage ? enforced.denialReason : undefined,
         mode,
         policyName,
         policy.hash,
@@ -348,7 +394,7 @@ export class DecisionEngine implements Engine {
       return this.#decideDeferred(request, redacted, conditions, {
         status,
         message,
-        denialReason: mode === "enforce" ? enforced.denialReason : undefined,
+        denialReason: mode === "enforce" || blockedMessage ? enforced.denialReason : undefined,
         mode,
         policyName,
         policyHash: policy.hash,
@@ -405,7 +451,7 @@ export class DecisionEngine implements Engine {
         },
       });
     }
-    const denialReason = mode === "enforce" ? enforced.denialReason : undefined;
+    const denialReason = mode === "enforce" || blockedMessage ? enforced.denialReason : undefined;
     const fields: RecordFields = {
       id,
       kind: "action",
@@ -610,6 +656,117 @@ export class DecisionEngine implements Engine {
       redactionRules: EMPTY,
       ...extra,
     };
+  }
+
+  // ---------------------------------------------------------------- operator controls
+
+  /**
+   * Operator kill switch: from now on every call of `agentId` (and every call delegated through
+   * it) is denied with `CIRCUIT_OPEN`, in every enforcement mode but `disabled`, until released.
+   * Written with an `agent.contained` audit record in one transaction; other processes sharing
+   * the store enforce it within `controlsRefreshMs`.
+   */
+  contain(agentId: string, operator: string, reason: string): Promise<AgentControl> {
+    return this.#setContainment(agentId, operator, reason, true);
+  }
+
+  /** Lifts a containment (`agent.released` audit record). An agent may never release itself. */
+  release(agentId: string, operator: string, reason: string): Promise<AgentControl> {
+    return this.#setContainment(agentId, operator, reason, false);
+  }
+
+  async #setContainment(
+    agentId: string,
+    operator: string,
+    reason: string,
+    contained: boolean,
+  ): Promise<AgentControl> {
+    this.#assertOpen();
+    const verb = contained ? "contain" : "release";
+    for (const [field, value] of [
+      ["agentId", agentId],
+      ["operator", operator],
+      ["reason", reason],
+    ] as const) {
+      if (typeof value !== "string" || value.trim() === "") {
+        throw invalid(`${verb}(agentId, operator, reason): \`${field}\` must be a non-empty string`, {
+          field,
+        });
+      }
+    }
+    if (!contained && operator === agentId) {
+      throw new EngineError(
+        "SELF_RELEASE_FORBIDDEN",
+        403,
+        `Agent ${agentId} may not release its own containment; another operator must`,
+        { agentId, operator },
+      );
+    }
+    if (!contained) {
+      const current = (await this.#store.listAgentControls(this.#org)).find((row) => row.agentId === agentId);
+      if (!current?.contained) {
+        throw new EngineError(
+          "AGENT_NOT_CONTAINED",
+          409,
+          `Agent ${agentId} is not contained; nothing to release`,
+          {
+            agentId,
+          },
+        );
+      }
+    }
+    const safeReason = redactText(this.#redactor, reason);
+    const fields = this.#systemFields(
+      contained ? "agent.contained" : "agent.released",
+      agentId,
+      contained ? "agent.contain" : "agent.release",
+      { reason: safeReason, metadata: { operator } },
+    );
+    const control: AgentControlRow = {
+      agentId,
+      contained,
+      changedBy: operator,
+      reason: safeReason,
+      changedAt: fields.time,
+    };
+    const outcome = await this.#writer.append({
+      fields,
+      encoded: encodeRecord(fields),
+      effects: [{ type: "agent.control", control }],
+    });
+    if (!outcome.ok) throw outcome.error;
+    this.#containment.apply(control);
+    return { ...control };
+  }
+
+  /** The agent's containment and circuit-breaker state as this engine enforces it (no store read). */
+  agentState(agentId: string): AgentState {
+    if (typeof agentId !== "string" || agentId === "") {
+      throw invalid("agentId must be a non-empty string", { field: "agentId" });
+    }
+    const row = this.#containment.get(agentId);
+    const circuit = this.#breaker.state(agentId, Date.now());
+    return {
+      agentId,
+      contained: row !== undefined,
+      ...(row ? { containedBy: row.changedBy, containedReason: row.reason, containedAt: row.changedAt } : {}),
+      cbState: circuit.state,
+      cbFailures: circuit.failures,
+      ...(circuit.openUntil ? { cbOpenUntil: circuit.openUntil } : {}),
+    };
+  }
+
+  /** Every agent an operator has contained or released, with its latest transition (reads the store). */
+  async listAgentControls(): Promise<AgentControl[]> {
+    this.#assertOpen();
+    const rows = await this.#store.listAgentControls(this.#org);
+    return rows.map((row) => ({ ...row }));
+  }
+
+  /** Re-reads operator containment from the store now (it is also re-read every `controlsRefreshMs`). */
+  async refreshControls(): Promise<void> {
+    this.#assertOpen();
+    await this.#containment.refresh();
   }
 
   // ---------------------------------------------------------------- approvals
@@ -848,6 +1005,13 @@ export class DecisionEngine implements Engine {
       );
     }
     const snapshot = JSON.parse(row.request) as ApprovalSnapshot;
+    const contained = this.#containment.blocking(agentId, snapshot.delegation);
+    if (contained) {
+      throw new EngineError("AGENT_CONTAINED", 403, containedMessage(agentId, contained), {
+        approvalId,
+        agentId,
+      });
+    }
     const at = new Date().toISOString();
     const fields = this.#approvalFields(row, snapshot, "approval.released", { status: "executed", time: at });
     const outcome = await this.#writer.append({
@@ -947,6 +1111,7 @@ export class DecisionEngine implements Engine {
     } catch (error) {
       throw storeFailure("REPORT_FAILED", "Saving the outcome", error);
     }
+    if (outcome.status === "failure") this.#breaker.recordFailure(agentId, Date.now());
   }
 
   /**
@@ -1118,6 +1283,7 @@ export class DecisionEngine implements Engine {
       await this.checkpoint();
     } finally {
       this.#closed = true;
+      this.#containment.stop();
       for (const id of [...this.#approvalWaiters.keys()]) this.#notifyApproval(id);
       await this.#store.close();
     }

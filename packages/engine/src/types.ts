@@ -5,6 +5,19 @@
 import type { JsonWebKey } from "node:crypto";
 import type { CompiledPolicy, ConditionResult, PolicyDocument } from "@aa/policy";
 
+/** `closed`: calls are evaluated; `open`: every call is denied; `half-open`: one probe is evaluated. */
+export type CircuitState = "closed" | "open" | "half-open";
+
+/** Circuit breaker settings (`openEngine({ circuitBreaker })`). */
+export interface CircuitBreakerOptions {
+  /** Failures within `windowMs` that open the circuit. Default 10. `0` disables the breaker. */
+  threshold?: number;
+  /** The sliding window failures are counted in, in ms. Default 60 000. */
+  windowMs?: number;
+  /** How long an open circuit denies every call before a probe is let through, in ms. Default 30 000. */
+  coolDownMs?: number;
+}
+
 /** Final status of a governed action, as the spec names them. */
 export type ActionStatus = "executed" | "requested" | "denied";
 
@@ -131,6 +144,42 @@ export interface EngineOptions {
   checkpointInterval?: number;
   /** Mode for requests that do not set one. Default `enforce`. */
   enforcementMode?: EnforcementMode;
+  /**
+   * Per-agent circuit breaker: opens after `threshold` failures (denials and `failure` outcomes)
+   * within `windowMs`, denies with `CIRCUIT_OPEN` for `coolDownMs`, then evaluates one probe.
+   * Defaults 10 in 60 000 ms, cool-down 30 000 ms; `threshold: 0` disables it. See docs/controls.md.
+   */
+  circuitBreaker?: CircuitBreakerOptions;
+  /**
+   * How often (ms) the engine re-reads operator containment from a SQLite or PostgreSQL store, so a
+   * `aa agents contain` in another process takes effect here. Default 500; at least 10.
+   */
+  controlsRefreshMs?: number;
+}
+
+/** An agent's controls as this engine sees them (`engine.agentState(agentId)`). */
+export interface AgentState {
+  agentId: string;
+  /** True while an operator has contained the agent (every call denied with `CIRCUIT_OPEN`). */
+  contained: boolean;
+  containedBy?: string;
+  containedReason?: string | null;
+  containedAt?: string;
+  /** This process's circuit breaker for the agent. */
+  cbState: CircuitState;
+  /** Failures counted in the current window while closed. */
+  cbFailures: number;
+  /** While open: when the circuit half-opens. */
+  cbOpenUntil?: string;
+}
+
+/** An operator's latest kill-switch transition for an agent (`engine.listAgentControls()`). */
+export interface AgentControl {
+  agentId: string;
+  contained: boolean;
+  changedBy: string;
+  reason: string | null;
+  changedAt: string;
 }
 
 /** One audit record as `audit()` returns it: the stored record plus its hash and latest outcome. */
@@ -142,7 +191,9 @@ export interface AuditEvent {
     | "approval.denied"
     | "approval.expired"
     | "approval.released"
-    | "policy.changed";
+    | "policy.changed"
+    | "agent.contained"
+    | "agent.released";
   seq: number;
   time: string;
   org: string;
@@ -211,4 +262,12 @@ export interface Engine {
   rotateSigningKey(): Promise<string>;
   /** Replaces the policy, recording a `policy.changed` audit record. */
   setPolicy(policy: CompiledPolicy | PolicyDocument, changedBy?: string): Promise<void>;
+  /** Operator kill switch: every call of the agent (and of agents it delegated to) is denied until released. Audited (`agent.contained`). */
+  contain(agentId: string, operator: string, reason: string): Promise<AgentControl>;
+  /** Lifts a containment (`agent.released`); an agent may not release itself (`SELF_RELEASE_FORBIDDEN`). */
+  release(agentId: string, operator: string, reason: string): Promise<AgentControl>;
+  /** The agent's containment and circuit-breaker state as this engine enforces it. */
+  agentState(agentId: string): AgentState;
+  /** Every agent an operator has contained or released, with its latest transition. */
+  listAgentControls(): Promise<AgentControl[]>;
 }

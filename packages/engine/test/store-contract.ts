@@ -112,6 +112,116 @@ export function storeContract(name: string, storeFor: () => string): void {
       await engine.close();
     });
 
+    it("approvals: 1000 concurrent releases of one approved approval execute exactly once", async () => {
+      const engine = await openEngine({ policy, store: storeFor(), orgId: `org-${randomUUID()}` });
+      const held = await engine.decide({ agent, actionType: "pr.merge", args: { pr: 9 } });
+      await engine.approve(held.approvalId!, "alice");
+      const settled = await Promise.allSettled(
+        Array.from({ length: 1000 }, () => engine.releaseApproval(held.approvalId!, agent.id)),
+      );
+      const executed = settled.filter((s) => s.status === "fulfilled");
+      const refused = settled.flatMap((s) => (s.status === "rejected" ? [s.reason as { code: string }] : []));
+      expect(executed).toHaveLength(1);
+      expect(executed[0]).toMatchObject({ value: { status: "executed", approvalId: held.approvalId } });
+      expect(refused).toHaveLength(999);
+      expect(new Set(refused.map((e) => e.code))).toEqual(new Set(["APPROVAL_ALREADY_USED"]));
+      const released = await engine.audit({ actionType: "pr.merge" });
+      expect(released.items.filter((e) => e.kind === "approval.released")).toHaveLength(1);
+      expect(await engine.verify()).toMatchObject({ chainValid: true, checked: 3 });
+      await engine.close();
+    });
+
+    it("kill switch: a contained agent is denied CIRCUIT_OPEN, both transitions are audited, and release restores it", async () => {
+      const engine = await openEngine({ policy, store: storeFor(), orgId: `org-${randomUUID()}` });
+      const held = await engine.decide({ agent, actionType: "pr.merge" });
+      await engine.approve(held.approvalId!, "alice");
+      const control = await engine.contain(agent.id, "ops-carol", "runaway loop");
+      expect(control).toMatchObject({ agentId: agent.id, contained: true, changedBy: "ops-carol" });
+      expect(engine.agentState(agent.id)).toMatchObject({ contained: true, containedBy: "ops-carol" });
+      const denied = await engine.decide({ agent, actionType: "read.file" });
+      expect(denied).toMatchObject({ status: "denied", denialReason: "CIRCUIT_OPEN" });
+      expect(denied.message).toContain("contained by operator ops-carol");
+      const observed = await engine.decide({ agent, actionType: "read.file", enforcementMode: "observe" });
+      expect(observed).toMatchObject({ status: "denied", denialReason: "CIRCUIT_OPEN" });
+      const delegated = await engine.decide({
+        agent: { id: "sub-agent" },
+        actionType: "read.file",
+        delegationChain: [agent.id, "sub-agent"],
+      });
+      expect(delegated).toMatchObject({ status: "denied", denialReason: "CIRCUIT_OPEN" });
+      await expect(engine.releaseApproval(held.approvalId!, agent.id)).rejects.toMatchObject({
+        code: "AGENT_CONTAINED",
+      });
+      await expect(engine.release(agent.id, agent.id, "let me out")).rejects.toMatchObject({
+        code: "SELF_RELEASE_FORBIDDEN",
+        status: 403,
+      });
+      await expect(engine.contain(agent.id, "ops-carol", " ")).rejects.toMatchObject({
+        code: "INVALID_REQUEST",
+      });
+      await engine.release(agent.id, "ops-dave", "fixed");
+      await expect(engine.release(agent.id, "ops-dave", "again")).rejects.toMatchObject({
+        code: "AGENT_NOT_CONTAINED",
+      });
+      expect(engine.agentState(agent.id)).toMatchObject({ contained: false, cbState: "closed" });
+      expect(await engine.decide({ agent, actionType: "read.file" })).toMatchObject({ status: "executed" });
+      expect(await engine.releaseApproval(held.approvalId!, agent.id)).toMatchObject({ status: "executed" });
+      expect(await engine.listAgentControls()).toEqual([
+        expect.objectContaining({
+          agentId: agent.id,
+          contained: false,
+          changedBy: "ops-dave",
+          reason: "fixed",
+        }),
+      ]);
+      const controls = (await engine.audit()).items.filter((e) => e.kind.startsWith("agent."));
+      expect(controls.map((e) => [e.kind, e.agent, e.reason, e.metadata])).toEqual([
+        ["agent.contained", agent.id, "runaway loop", { operator: "ops-carol" }],
+        ["agent.released", agent.id, "fixed", { operator: "ops-dave" }],
+      ]);
+      expect(await engine.verify()).toMatchObject({ chainValid: true });
+      const chunks: string[] = [];
+      const { Writable } = await import("node:stream");
+      await engine.exportAudit(
+        new Writable({
+          write(chunk, _enc, done) {
+            chunks.push(String(chunk));
+            done();
+          },
+        }),
+      );
+      const lines = chunks
+        .join("")
+        .split("\n")
+        .filter((line) => line !== "");
+      expect(await verifyExport(lines)).toMatchObject({ chainValid: true, records: 9 });
+      await engine.close();
+    });
+
+    it("kill switch: a containment written through another engine (the CLI) is enforced by the running one", async () => {
+      const store = storeFor();
+      const orgId = `org-${randomUUID()}`;
+      const agentSide = await openEngine({ policy, store, orgId, controlsRefreshMs: 20 });
+      const operatorSide = store === ":memory:" ? agentSide : await openEngine({ policy, store, orgId });
+      expect(await agentSide.decide({ agent, actionType: "read.file" })).toMatchObject({
+        status: "executed",
+      });
+      await operatorSide.contain(agent.id, "ops-carol", "incident 42");
+      // The running engine re-reads containment on its own timer; wait for it (bounded by the test timeout).
+      while (!agentSide.agentState(agent.id).contained) await new Promise((r) => setTimeout(r, 10));
+      expect(await agentSide.decide({ agent, actionType: "read.file" })).toMatchObject({
+        status: "denied",
+        denialReason: "CIRCUIT_OPEN",
+      });
+      await operatorSide.release(agent.id, "ops-dave", "resolved");
+      await agentSide.refreshControls();
+      expect(await agentSide.decide({ agent, actionType: "read.file" })).toMatchObject({
+        status: "executed",
+      });
+      if (operatorSide !== agentSide) await operatorSide.close();
+      await agentSide.close();
+    });
+
     it("approvals: a decision made through another engine (replica) releases a waiting agent", async () => {
       const store = storeFor();
       const orgId = `org-${randomUUID()}`;

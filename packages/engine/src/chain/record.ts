@@ -21,7 +21,9 @@ export type RecordKind =
   | "approval.denied"
   | "approval.expired"
   | "approval.released"
-  | "policy.changed";
+  | "policy.changed"
+  | "agent.contained"
+  | "agent.released";
 
 /** The fields of a record before it is linked into the chain. */
 export interface RecordFields {

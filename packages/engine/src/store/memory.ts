@@ -11,6 +11,7 @@ import { GENESIS_HASH, sealRecord } from "../chain/record.js";
 import type { ApprovalState } from "../types.js";
 import { applyEffectToRow, effectApprovalId, effectConflict, idempotencyTaken } from "./effects.js";
 import type {
+  AgentControlRow,
   AppendOutcome,
   ApprovalRow,
   AuditStore,
@@ -30,6 +31,7 @@ interface OrgData {
   outcomes: Map<string, OutcomeRow>;
   idempotency: Map<string, IdempotencyRow>;
   checkpoints: Checkpoint[];
+  controls: Map<string, AgentControlRow>;
   keys?: StoredKeys;
   /** Records accepted but not yet sealed, in `seq` order after `events`. */
   pending: (() => PendingAppend)[];
@@ -117,6 +119,7 @@ export class MemoryStore implements AuditStore {
         outcomes: new Map(),
         idempotency: new Map(),
         checkpoints: [],
+        controls: new Map(),
         pending: [],
       };
       this.#orgs.set(org, data);
@@ -156,6 +159,8 @@ export class MemoryStore implements AuditStore {
   #apply(data: OrgData, item: PendingAppend): void {
     for (const effect of item.effects ?? []) {
       if (effect.type === "approval.insert") data.approvals.set(effect.approval.id, { ...effect.approval });
+      else if (effect.type === "agent.control")
+        data.controls.set(effect.control.agentId, { ...effect.control });
       else if (effect.type === "idempotency.insert") {
         data.idempotency.set(effect.key, { fingerprint: effect.fingerprint, result: effect.result });
       } else {
@@ -220,6 +225,12 @@ export class MemoryStore implements AuditStore {
       .filter((row) => state === undefined || row.state === state)
       .map((row) => ({ ...row }))
       .sort((a, b) => (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : 0));
+  }
+
+  listAgentControls(org: string): AgentControlRow[] {
+    return [...this.#org(org).controls.values()]
+      .map((row) => ({ ...row }))
+      .sort((a, b) => (a.agentId < b.agentId ? -1 : a.agentId > b.agentId ? 1 : 0));
   }
 
   insertCheckpoint(checkpoint: Checkpoint): void {

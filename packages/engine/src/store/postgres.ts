@@ -15,6 +15,7 @@ import type { ApprovalState } from "../types.js";
 import { effectApprovalId, effectConflict, idempotencyTaken } from "./effects.js";
 import { POSTGRES_MIGRATIONS } from "./postgres/migrations.js";
 import type {
+  AgentControlRow,
   AppendOutcome,
   ApprovalRow,
   AuditStore,
@@ -377,6 +378,16 @@ export class PostgresStore implements AuditStore {
             [effect.to, effect.decidedBy, effect.reason, effect.at, org, effect.approvalId],
           );
           break;
+        case "agent.control": {
+          const c = effect.control;
+          await client.query(
+            `INSERT INTO agent_controls (org, agent_id, contained, changed_by, reason, changed_at) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (org, agent_id) DO UPDATE SET contained = excluded.contained, changed_by = excluded.changed_by,
+             reason = excluded.reason, changed_at = excluded.changed_at`,
+            [org, c.agentId, c.contained, c.changedBy, c.reason, c.changedAt],
+          );
+          break;
+        }
         case "approval.consume":
           await client.query(
             "UPDATE approvals SET consumed_at = $1 WHERE org = $2 AND id = $3 AND state = 'approved' AND consumed_at IS NULL",
@@ -509,6 +520,14 @@ export class PostgresStore implements AuditStore {
           `SELECT ${APPROVAL_COLUMNS} FROM approvals WHERE org = $1 AND state = $2 ORDER BY created_at, id`,
           [org, state],
         );
+  }
+
+  async listAgentControls(org: string): Promise<AgentControlRow[]> {
+    return await this.#rows<AgentControlRow>(
+      `SELECT agent_id AS "agentId", contained, changed_by AS "changedBy", reason, changed_at AS "changedAt"
+       FROM agent_controls WHERE org = $1 ORDER BY agent_id`,
+      [org],
+    );
   }
 
   async insertCheckpoint(cp: Checkpoint): Promise<void> {

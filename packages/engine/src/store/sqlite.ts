@@ -20,6 +20,7 @@ import { effectApprovalId, effectConflict, idempotencyTaken } from "./effects.js
 import { keyFilePath, loadOrCreateInKeyFile, updateInKeyFile } from "./key-file.js";
 import { loadSqlite } from "./sqlite-module.js";
 import type {
+  AgentControlRow,
   AppendOutcome,
   ApprovalRow,
   AuditStore,
@@ -103,6 +104,16 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
    INSERT OR IGNORE INTO audit_event_ids (id, org, seq) SELECT id, org, seq FROM audit_events;
    INSERT INTO audit_event_id_marks (org, seq) SELECT org, MAX(seq) FROM audit_events GROUP BY org;
    DROP INDEX audit_events_id;`,
+  // 3: the operator kill switch per agent (latest transition wins; the audit chain keeps history).
+  `CREATE TABLE IF NOT EXISTS agent_controls (
+     org TEXT NOT NULL,
+     agent_id TEXT NOT NULL,
+     contained INTEGER NOT NULL,
+     changed_by TEXT NOT NULL,
+     reason TEXT,
+     changed_at TEXT NOT NULL,
+     PRIMARY KEY (org, agent_id)
+   );`,
 ];
 
 /**
@@ -127,6 +138,8 @@ export const ID_AT_SEQ_SQL = "SELECT id FROM audit_events WHERE org = ? AND seq 
 
 interface Statements {
   dataVersion: StatementSync;
+  upsertAgentControl: StatementSync;
+  listAgentControls: StatementSync;
   verifyRows: StatementSync;
   idAtSeq: StatementSync;
   head: StatementSync;
@@ -353,6 +366,11 @@ export class SqliteStore implements AuditStore {
         case "idempotency.insert":
           s.insertIdempotency.run(org, effect.key, effect.fingerprint, effect.result);
           break;
+        case "agent.control": {
+          const c = effect.control;
+          s.upsertAgentControl.run(org, c.agentId, c.contained ? 1 : 0, c.changedBy, c.reason, c.changedAt);
+          break;
+        }
       }
     }
   }
@@ -424,6 +442,13 @@ export class SqliteStore implements AuditStore {
 
   listCheckpoints(org: string): Checkpoint[] {
     return this.#s.listCheckpoints.all(org) as unknown as Checkpoint[];
+  }
+
+  listAgentControls(org: string): AgentControlRow[] {
+    const rows = this.#s.listAgentControls.all(org) as unknown as (Omit<AgentControlRow, "contained"> & {
+      contained: number;
+    })[];
+    return rows.map((row) => ({ ...row, contained: row.contained === 1 }));
   }
 
   loadOrCreateKeys(org: string, create: () => StoredKeys): StoredKeys {
@@ -679,6 +704,15 @@ function prepareAll(db: DatabaseSync): Statements {
     listApprovals: p(`SELECT ${APPROVAL_COLUMNS} FROM approvals WHERE org = ? ORDER BY created_at, id`),
     listApprovalsByState: p(
       `SELECT ${APPROVAL_COLUMNS} FROM approvals WHERE org = ? AND state = ? ORDER BY created_at, id`,
+    ),
+    upsertAgentControl: p(
+      `INSERT INTO agent_controls (org, agent_id, contained, changed_by, reason, changed_at) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (org, agent_id) DO UPDATE SET contained = excluded.contained, changed_by = excluded.changed_by,
+       reason = excluded.reason, changed_at = excluded.changed_at`,
+    ),
+    listAgentControls: p(
+      `SELECT agent_id AS agentId, contained, changed_by AS changedBy, reason, changed_at AS changedAt
+       FROM agent_controls WHERE org = ? ORDER BY agent_id`,
     ),
     insertCheckpoint: p(
       "INSERT OR IGNORE INTO checkpoints (org, size, head_hash, time, kid, signature) VALUES (?, ?, ?, ?, ?, ?)",

@@ -46,7 +46,18 @@ export type StoreEffect =
     }
   /** Only applies to an `approved`, unconsumed approval; otherwise APPROVAL_ALREADY_USED / APPROVAL_NOT_APPROVED. */
   | { type: "approval.consume"; approvalId: string; at: string }
-  | { type: "idempotency.insert"; key: string; fingerprint: string; result: string };
+  | { type: "idempotency.insert"; key: string; fingerprint: string; result: string }
+  /** Unconditional: records an operator's containment (or release) of an agent. */
+  | { type: "agent.control"; control: AgentControlRow };
+
+/** An operator's kill switch for one agent, as persisted (the latest transition wins). */
+export interface AgentControlRow {
+  agentId: string;
+  contained: boolean;
+  changedBy: string;
+  reason: string | null;
+  changedAt: string;
+}
 
 /** One record to append, with the writes that must commit (or fail) together with it. */
 export interface PendingAppend {
@@ -131,6 +142,8 @@ export interface AuditStore {
   listOutcomes(org: string, afterAuditEventId: string | null, limit: number): MaybePromise<OutcomeRow[]>;
   getApproval(org: string, id: string): MaybePromise<ApprovalRow | undefined>;
   listApprovals(org: string, state?: ApprovalState): MaybePromise<ApprovalRow[]>;
+  /** Every agent an operator has ever contained or released, with its current state. */
+  listAgentControls(org: string): MaybePromise<AgentControlRow[]>;
   insertCheckpoint(checkpoint: Checkpoint): MaybePromise<void>;
   listCheckpoints(org: string): MaybePromise<Checkpoint[]>;
   /** Loads the keys, creating them with `create()` on first use (atomically across processes). */

@@ -93,4 +93,8 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
        ON CONFLICT (pid) DO UPDATE SET n = flush_marks.n + 1;
    END
    $fn$;`,
+  // 4: the operator kill switch per agent (latest transition wins; the audit chain keeps history).
+  `CREATE TABLE agent_controls (
+     org TEXT NOT NULL, agent_id TEXT NOT NULL, contained BOOLEAN NOT NULL, changed_by TEXT NOT NULL,
+     reason TEXT, changed_at TEXT NOT NULL, PRIMARY KEY (org, agent_id));`,
 ];
