@@ -8,6 +8,7 @@ import type {
   AuditEvent,
   AuditPage,
   AuditQuery,
+  CircuitState,
   DecisionRequest,
   Outcome,
   VerifyResult,
@@ -33,6 +34,11 @@ export interface ActionOptions {
 export interface GateOptions extends ActionOptions {
   /** How long `gate()` waits for a held action to be decided. Default 8 h. */
   gatePollTimeoutMs?: number;
+  /**
+   * How often (ms) `gate()` re-reads the store while it waits, to see a decision made by another
+   * process (the `aa` CLI, a reviewer's gateway). Default 250; at least 10.
+   */
+  gatePollIntervalMs?: number;
 }
 
 export interface CanIResult {
@@ -49,6 +55,14 @@ export interface WhoAmI {
   gate: "embedded" | "remote";
   enforcementMode: EnforcementMode;
   policyHash: string;
+  /**
+   * This agent's circuit breaker: `closed` (calls evaluated), `open` (every call denied with
+   * `CIRCUIT_OPEN`; also while an operator has contained the agent), `half-open` (one probe call
+   * is evaluated next).
+   */
+  cbState: CircuitState;
+  /** True while an operator has contained this agent (`aa agents contain`). */
+  contained: boolean;
 }
 
 export interface PolicySummary {
@@ -129,6 +143,7 @@ export function createGovernanceClient(settings: {
         agent.id,
         actionType,
         options.gatePollTimeoutMs ?? DEFAULT_APPROVAL_WAIT_MS,
+        options.gatePollIntervalMs,
       );
     },
 
@@ -144,12 +159,15 @@ export function createGovernanceClient(settings: {
     },
 
     async whoami() {
+      const state = gate.agentState?.(agent.id);
       return {
         agentId: agent.id,
         ...(agent.name === undefined ? {} : { name: agent.name }),
         gate: gate.kind,
         enforcementMode,
         policyHash: gate.policyHash,
+        cbState: state?.contained ? "open" : (state?.cbState ?? "closed"),
+        contained: state?.contained ?? false,
       };
     },
 

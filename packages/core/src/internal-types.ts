@@ -4,6 +4,7 @@
  */
 import type {
   ActionResult,
+  AgentState,
   Approval,
   AuditEvent,
   AuditPage,
@@ -17,7 +18,12 @@ export interface Gate {
   readonly kind: "embedded" | "remote";
   readonly policyHash: string;
   decide(request: DecisionRequest): Promise<ActionResult>;
-  awaitApproval(approvalId: string, options: { timeoutMs: number; signal?: AbortSignal }): Promise<Approval>;
+  awaitApproval(
+    approvalId: string,
+    options: { timeoutMs: number; signal?: AbortSignal; pollIntervalMs?: number },
+  ): Promise<Approval>;
+  /** The agent's containment and circuit-breaker state (a remote gate may not offer it). */
+  agentState?(agentId: string): AgentState;
   releaseApproval(approvalId: string, agentId: string): Promise<ActionResult>;
   getApproval(approvalId: string): Promise<Approval | undefined>;
   listApprovals(filter?: { state?: Approval["state"] }): Promise<Approval[]>;

@@ -20,9 +20,13 @@ export async function awaitRelease(
   agentId: string,
   subject: string,
   timeoutMs: number,
+  pollIntervalMs?: number,
 ): Promise<ActionResult> {
   const { approvalId } = held;
-  const approval = await gate.awaitApproval(approvalId, { timeoutMs });
+  const approval = await gate.awaitApproval(
+    approvalId,
+    pollIntervalMs === undefined ? { timeoutMs } : { timeoutMs, pollIntervalMs },
+  );
   if (approval.state === "approved") {
     const released = await gate.releaseApproval(approvalId, agentId);
     if (released.status !== "executed") throw deniedError(released, { toolName: subject });

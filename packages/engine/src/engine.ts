@@ -922,9 +922,15 @@ export class DecisionEngine implements Engine {
 
   async awaitApproval(
     approvalId: string,
-    options: { timeoutMs?: number; signal?: AbortSignal } = {},
+    options: { timeoutMs?: number; signal?: AbortSignal; pollIntervalMs?: number } = {},
   ): Promise<Approval> {
     this.#assertOpen();
+    const pollMs = options.pollIntervalMs ?? APPROVAL_POLL_MS;
+    if (!Number.isSafeInteger(pollMs) || pollMs < 10) {
+      throw invalid("pollIntervalMs must be an integer of at least 10 (milliseconds between store reads)", {
+        field: "pollIntervalMs",
+      });
+    }
     const deadline =
       options.timeoutMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + options.timeoutMs;
     for (;;) {
@@ -951,11 +957,7 @@ export class DecisionEngine implements Engine {
         );
       }
       if (this.#closed) throw closedError();
-      const wait = Math.min(
-        APPROVAL_POLL_MS,
-        deadline - now,
-        Math.max(0, Date.parse(row.expiresAt) - now) + 1,
-      );
+      const wait = Math.min(pollMs, deadline - now, Math.max(0, Date.parse(row.expiresAt) - now) + 1);
       await this.#waitForApprovalChange(approvalId, wait, options.signal);
     }
   }

@@ -237,10 +237,14 @@ export interface Engine {
   readonly policyHash: string;
   /** Decide one call: evaluate, redact, record (committed before it resolves when allowed). */
   decide(request: DecisionRequest): Promise<ActionResult>;
-  /** Wait until a pending approval is decided or expires. */
+  /**
+   * Wait until a pending approval is decided or expires. Decisions made through this engine wake
+   * the wait at once; decisions by another process are seen by reading the store every
+   * `pollIntervalMs` (default 250, at least 10).
+   */
   awaitApproval(
     approvalId: string,
-    options?: { timeoutMs?: number; signal?: AbortSignal },
+    options?: { timeoutMs?: number; signal?: AbortSignal; pollIntervalMs?: number },
   ): Promise<Approval>;
   getApproval(approvalId: string): Promise<Approval | undefined>;
   listApprovals(filter?: { state?: ApprovalState }): Promise<Approval[]>;

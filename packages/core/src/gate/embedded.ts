@@ -35,6 +35,7 @@ export async function openEmbeddedGate(options: { policy: PolicyDocument; store:
           throw new AssemblyTimeoutError(id);
         throw error;
       }),
+    agentState: (agentId) => engine.agentState(agentId),
     releaseApproval: (id, agentId) => call(() => engine.releaseApproval(id, agentId)),
     getApproval: (id) => call(() => engine.getApproval(id)),
     listApprovals: (filter) => call(() => engine.listApprovals(filter)),
