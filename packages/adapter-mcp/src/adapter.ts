@@ -15,6 +15,7 @@
 import {
   type AdapterContext,
   AssemblyError,
+  ConfigurationError,
   type FrameworkAdapter,
   type HookReport,
   type Interceptor,
@@ -24,8 +25,11 @@ import {
 } from "@aa/core";
 import {
   type CallShape,
+  CLIENT_SPECIFIER,
   PATCH_TARGETS,
+  type PatchTarget,
   SCHEMA_HELPER_SPECIFIER,
+  SERVER_SPECIFIER,
   TARGET_PACKAGE,
   TOOLS_CALL,
 } from "./patch-targets.js";
@@ -68,13 +72,33 @@ interface InstallState {
 }
 
 interface Installation {
+  readonly interceptor: Interceptor;
   readonly handles: WrapHandle[];
   readonly state: InstallState;
   readonly report: HookReport;
+  /** `Client` / `Server` prototypes wrapped, per target (installed package and handed-over copies). */
+  readonly wrapped: Map<PatchTarget, Set<object>>;
 }
 
+/** Options of {@link createMcpAdapter}. */
+export interface McpAdapterOptions {
+  /**
+   * The app is bundled (esbuild, webpack, ncc...): `@modelcontextprotocol/sdk` is inlined into the
+   * bundle, so the adapter stays available when the package does not resolve from the host, and
+   * governs the bundled copy the app hands over with `manuallyInstrument(namespace)`. Default `false`.
+   */
+  bundled?: boolean;
+}
+
+/** Suffix of the entry points wrapped through `manuallyInstrument`. */
+const MANUAL = "manual";
+
 /** Create the MCP adapter; `initAssembly({ adapters: [createMcpAdapter()] })`. */
-export function createMcpAdapter(): FrameworkAdapter {
+export function createMcpAdapter(options: McpAdapterOptions = {}): FrameworkAdapter {
+  const bundled = options.bundled ?? false;
+  if (typeof bundled !== "boolean") {
+    throw new ConfigurationError("bundled", `createMcpAdapter: "bundled" must be a boolean`);
+  }
   let installation: Installation | undefined;
 
   return {
@@ -84,7 +108,7 @@ export function createMcpAdapter(): FrameworkAdapter {
     priority: 99,
 
     isAvailable(context: AdapterContext): boolean {
-      return context.resolve(TARGET_PACKAGE) !== undefined;
+      return bundled || context.resolve(TARGET_PACKAGE) !== undefined;
     },
 
     async registerHooks(interceptor: Interceptor, context: AdapterContext): Promise<HookReport> {
@@ -96,9 +120,18 @@ export function createMcpAdapter(): FrameworkAdapter {
         governedEntries: new WeakSet(),
         replacedEntries: [],
       };
+      const wrapped = new Map<PatchTarget, Set<object>>(PATCH_TARGETS.map((target) => [target, new Set()]));
+      if (bundled && context.resolve(TARGET_PACKAGE) === undefined) {
+        const report: HookReport = {
+          entryPoints: [],
+          detail: `${TARGET_PACKAGE} is not installed in the host app (bundled: true): waiting for manuallyInstrument(namespace, "${CLIENT_SPECIFIER}") and manuallyInstrument(namespace, "${SERVER_SPECIFIER}")`,
+        };
+        installation = { interceptor, handles, state, report, wrapped };
+        return report;
+      }
       try {
-        const report = await install(interceptor, context, state, handles);
-        installation = { handles, state, report };
+        const report = await install(interceptor, context, state, handles, wrapped);
+        installation = { interceptor, handles, state, report, wrapped };
         return report;
       } catch (error) {
         teardown(handles, state);
@@ -111,7 +144,74 @@ export function createMcpAdapter(): FrameworkAdapter {
       installation = undefined;
       if (current) teardown(current.handles, current.state);
     },
+
+    instrumentModule(specifier: string | undefined, namespace: Readonly<Record<string, unknown>>) {
+      const current = installation;
+      if (!current) return undefined;
+      return instrumentNamespace(current, specifier, namespace);
+    },
   };
+}
+
+/**
+ * Govern the copy of the MCP SDK the app handed over with `manuallyInstrument` (bundled apps): the
+ * namespace's `Client` / `Server` classes are wrapped with the same code and interceptor as the
+ * installed package. `undefined` when the namespace exports neither.
+ */
+function instrumentNamespace(
+  installation: Installation,
+  specifier: string | undefined,
+  namespace: Readonly<Record<string, unknown>>,
+): HookReport | undefined {
+  const entryPoints: string[] = [];
+  const notes: string[] = [];
+  let recognised = false;
+  // A bundled SDK is not loadable by specifier: read schemas with the namespace's helper, if any.
+  const readMethod = methodLiteralReader({ ok: true, module: namespace });
+  for (const target of PATCH_TARGETS) {
+    const prototype = (namespace[target.exportName] as { prototype?: unknown } | undefined)?.prototype as
+      | Record<string, unknown>
+      | undefined;
+    if (typeof prototype !== "object" || prototype === null) continue;
+    if (typeof prototype[target.method] !== "function") {
+      // Another library's class of the same name is not ours; an SDK without the dispatch is noted.
+      if (!target.required)
+        notes.push(
+          `${target.label} not patched: tools/call handlers registered before manuallyInstrument are not governed`,
+        );
+      continue;
+    }
+    recognised = true;
+    const seen = installation.wrapped.get(target);
+    // Idempotent: handing over the same copy (or the installed one) again wraps nothing twice.
+    if (seen === undefined || seen.has(prototype)) continue;
+    seen.add(prototype);
+    installation.handles.push(
+      wrapTarget(target, prototype, {
+        interceptor: installation.interceptor,
+        state: installation.state,
+        readMethod,
+      }),
+    );
+    entryPoints.push(`${target.label} (${MANUAL})`);
+  }
+  if (!recognised) return undefined;
+  return notes.length > 0
+    ? { entryPoints, detail: `${specifier ?? "the handed-over module"}: ${notes.join("; ")}` }
+    : { entryPoints };
+}
+
+interface WrapDependencies {
+  readonly interceptor: Interceptor;
+  readonly state: InstallState;
+  readonly readMethod: MethodLiteralReader;
+}
+
+/** Wrap one patch target on one copy of the SDK: the single patch both install paths use. */
+function wrapTarget(target: PatchTarget, prototype: object, deps: WrapDependencies): WrapHandle {
+  return wrapMethod(prototype as Record<string, AnyMethod>, target.method, MCP_ADAPTER_NAME, (original) =>
+    makeWrapper(target.shape, { ...deps, original, label: target.label }),
+  );
 }
 
 function teardown(handles: WrapHandle[], state: InstallState): void {
@@ -130,6 +230,7 @@ async function install(
   context: AdapterContext,
   state: InstallState,
   handles: WrapHandle[],
+  wrappedPrototypes: Map<PatchTarget, Set<object>>,
 ): Promise<HookReport> {
   const entryPoints: string[] = [];
   const notes: string[] = [];
@@ -163,15 +264,9 @@ async function install(
       // A bundler or loader may hand both builds the same class: wrap it once.
       if (prototypes.has(prototype)) continue;
       prototypes.add(prototype);
+      wrappedPrototypes.get(target)?.add(prototype);
       const readMethod = methodLiteralReader(await safelyLoad(load, SCHEMA_HELPER_SPECIFIER));
-      const handle = wrapMethod(
-        prototype as Record<string, AnyMethod>,
-        target.method,
-        MCP_ADAPTER_NAME,
-        (original) =>
-          makeWrapper(target.shape, { interceptor, state, original, readMethod, label: target.label }),
-      );
-      handles.push(handle);
+      handles.push(wrapTarget(target, prototype, { interceptor, state, readMethod }));
       entryPoints.push(`${target.label} (${build})`);
       seen.add(`${target.shape}:${build}`);
       wrapped += 1;
@@ -223,13 +318,25 @@ function methodLiteralReader(helper: LoadResult): MethodLiteralReader {
         const method = getMethodLiteral(schema);
         return typeof method === "string" ? method : undefined;
       }
-      const literal = (schema as { shape?: { method?: { value?: unknown } } } | undefined)?.shape?.method
-        ?.value;
-      return typeof literal === "string" ? literal : undefined;
+      return literalOfMethod(schema);
     } catch {
       return undefined;
     }
   };
+}
+
+/** The `method` literal of a zod 3 or zod 4 object schema, read without the SDK's helper. */
+function literalOfMethod(schema: unknown): string | undefined {
+  type Def = { value?: unknown; values?: unknown[]; shape?: unknown };
+  type Schema = { shape?: unknown; _def?: Def; _zod?: { def?: Def } } | undefined;
+  const defOf = (of: Schema): Def | undefined => of?._zod?.def ?? of?._def;
+  const object = schema as Schema;
+  let shape = object?._zod?.def?.shape ?? object?.shape;
+  if (typeof shape === "function") shape = (shape as () => unknown)();
+  const method = (shape as { method?: Schema } | undefined)?.method;
+  const def = defOf(method);
+  const literal = def?.value ?? (Array.isArray(def?.values) ? def.values[0] : undefined);
+  return typeof literal === "string" ? literal : undefined;
 }
 
 interface WrapperContext {

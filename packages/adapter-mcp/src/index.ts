@@ -8,6 +8,7 @@ export {
   default as mcpAdapter,
   MCP_ADAPTER_NAME,
   MCP_SUPPORTED_VERSIONS,
+  type McpAdapterOptions,
 } from "./adapter.js";
 export { type CallShape, PATCH_TARGETS, type PatchTarget } from "./patch-targets.js";
 export {
