@@ -1,6 +1,7 @@
 /** The `aa` command tree. */
 import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
+import { registerAgents } from "./commands/agents.js";
 import { registerApprovals } from "./commands/approvals.js";
 import { registerAudit } from "./commands/audit.js";
 import { registerInit } from "./commands/init.js";
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   registerPolicy(program, printer);
   registerAudit(program, printer);
   registerApprovals(program, printer);
+  registerAgents(program, printer);
   return program;
 }
 

@@ -1,4 +1,4 @@
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,6 +11,7 @@ import { STARTER_POLICY } from "../src/commands/init.js";
 
 const bin = new URL("../dist/bin.js", import.meta.url).pathname;
 const run = promisify(execFile);
+const waitingAgent = new URL("./fixtures/waiting-agent.mjs", import.meta.url).pathname;
 
 /** Run the real `aa` binary; never throws, returns exit code and output. */
 async function aa(cwd: string, ...args: string[]) {
@@ -190,5 +191,94 @@ describe("aa approvals", () => {
     expect(JSON.parse(show.stdout)).toMatchObject({ state: "denied", reason: "freeze week" });
     expect((await aa(dir, "approvals", "show", "nope")).code).toBe(4);
     await engine.close();
+  });
+});
+
+describe("aa agents", () => {
+  it("contains an agent a running agent process then sees denied, lists it, and releases it; both audited", async () => {
+    const dir = tempDir();
+    const { engine, store } = await seededStore(dir);
+    await engine.close();
+    const child = spawn(process.execPath, [waitingAgent, store, "loop-bot"], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    child.stdout.setEncoding("utf8");
+    const ready = new Promise<void>((resolve) =>
+      child.stdout.on("data", (chunk: string) => {
+        output += chunk;
+        if (output.includes("ready\n")) resolve();
+      }),
+    );
+    const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+    await ready;
+
+    expect((await aa(dir, "agents", "contain", "loop-bot")).code).toBe(2);
+    const contained = await aa(
+      dir,
+      "agents",
+      "contain",
+      "loop-bot",
+      "--reason",
+      "runaway loop",
+      "--operator",
+      "ops:carol",
+    );
+    expect(contained.code).toBe(0);
+    expect(contained.stdout).toMatch(/contained loop-bot by ops:carol: runaway loop/);
+    expect(await exited).toBe(0);
+    const last = JSON.parse(output.split("\n").filter(Boolean).at(-1)!) as {
+      result: { status: string; denialReason: string; message: string };
+      state: { contained: boolean };
+    };
+    expect(last.result).toMatchObject({ status: "denied", denialReason: "CIRCUIT_OPEN" });
+    expect(last.result.message).toMatch(/contained by operator ops:carol \(runaway loop\)/);
+    expect(last.state.contained).toBe(true);
+
+    const table = await aa(dir, "agents", "list");
+    expect(table.stdout).toMatch(/loop-bot\s+contained\s+ops:carol/);
+    const self = await aa(dir, "agents", "release", "loop-bot", "--reason", "me", "--operator", "loop-bot");
+    expect(self.code).toBe(2);
+    expect(self.stderr).toMatch(/may not release its own containment/);
+    const released = await aa(
+      dir,
+      "--json",
+      "agents",
+      "release",
+      "loop-bot",
+      "--reason",
+      "fixed",
+      "--operator",
+      "ops:dave",
+    );
+    expect(released.code).toBe(0);
+    expect(JSON.parse(released.stdout)).toMatchObject({
+      agentId: "loop-bot",
+      contained: false,
+      changedBy: "ops:dave",
+    });
+    const again = await aa(dir, "--json", "agents", "release", "loop-bot", "--reason", "again");
+    expect(again.code).toBe(2);
+    expect(JSON.parse(again.stdout)).toMatchObject({ error: { code: "AGENT_NOT_CONTAINED" } });
+    const list = await aa(dir, "--json", "agents", "list");
+    expect(JSON.parse(list.stdout)).toEqual([
+      expect.objectContaining({
+        agentId: "loop-bot",
+        contained: false,
+        changedBy: "ops:dave",
+        reason: "fixed",
+      }),
+    ]);
+    const audit = await openEngine({ store, policy: parsePolicy(STARTER_POLICY) });
+    const kinds = (await audit.audit({ limit: 1000 })).items
+      .filter((e) => e.kind.startsWith("agent."))
+      .map((e) => [e.kind, e.agent, e.reason]);
+    expect(kinds).toEqual([
+      ["agent.contained", "loop-bot", "runaway loop"],
+      ["agent.released", "loop-bot", "fixed"],
+    ]);
+    await audit.close();
+    expect((await aa(dir, "audit", "verify")).code).toBe(0);
+    expect((await aa(tempDir(), "agents", "list")).code).toBe(4);
   });
 });
