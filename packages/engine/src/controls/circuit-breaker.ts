@@ -50,7 +50,8 @@ export class CircuitBreaker {
     const circuit = this.#agents.get(agentId);
     if (circuit === undefined || circuit.openedAt === 0) return "evaluate";
     if (now - circuit.openedAt < this.#coolDownMs) return "deny";
-    // A probe whose decision never came back (the append failed) frees its slot after a cool-down.
+    // The engine records the probe's result in the same synchronous step that admitted it (the
+    // policy evaluates synchronously); this guard only frees a slot whose result never came back.
     if (circuit.probeAt !== 0 && now - circuit.probeAt < this.#coolDownMs) return "deny";
     if (takeProbe) circuit.probeAt = now;
     return "probe";

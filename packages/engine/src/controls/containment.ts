@@ -12,6 +12,8 @@ export class ContainmentView {
   #contained = new Map<string, AgentControlRow>();
   #timer: NodeJS.Timeout | undefined;
   #refreshing: Promise<void> | undefined;
+  /** Bumped by every local transition, so a read that started before one cannot undo it. */
+  #localWrites = 0;
 
   constructor(store: AuditStore, org: string) {
     this.#store = store;
@@ -35,7 +37,9 @@ export class ContainmentView {
   async refresh(): Promise<void> {
     this.#refreshing ??= (async () => {
       try {
+        const writesBefore = this.#localWrites;
         const rows = await this.#store.listAgentControls(this.#org);
+        if (writesBefore !== this.#localWrites) return; // stale: the next read sees our write
         const next = new Map<string, AgentControlRow>();
         for (const row of rows) if (row.contained) next.set(row.agentId, row);
         this.#contained = next;
@@ -57,6 +61,7 @@ export class ContainmentView {
 
   /** Applies a transition this process wrote, without waiting for the next refresh. */
   apply(row: AgentControlRow): void {
+    this.#localWrites++;
     if (row.contained) this.#contained.set(row.agentId, row);
     else this.#contained.delete(row.agentId);
   }
