@@ -4,7 +4,11 @@
  * the model reads, or the typed error for direct callers).
  */
 import type { ToolCall } from "@aa/core";
+import { denialText, type GovernanceErrorLike, isGovernanceError } from "@aa/core";
 import type { CallShape } from "./patch-targets.js";
+
+/** Re-exported for callers of this package (they live in @aa/core, shared by every adapter). */
+export { denialText, type GovernanceErrorLike, isGovernanceError };
 
 /** Framework name recorded on every call this adapter intercepts. */
 export const FRAMEWORK = "langchain";
@@ -132,37 +136,6 @@ export type ToolMessageConstructor = new (fields: {
   status?: "success" | "error";
   artifact?: unknown;
 }) => unknown;
-
-/** What a governance error carries that the answer needs (AssemblyDeniedError / AssemblyTimeoutError). */
-export interface GovernanceErrorLike {
-  readonly code: string;
-  readonly message: string;
-  readonly reason?: string;
-  readonly policy?: string;
-  readonly conditions?: unknown;
-  readonly approvalId?: string;
-  readonly auditEventId?: string;
-}
-
-const GOVERNANCE_ERROR_NAMES = new Set(["AssemblyDeniedError", "AssemblyTimeoutError"]);
-
-/**
- * Errors meant for the caller: a denial or an approval timeout. Recognised by name and code rather
- * than `instanceof` so that a second copy of `@aa/core` in the host cannot hide them.
- */
-export function isGovernanceError(error: unknown): error is Error & GovernanceErrorLike {
-  return (
-    error instanceof Error &&
-    GOVERNANCE_ERROR_NAMES.has(error.name) &&
-    typeof (error as { code?: unknown }).code === "string"
-  );
-}
-
-/** The text the model reads for a denied call: the error message, with the reason code in it. */
-export function denialText(error: GovernanceErrorLike): string {
-  const reason = error.reason ?? error.code;
-  return error.message.includes(reason) ? error.message : `${reason}: ${error.message}`;
-}
 
 /**
  * A denial answered as an error `ToolMessage`, so an agent's model reads which rule failed and can

@@ -3,6 +3,10 @@
  * `ToolCall`; a governance error becomes the text the model reads as the tool's result.
  */
 import type { ToolCall } from "@aa/core";
+import { denialText, type GovernanceErrorLike, isGovernanceError } from "@aa/core";
+
+/** Re-exported for callers of this package (they live in @aa/core, shared by every adapter). */
+export { denialText, type GovernanceErrorLike, isGovernanceError };
 
 /** Framework name recorded on every call this adapter intercepts. */
 export const FRAMEWORK = "openai-agents";
@@ -36,33 +40,4 @@ export function parseArguments(raw: unknown): unknown {
   } catch {
     return raw;
   }
-}
-
-/** What a governance error carries (AssemblyDeniedError / AssemblyTimeoutError). */
-export interface GovernanceErrorLike {
-  readonly code: string;
-  readonly message: string;
-  readonly reason?: string;
-  readonly policy?: string;
-  readonly approvalId?: string;
-}
-
-const GOVERNANCE_ERROR_NAMES = new Set(["AssemblyDeniedError", "AssemblyTimeoutError"]);
-
-/**
- * Errors meant for the caller: a denial or an approval timeout. Recognised by name and code rather
- * than `instanceof` so that a second copy of `@aa/core` in the host cannot hide them.
- */
-export function isGovernanceError(error: unknown): error is Error & GovernanceErrorLike {
-  return (
-    error instanceof Error &&
-    GOVERNANCE_ERROR_NAMES.has(error.name) &&
-    typeof (error as { code?: unknown }).code === "string"
-  );
-}
-
-/** The text the model reads for a denied call: the error message, with the reason code in it. */
-export function denialText(error: GovernanceErrorLike): string {
-  const reason = error.reason ?? error.code;
-  return error.message.includes(reason) ? error.message : `${reason}: ${error.message}`;
 }

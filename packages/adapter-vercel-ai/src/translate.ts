@@ -4,6 +4,10 @@
  * the model as an `execution-denied` tool result).
  */
 import type { HeldCall, ToolCall } from "@aa/core";
+import { denialText, type GovernanceErrorLike, isGovernanceError } from "@aa/core";
+
+/** Re-exported for callers of this package (they live in @aa/core, shared by every adapter). */
+export { denialText, type GovernanceErrorLike, isGovernanceError };
 
 /** Framework name recorded on every call this adapter intercepts. */
 export const FRAMEWORK = "vercel-ai";
@@ -81,33 +85,6 @@ export function composeStatuses(caller: ApprovalStatus, gate: ApprovalStatus): A
   }
   if (caller.type === "user-approval" || caller.type === "approved") return caller;
   return gate;
-}
-
-/** What a governance error carries that the answer needs (AssemblyDeniedError / AssemblyTimeoutError). */
-export interface GovernanceErrorLike {
-  readonly code: string;
-  readonly message: string;
-  readonly reason?: string;
-}
-
-const GOVERNANCE_ERROR_NAMES = new Set(["AssemblyDeniedError", "AssemblyTimeoutError"]);
-
-/**
- * Errors meant for the caller: a denial or an approval timeout. Recognised by name and code rather
- * than `instanceof` so that a second copy of `@aa/core` in the host cannot hide them.
- */
-export function isGovernanceError(error: unknown): error is Error & GovernanceErrorLike {
-  return (
-    error instanceof Error &&
-    GOVERNANCE_ERROR_NAMES.has(error.name) &&
-    typeof (error as { code?: unknown }).code === "string"
-  );
-}
-
-/** The reason the model reads in its `execution-denied` result: the policy and each failed condition. */
-export function denialText(error: GovernanceErrorLike): string {
-  const reason = error.reason ?? error.code;
-  return error.message.includes(reason) ? error.message : `${reason}: ${error.message}`;
 }
 
 /** The reason shown with a `tool-approval-request` when the gate holds the call. */

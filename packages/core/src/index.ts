@@ -53,4 +53,4 @@ export type {
   Interceptor,
   ToolCall,
 } from "./types.js";
-export { describeDenial } from "./verdicts.js";
+export { denialText, describeDenial, type GovernanceErrorLike, isGovernanceError } from "./verdicts.js";

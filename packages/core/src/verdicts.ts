@@ -84,3 +84,35 @@ export function describeDenial(result: ActionResult, toolName: string): string {
   }
   return `${text}.`;
 }
+
+/** What a governance error carries that an adapter's answer needs (AssemblyDeniedError / AssemblyTimeoutError). */
+export interface GovernanceErrorLike {
+  readonly code: string;
+  readonly message: string;
+  readonly reason?: string;
+  readonly policy?: string;
+  readonly conditions?: unknown;
+  readonly approvalId?: string;
+  readonly auditEventId?: string;
+}
+
+const GOVERNANCE_ERROR_NAMES = new Set(["AssemblyDeniedError", "AssemblyTimeoutError"]);
+
+/**
+ * Errors meant for the caller: a denial or an approval timeout. Recognised by name and code rather
+ * than `instanceof` so that a second copy of `@aa/core` in the host cannot hide them. Adapters use it
+ * to turn these (and only these) into the framework's own denial shape.
+ */
+export function isGovernanceError(error: unknown): error is Error & GovernanceErrorLike {
+  return (
+    error instanceof Error &&
+    GOVERNANCE_ERROR_NAMES.has(error.name) &&
+    typeof (error as { code?: unknown }).code === "string"
+  );
+}
+
+/** The text a model reads for a denied call: the error's message, with the reason code in it. */
+export function denialText(error: GovernanceErrorLike): string {
+  const reason = error.reason ?? error.code;
+  return error.message.includes(reason) ? error.message : `${reason}: ${error.message}`;
+}
