@@ -1,4 +1,4 @@
-// @aa/engine benchmark: what the operator controls (kill switch, circuit breaker) add to decide().
+// @aa/engine benchmark: what the operator controls (kill switch, circuit breaker, budgets) add to decide().
 // Memory store (the cheapest decide, so the controls' share is the largest it gets); all figures
 // from this one run, as ratios to an engine where no agent is contained and no failure is counted.
 import { compilePolicy, parsePolicy } from "@aa/policy";
@@ -25,8 +25,13 @@ const request = {
   delegationChain: ["root", "bench"],
 };
 
-async function engineWith(setup) {
-  const engine = await openEngine({ policy, store: ":memory:", circuitBreaker: { threshold: 1_000_000 } });
+async function engineWith(setup, extra = {}) {
+  const engine = await openEngine({
+    policy,
+    store: ":memory:",
+    circuitBreaker: { threshold: 1_000_000 },
+    ...extra,
+  });
   await setup(engine);
   return engine;
 }
@@ -37,6 +42,13 @@ const configs = {
   }),
   "agent with failures counted (closed breaker entry)": await engineWith(async (engine) => {
     for (let i = 0; i < 50; i++) await engine.decide({ ...request, metadata: { pr_size: 500 } });
+  }),
+  "calls, tokens and cost budgets configured (under the limit)": await engineWith(async () => {}, {
+    budgets: {
+      calls: { limit: Number.MAX_SAFE_INTEGER, windowMs: 3_600_000 },
+      tokens: { limit: 1_000_000, windowMs: 3_600_000 },
+      cost: { limit: 100, windowMs: 3_600_000 },
+    },
   }),
 };
 const decide = (engine) => () => engine.decide(request);

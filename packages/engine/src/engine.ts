@@ -9,6 +9,7 @@ import { canonicalJson } from "./chain/canonical-json.js";
 import { encodeRecord, type RecordFields, type RecordKind, sha256Hex } from "./chain/record.js";
 import { ChainWriter } from "./chain/writer.js";
 import { checkpointPayload } from "./checkpoint.js";
+import { Budgets } from "./controls/budgets.js";
 import { type CircuitAdmission, CircuitBreaker } from "./controls/circuit-breaker.js";
 import { ContainmentView } from "./controls/containment.js";
 import { Keyring } from "./crypto/keyring.js";
@@ -54,6 +55,7 @@ import type {
   EngineOptions,
   ExportTarget,
   Outcome,
+  TokenReservation,
   VerifyResult,
 } from "./types.js";
 import { verifyStoreChain } from "./verify-store.js";
@@ -193,6 +195,7 @@ export class DecisionEngine implements Engine {
   readonly #approvalWaiters = new Map<string, Set<() => void>>();
   readonly #breaker: CircuitBreaker;
   readonly #containment: ContainmentView;
+  readonly #budgets: Budgets;
 
   constructor(
     store: AuditStore,
@@ -213,6 +216,7 @@ export class DecisionEngine implements Engine {
     this.#redactor = buildRedactor(policy.document, hmac);
     this.#writer = new ChainWriter(store, org, (seq, hash) => this.#maybeCheckpoint(seq, hash));
     this.#breaker = new CircuitBreaker(options.circuitBreaker);
+    this.#budgets = new Budgets(options.budgets);
     this.#containment = new ContainmentView(store, org);
   }
 
@@ -304,18 +308,25 @@ export class DecisionEngine implements Engine {
     const mode = request.enforcementMode ?? this.#defaultMode;
     const policy = this.#policy;
     const agentId = request.agent.id;
-    // Operator containment and the circuit breaker come before the policy: in-memory checks only.
+    // Operator containment, the calls budget and the circuit breaker come before the policy:
+    // in-memory checks only.
     const contained =
       mode === "disabled" ? undefined : this.#containment.blocking(agentId, request.delegationChain);
-    const admission: CircuitAdmission =
+    const overBudget =
       mode === "enforce" && contained === undefined
+        ? this.#budgets.callsExceeded(agentId, Date.now())
+        : undefined;
+    const admission: CircuitAdmission =
+      mode === "enforce" && contained === undefined && overBudget === undefined
         ? this.#breaker.admit(agentId, Date.now(), request.dryRun !== true)
         : "evaluate";
     const blockedMessage = contained
       ? containedMessage(agentId, contained)
-      : admission === "deny"
-        ? `The circuit breaker for agent ${agentId} is open after repeated denials or failures; calls are denied until it half-opens (${this.#breaker.state(agentId, Date.now()).openUntil ?? "shortly"})`
-        : undefined;
+      : overBudget !== undefined
+        ? overBudget
+        : admission === "deny"
+          ? `The circuit breaker for agent ${agentId} is open after repeated denials or failures; calls are denied until it half-opens (${this.#breaker.state(agentId, Date.now()).openUntil ?? "shortly"})`
+          : undefined;
     const decision: PolicyDecision | undefined =
       mode === "disabled" || blockedMessage !== undefined
         ? undefined
@@ -350,8 +361,10 @@ export class DecisionEngine implements Engine {
     const enforced: { status: ActionStatus; denialReason?: DenialReasonCode } =
       blockedMessage === undefined
         ? decisionStatus(decision)
-        : { status: "denied", denialReason: "CIRCUIT_OPEN" };
+        : { status: "denied", denialReason: overBudget === undefined ? "CIRCUIT_OPEN" : "BUDGET_EXCEEDED" };
     const status: ActionStatus = mode === "enforce" || blockedMessage ? enforced.status : "executed";
+    if (status === "executed" && mode === "enforce" && !request.dryRun)
+      this.#budgets.countCall(agentId, Date.now());
     if (admission !== "evaluate" || status === "denied") {
       if (blockedMessage === undefined && !request.dryRun) {
         this.#breaker.record(agentId, admission, status === "denied", Date.now());
@@ -753,7 +766,27 @@ export class DecisionEngine implements Engine {
       cbState: circuit.state,
       cbFailures: circuit.failures,
       ...(circuit.openUntil ? { cbOpenUntil: circuit.openUntil } : {}),
+      budgets: this.#budgets.usage(agentId, Date.now()),
     };
+  }
+
+  /**
+   * Reserves tokens and/or cost for one LLM call of `agentId` before it is made (in memory, no
+   * store read). Throws `BUDGET_EXCEEDED` (429) when what is used and reserved in the current
+   * window plus `estimate` would pass the agent's budget. Reconcile it with the real figures.
+   */
+  reserveTokens(agentId: string, estimate: { tokens?: number; cost?: number }): TokenReservation {
+    this.#assertOpen();
+    return this.#budgets.reserve(agentId, estimate, Date.now());
+  }
+
+  /**
+   * Replaces a reservation by what the call really used (counted even when more than reserved,
+   * so the next reservation feels it). `RESERVATION_NOT_FOUND` (404) once reconciled or expired.
+   */
+  reconcileTokens(reservationId: string, actual: { tokens?: number; cost?: number }): void {
+    this.#assertOpen();
+    this.#budgets.reconcile(reservationId, actual, Date.now());
   }
 
   /** Every agent an operator has contained or released, with its latest transition (reads the store). */
@@ -1022,6 +1055,7 @@ export class DecisionEngine implements Engine {
       effects: [{ type: "approval.consume", approvalId, at }],
     });
     if (!outcome.ok) throw outcome.error;
+    this.#budgets.countCall(agentId, Date.now());
     return {
       status: "executed",
       auditEventId: fields.id,

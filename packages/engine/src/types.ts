@@ -18,6 +18,51 @@ export interface CircuitBreakerOptions {
   coolDownMs?: number;
 }
 
+/** What a budget counts: executed calls, LLM tokens, or cost (in whatever unit the caller uses). */
+export type BudgetKind = "calls" | "tokens" | "cost";
+
+/** One budget: at most `limit` per fixed window of `windowMs` (the window starts with first use). */
+export interface BudgetLimit {
+  limit: number;
+  windowMs: number;
+}
+
+/** Per-agent budgets (`openEngine({ budgets })`); see docs/controls.md. */
+export interface BudgetOptions {
+  /** Executed calls per agent per window; over it, calls are denied `BUDGET_EXCEEDED`. */
+  calls?: BudgetLimit;
+  /** LLM tokens per agent per window, reserved with `reserveTokens` and reconciled after the call. */
+  tokens?: BudgetLimit;
+  /** Cost per agent per window (any unit, e.g. USD), reserved and reconciled like tokens. */
+  cost?: BudgetLimit;
+  /** Limits for particular agents; a kind not named here falls back to the defaults above. */
+  perAgent?: Record<string, { calls?: BudgetLimit; tokens?: BudgetLimit; cost?: BudgetLimit }>;
+  /** An unreconciled reservation is released after this many ms. Default 300 000. */
+  reservationTtlMs?: number;
+}
+
+/** An agent's use of one budget in its current window. */
+export interface BudgetUsage {
+  limit: number;
+  windowMs: number;
+  /** Counted in the current window (executed calls; reconciled tokens or cost). */
+  used: number;
+  /** Held by open reservations (tokens and cost only). */
+  reserved: number;
+  /** When the current window resets; absent before the first use. */
+  resetsAt?: string;
+}
+
+/** Tokens and cost held for one LLM call until `reconcileTokens`. */
+export interface TokenReservation {
+  id: string;
+  agentId: string;
+  tokens: number;
+  cost: number;
+  /** When the reservation is released if not reconciled. */
+  expiresAt: string;
+}
+
 /** Final status of a governed action, as the spec names them. */
 export type ActionStatus = "executed" | "requested" | "denied";
 
@@ -155,6 +200,12 @@ export interface EngineOptions {
    * `aa agents contain` in another process takes effect here. Default 500; at least 10.
    */
   controlsRefreshMs?: number;
+  /**
+   * Per-agent budgets of executed calls, tokens and cost, each in fixed windows, kept in this
+   * process's memory. Over the calls budget a call is denied `BUDGET_EXCEEDED`; a token/cost
+   * reservation that does not fit throws `BUDGET_EXCEEDED`. No budget by default.
+   */
+  budgets?: BudgetOptions;
 }
 
 /** An agent's controls as this engine sees them (`engine.agentState(agentId)`). */
@@ -171,6 +222,8 @@ export interface AgentState {
   cbFailures: number;
   /** While open: when the circuit half-opens. */
   cbOpenUntil?: string;
+  /** Usage of each configured budget in its current window (only the kinds configured). */
+  budgets: Partial<Record<BudgetKind, BudgetUsage>>;
 }
 
 /** An operator's latest kill-switch transition for an agent (`engine.listAgentControls()`). */
@@ -274,4 +327,11 @@ export interface Engine {
   agentState(agentId: string): AgentState;
   /** Every agent an operator has contained or released, with its latest transition. */
   listAgentControls(): Promise<AgentControl[]>;
+  /**
+   * Reserves tokens and/or cost for an LLM call of `agentId` before making it; throws
+   * `BUDGET_EXCEEDED` when used + reserved + estimate would pass a budget.
+   */
+  reserveTokens(agentId: string, estimate: { tokens?: number; cost?: number }): TokenReservation;
+  /** Replaces a reservation by what the call used; `RESERVATION_NOT_FOUND` once reconciled or expired. */
+  reconcileTokens(reservationId: string, actual: { tokens?: number; cost?: number }): void;
 }
