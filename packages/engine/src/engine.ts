@@ -9,7 +9,7 @@ import { canonicalJson } from "./chain/canonical-json.js";
 import { encodeRecord, type RecordFields, type RecordKind, sha256Hex } from "./chain/record.js";
 import { ChainWriter } from "./chain/writer.js";
 import { checkpointPayload } from "./checkpoint.js";
-import { Budgets } from "./controls/budgets.js";
+import { Budgets, budgetsFromPolicy } from "./controls/budgets.js";
 import { type CircuitAdmission, CircuitBreaker } from "./controls/circuit-breaker.js";
 import { ContainmentView } from "./controls/containment.js";
 import { Keyring } from "./crypto/keyring.js";
@@ -196,6 +196,8 @@ export class DecisionEngine implements Engine {
   readonly #breaker: CircuitBreaker;
   readonly #containment: ContainmentView;
   readonly #budgets: Budgets;
+  /** Budgets come from the policy file's `budgets:` section unless `openEngine({ budgets })` sets them. */
+  readonly #budgetsFromPolicy: boolean;
 
   constructor(
     store: AuditStore,
@@ -216,7 +218,8 @@ export class DecisionEngine implements Engine {
     this.#redactor = buildRedactor(policy.document, hmac);
     this.#writer = new ChainWriter(store, org, (seq, hash) => this.#maybeCheckpoint(seq, hash));
     this.#breaker = new CircuitBreaker(options.circuitBreaker);
-    this.#budgets = new Budgets(options.budgets);
+    this.#budgetsFromPolicy = options.budgets === undefined;
+    this.#budgets = new Budgets(options.budgets ?? budgetsFromPolicy(policy.document.budgets));
     this.#containment = new ContainmentView(store, org);
   }
 
@@ -632,6 +635,7 @@ export class DecisionEngine implements Engine {
     if (!outcome.ok) throw outcome.error;
     this.#policy = next;
     this.#redactor = buildRedactor(next.document, this.#hmac);
+    if (this.#budgetsFromPolicy) this.#budgets.setLimits(budgetsFromPolicy(next.document.budgets));
   }
 
   #systemFields(

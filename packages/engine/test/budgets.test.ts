@@ -1,8 +1,9 @@
 /** Per-agent budgets through the engine: calls (denied BUDGET_EXCEEDED, audited), tokens and cost reservations. */
 import { join } from "node:path";
+import { compilePolicy, parsePolicy } from "@aa/policy";
 import { describe, expect, it } from "vitest";
 import { EngineError, openEngine } from "../src/index.js";
-import { agent, policy, tempDir } from "./helpers.js";
+import { agent, POLICY_YAML, policy, tempDir } from "./helpers.js";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const small = { agent, actionType: "pr.open", metadata: { pr_size: 5 } };
@@ -144,5 +145,46 @@ describe("budgets (settings, expiry, modes)", () => {
     expect(free.agentState(agent.id).budgets).toEqual({});
     free.reconcileTokens(free.reserveTokens(agent.id, { tokens: 1e9 }).id, { tokens: 1e9 });
     await free.close();
+  });
+});
+
+describe("budgets from the policy file", () => {
+  it("applies the policy's `budgets:` section when openEngine has no `budgets`, and follows setPolicy", async () => {
+    const withBudgets = (calls: number) =>
+      compilePolicy(
+        parsePolicy(
+          `${POLICY_YAML}budgets:\n  calls: { limit: ${calls}, window: 1h }\n  tokens: { limit: 100, window: 1d }\n  agents:\n    big-bot: { calls: { limit: 50, window: 1h } }\n`,
+        ),
+      );
+    const engine = await openEngine({ policy: withBudgets(1), store: join(dir, "policy-budgets.db") });
+    expect(engine.agentState(agent.id).budgets).toMatchObject({
+      calls: { limit: 1, windowMs: 3_600_000 },
+      tokens: { limit: 100, windowMs: 86_400_000 },
+    });
+    expect(engine.agentState("big-bot").budgets).toMatchObject({
+      calls: { limit: 50 },
+      tokens: { limit: 100 },
+    });
+    expect(await engine.decide(small)).toMatchObject({ status: "executed" });
+    expect(await engine.decide(small)).toMatchObject({ denialReason: "BUDGET_EXCEEDED" });
+    // A new policy raises the limit; the calls already counted in the window stay counted.
+    await engine.setPolicy(withBudgets(2));
+    expect(engine.agentState(agent.id).budgets.calls).toMatchObject({ limit: 2, used: 1 });
+    expect(await engine.decide(small)).toMatchObject({ status: "executed" });
+    expect(await engine.decide(small)).toMatchObject({ denialReason: "BUDGET_EXCEEDED" });
+    await engine.setPolicy(policy);
+    expect(engine.agentState(agent.id).budgets).toEqual({});
+    expect(await engine.decide(small)).toMatchObject({ status: "executed" });
+    await engine.close();
+    // An explicit option wins over the policy file.
+    const explicit = await openEngine({
+      policy: withBudgets(1),
+      store: ":memory:",
+      budgets: { calls: { limit: 3, windowMs: 1000 } },
+    });
+    expect(explicit.agentState(agent.id).budgets).toEqual({
+      calls: { limit: 3, windowMs: 1000, used: 0, reserved: 0 },
+    });
+    await explicit.close();
   });
 });

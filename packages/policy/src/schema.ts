@@ -8,11 +8,13 @@ import { describeInvalidJsonValue, isScalar } from "./values.js";
 
 /** Known keys per object kind, for "did you mean" hints on unknown keys. */
 export const KNOWN_KEYS = {
-  document: ["version", "default", "policies", "redact"],
+  document: ["version", "default", "policies", "redact", "budgets"],
   policy: ["name", "description", "action", "effect", "when", "otherwise", "approval"],
   condition: ["field", "op", "value"],
   approval: ["timeout"],
   redact: ["path", "mode"],
+  budgets: ["calls", "tokens", "cost", "agents"],
+  budget: ["limit", "window"],
 } as const;
 
 const POLICY_NAME = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/;
@@ -187,6 +189,50 @@ const redactRule = z.strictObject(
   { error: "each redact rule must be an object { path, mode }" },
 );
 
+const duration = z
+  .string({ error: 'must be a duration such as "1h", "15m" or "1d"' })
+  .superRefine((value, ctx) => {
+    try {
+      parseDuration(value);
+    } catch (error) {
+      ctx.addIssue({ code: "custom", message: (error as Error).message });
+    }
+  });
+
+function budgetRule(kind: "calls" | "tokens" | "cost") {
+  const limit =
+    kind === "cost"
+      ? z.number({ error: "must be a number of at least 0" }).min(0, { error: "must be at least 0" })
+      : z
+          .number({ error: "must be a whole number of at least 0" })
+          .int({ error: "must be a whole number" })
+          .min(0, { error: "must be at least 0" });
+  return z.strictObject(
+    { limit, window: duration },
+    { error: `the ${kind} budget must be an object { limit, window }, e.g. { limit: 500, window: 1h }` },
+  );
+}
+
+const budgetKinds = {
+  calls: budgetRule("calls").optional(),
+  tokens: budgetRule("tokens").optional(),
+  cost: budgetRule("cost").optional(),
+};
+
+const budgets = z.strictObject(
+  {
+    ...budgetKinds,
+    agents: z
+      .record(
+        z.string().min(1, { error: "an agent id must not be empty" }),
+        z.strictObject(budgetKinds, { error: "must be an object { calls?, tokens?, cost? }" }),
+        { error: "must map agent ids to { calls?, tokens?, cost? }" },
+      )
+      .optional(),
+  },
+  { error: "budgets must be an object { calls?, tokens?, cost?, agents? }" },
+);
+
 export const policyDocumentSchema = z.strictObject(
   {
     version: z.literal(1, { error: "must be 1" }),
@@ -206,6 +252,7 @@ export const policyDocumentSchema = z.strictObject(
       }),
     policies: z.array(policy, { error: "must be a list of policies" }),
     redact: z.array(redactRule, { error: "must be a list of { path, mode } rules" }).optional(),
+    budgets: budgets.optional(),
   },
   { error: "a policy document must be an object with version, default and policies" },
 );

@@ -51,6 +51,24 @@ export interface RedactRule {
   mode: RedactMode;
 }
 
+/** One budget in a policy file: at most `limit` per `window` (a duration such as "1h"). */
+export interface BudgetRule {
+  limit: number;
+  window: string;
+}
+
+/** Per-agent budgets (`budgets:` in a policy file); see docs/controls.md. */
+export interface PolicyBudgets {
+  /** Executed calls per agent per window. */
+  calls?: BudgetRule;
+  /** LLM tokens per agent per window. */
+  tokens?: BudgetRule;
+  /** Cost per agent per window, in the unit the caller reports. */
+  cost?: BudgetRule;
+  /** Limits for particular agents, by agent id; unnamed kinds fall back to the ones above. */
+  agents?: Record<string, { calls?: BudgetRule; tokens?: BudgetRule; cost?: BudgetRule }>;
+}
+
 /** A validated policy document (`aa.policy.yaml`). */
 export interface PolicyDocument {
   version: 1;
@@ -58,6 +76,8 @@ export interface PolicyDocument {
   default: "deny";
   policies: PolicyRule[];
   redact: RedactRule[];
+  /** Per-agent budgets; absent when the file has no `budgets:` section. */
+  budgets?: PolicyBudgets;
 }
 
 /** What the evaluator sees for one call. Fields are reached as `args.*`, `metadata.*`, `agent.*`, `tool.*`, `data_accessed`, `user.*`. */

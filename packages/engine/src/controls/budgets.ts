@@ -5,6 +5,7 @@
  * reconciled with the real figures after it. The decision path costs one Map lookup per agent.
  */
 import { randomBytes } from "node:crypto";
+import { type PolicyBudgets, parseDuration } from "@aa/policy";
 import { EngineError } from "../errors.js";
 import type { BudgetKind, BudgetLimit, BudgetOptions, BudgetUsage, TokenReservation } from "../types.js";
 
@@ -26,37 +27,16 @@ interface Reservation {
 type Limits = Partial<Record<BudgetKind, BudgetLimit>>;
 
 export class Budgets {
-  readonly #defaults: Limits;
-  readonly #perAgent: Map<string, Limits>;
+  #defaults: Limits = {};
+  #perAgent = new Map<string, Limits>();
   readonly #ttlMs: number;
   readonly #windows = new Map<string, Partial<Record<BudgetKind, Window>>>();
   readonly #reservations = new Map<string, Reservation>();
   /** True when no limit is configured: the decision path skips budgets entirely. */
-  readonly inactive: boolean;
+  inactive = true;
 
   constructor(options: BudgetOptions = {}) {
-    if (options === null || typeof options !== "object") {
-      throw badOption(
-        "budgets",
-        "must be an object { calls?, tokens?, cost?, perAgent?, reservationTtlMs? }",
-      );
-    }
-    this.#defaults = checkedLimits(options, "budgets");
-    this.#perAgent = new Map();
-    if (options.perAgent !== undefined) {
-      if (options.perAgent === null || typeof options.perAgent !== "object") {
-        throw badOption(
-          "budgets.perAgent",
-          "must be an object mapping agent ids to { calls?, tokens?, cost? }",
-        );
-      }
-      for (const [agentId, limits] of Object.entries(options.perAgent)) {
-        this.#perAgent.set(agentId, {
-          ...this.#defaults,
-          ...checkedLimits(limits, `budgets.perAgent.${agentId}`),
-        });
-      }
-    }
+    this.setLimits(options);
     const ttl = options.reservationTtlMs ?? DEFAULT_RESERVATION_TTL_MS;
     if (!Number.isSafeInteger(ttl) || ttl < 1) {
       throw badOption(
@@ -65,7 +45,32 @@ export class Budgets {
       );
     }
     this.#ttlMs = ttl;
-    this.inactive = Object.keys(this.#defaults).length === 0 && this.#perAgent.size === 0;
+  }
+
+  /** Replaces the limits (e.g. from a new policy); usage counted in open windows is kept. */
+  setLimits(options: BudgetOptions): void {
+    if (options === null || typeof options !== "object") {
+      throw badOption(
+        "budgets",
+        "must be an object { calls?, tokens?, cost?, perAgent?, reservationTtlMs? }",
+      );
+    }
+    const defaults = checkedLimits(options, "budgets");
+    const perAgent = new Map<string, Limits>();
+    if (options.perAgent !== undefined) {
+      if (options.perAgent === null || typeof options.perAgent !== "object") {
+        throw badOption(
+          "budgets.perAgent",
+          "must be an object mapping agent ids to { calls?, tokens?, cost? }",
+        );
+      }
+      for (const [agentId, limits] of Object.entries(options.perAgent)) {
+        perAgent.set(agentId, { ...defaults, ...checkedLimits(limits, `budgets.perAgent.${agentId}`) });
+      }
+    }
+    this.#defaults = defaults;
+    this.#perAgent = perAgent;
+    this.inactive = Object.keys(defaults).length === 0 && perAgent.size === 0;
   }
 
   #limit(agentId: string, kind: BudgetKind): BudgetLimit | undefined {
@@ -265,4 +270,24 @@ function badOption(option: string, problem: string): EngineError {
 
 function invalidAmount(message: string, field: string): EngineError {
   return new EngineError("INVALID_REQUEST", 400, message, { field });
+}
+
+/** A policy file's `budgets:` section as engine budgets (windows are durations such as "1h"). */
+export function budgetsFromPolicy(budgets: PolicyBudgets | undefined): BudgetOptions {
+  if (budgets === undefined) return {};
+  const limits = (rules: Omit<PolicyBudgets, "agents">): Limits => {
+    const out: Limits = {};
+    for (const kind of KINDS) {
+      const rule = rules[kind];
+      if (rule) out[kind] = { limit: rule.limit, windowMs: parseDuration(rule.window) };
+    }
+    return out;
+  };
+  const options: BudgetOptions = limits(budgets);
+  if (budgets.agents) {
+    options.perAgent = Object.fromEntries(
+      Object.entries(budgets.agents).map(([agentId, rules]) => [agentId, limits(rules)]),
+    );
+  }
+  return options;
 }
