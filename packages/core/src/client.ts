@@ -8,6 +8,8 @@ import type {
   AuditEvent,
   AuditPage,
   AuditQuery,
+  BudgetKind,
+  BudgetUsage,
   CircuitState,
   DecisionRequest,
   Outcome,
@@ -63,6 +65,22 @@ export interface WhoAmI {
   cbState: CircuitState;
   /** True while an operator has contained this agent (`aa agents contain`). */
   contained: boolean;
+  /** This agent's use of each configured budget (policy file `budgets:`) in its current window. */
+  budgets: Partial<Record<BudgetKind, BudgetUsage>>;
+}
+
+/** Tokens and cost held for one LLM call (`reserve`); reconcile it with what the call used. */
+export interface BudgetReservation {
+  id: string;
+  tokens: number;
+  cost: number;
+  /** When the reservation is released if not reconciled. */
+  expiresAt: string;
+  /**
+   * Replaces the reservation by what the call really used (counted even when more than reserved).
+   * @throws AssemblyError `RESERVATION_NOT_FOUND` when already reconciled or expired.
+   */
+  reconcile(actual: { tokens?: number; cost?: number }): Promise<void>;
 }
 
 export interface PolicySummary {
@@ -81,6 +99,13 @@ export interface GovernanceClient {
   /** Dry run: would this action be allowed? Nothing is recorded. */
   canI(actionType: string, options?: Omit<ActionOptions, "eventId">): Promise<CanIResult>;
   whoami(): Promise<WhoAmI>;
+  /**
+   * Reserves tokens and/or cost against this agent's budgets before an LLM call; reconcile the
+   * returned reservation after it.
+   * @throws AssemblyError `BUDGET_EXCEEDED` when the reservation does not fit the budget (details
+   * name the kind, limit, used, reserved and `resetsAt`).
+   */
+  reserve(estimate: { tokens?: number; cost?: number }): Promise<BudgetReservation>;
   /** The policies in force. */
   policies(options?: { scope?: string }): Promise<PolicySummary[]>;
   audit(query?: AuditQuery): Promise<AuditPage<AuditEvent>>;
@@ -168,6 +193,36 @@ export function createGovernanceClient(settings: {
         policyHash: gate.policyHash,
         cbState: state?.contained ? "open" : (state?.cbState ?? "closed"),
         contained: state?.contained ?? false,
+        budgets: state?.budgets ?? {},
+      };
+    },
+
+    async reserve(estimate) {
+      const { reserveTokens, reconcileTokens } = gate;
+      if (reserveTokens === undefined || reconcileTokens === undefined) {
+        throw toAssemblyError({
+          code: "NOT_SUPPORTED",
+          message: "this gate does not offer token budgets; use the embedded gate",
+        });
+      }
+      let held: ReturnType<typeof reserveTokens>;
+      try {
+        held = reserveTokens.call(gate, agent.id, estimate);
+      } catch (error) {
+        throw toAssemblyError(error);
+      }
+      return {
+        id: held.id,
+        tokens: held.tokens,
+        cost: held.cost,
+        expiresAt: held.expiresAt,
+        async reconcile(actual) {
+          try {
+            reconcileTokens.call(gate, held.id, actual);
+          } catch (error) {
+            throw toAssemblyError(error);
+          }
+        },
       };
     },
 

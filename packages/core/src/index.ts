@@ -14,6 +14,8 @@ export type {
   AuditEvent,
   AuditPage,
   AuditQuery,
+  BudgetKind,
+  BudgetUsage,
   DenialReasonCode,
   Outcome,
   OutcomeStatus,
@@ -22,6 +24,7 @@ export type {
 export type { ConditionResult } from "@aa/policy";
 export type {
   ActionOptions,
+  BudgetReservation,
   CanIResult,
   GateOptions,
   GovernanceClient,

@@ -11,6 +11,7 @@ import type {
   AuditQuery,
   DecisionRequest,
   Outcome,
+  TokenReservation,
   VerifyResult,
 } from "@aa/engine";
 
@@ -25,6 +26,9 @@ export interface Gate {
   /** The agent's containment and circuit-breaker state (a remote gate may not offer it). */
   agentState?(agentId: string): AgentState;
   releaseApproval(approvalId: string, agentId: string): Promise<ActionResult>;
+  /** Token/cost budget reservations (a remote gate may not offer them). */
+  reserveTokens?(agentId: string, estimate: { tokens?: number; cost?: number }): TokenReservation;
+  reconcileTokens?(reservationId: string, actual: { tokens?: number; cost?: number }): void;
   getApproval(approvalId: string): Promise<Approval | undefined>;
   listApprovals(filter?: { state?: Approval["state"] }): Promise<Approval[]>;
   approve(approvalId: string, reviewer: string, reason?: string): Promise<Approval>;

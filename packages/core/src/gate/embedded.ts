@@ -36,6 +36,8 @@ export async function openEmbeddedGate(options: { policy: PolicyDocument; store:
         throw error;
       }),
     agentState: (agentId) => engine.agentState(agentId),
+    reserveTokens: (agentId, estimate) => engine.reserveTokens(agentId, estimate),
+    reconcileTokens: (id, actual) => engine.reconcileTokens(id, actual),
     releaseApproval: (id, agentId) => call(() => engine.releaseApproval(id, agentId)),
     getApproval: (id) => call(() => engine.getApproval(id)),
     listApprovals: (filter) => call(() => engine.listApprovals(filter)),
