@@ -12,6 +12,7 @@ import { checkpointPayload } from "./checkpoint.js";
 import { Budgets, budgetsFromPolicy } from "./controls/budgets.js";
 import { type CircuitAdmission, CircuitBreaker } from "./controls/circuit-breaker.js";
 import { ContainmentView } from "./controls/containment.js";
+import { computePosture, POSTURE_WINDOW, type PostureRecord } from "./controls/posture.js";
 import { Keyring } from "./crypto/keyring.js";
 import { HmacKeySet } from "./crypto/secret.js";
 import { describeRequestProblem } from "./decision-request.js";
@@ -55,6 +56,7 @@ import type {
   EngineOptions,
   ExportTarget,
   Outcome,
+  Posture,
   TokenReservation,
   VerifyResult,
 } from "./types.js";
@@ -791,6 +793,26 @@ export class DecisionEngine implements Engine {
   reconcileTokens(reservationId: string, actual: { tokens?: number; cost?: number }): void {
     this.#assertOpen();
     this.#budgets.reconcile(reservationId, actual, Date.now());
+  }
+
+  /**
+   * The governance posture, 0-100: policy coverage, approval hygiene and anomaly rate over the last
+   * 10 000 audit records, and chain integrity from a full `verify()` (25 each; docs/controls.md).
+   */
+  async posture(): Promise<Posture> {
+    this.#assertOpen();
+    const chain = await this.verify();
+    const head = await this.#store.head(this.#org);
+    const records: PostureRecord[] = [];
+    let after = Math.max(0, head.seq - POSTURE_WINDOW);
+    while (after < head.seq) {
+      const rows = await this.#store.readEvents(this.#org, after, Math.min(1000, head.seq - after));
+      if (rows.length === 0) break;
+      for (const row of rows) records.push(JSON.parse(row.text) as PostureRecord);
+      after = rows.at(-1)!.seq;
+    }
+    const approvals = await this.#store.listApprovals(this.#org);
+    return computePosture(records, approvals, chain, Date.now());
   }
 
   /** Every agent an operator has contained or released, with its latest transition (reads the store). */

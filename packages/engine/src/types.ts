@@ -63,6 +63,30 @@ export interface TokenReservation {
   expiresAt: string;
 }
 
+/** One part of the posture score (0-25) with a short explanation. */
+export interface PostureComponent {
+  score: number;
+  detail: string;
+}
+
+/** The governance posture (`engine.posture()`); definitions in docs/controls.md. */
+export interface Posture {
+  /** 0-100: the sum of the four components, rounded. */
+  score: number;
+  components: {
+    /** Share of evaluated actions that matched a named policy rather than the default deny. */
+    policyCoverage: PostureComponent;
+    /** Share of approvals decided by a reviewer, against expired and long-pending ones. */
+    approvalHygiene: PostureComponent;
+    /** One minus the share of denied actions. */
+    anomalyRate: PostureComponent;
+    /** 25 when `verify()` passes, 0 otherwise. */
+    chainIntegrity: PostureComponent;
+  };
+  /** The recent records the first three components were computed over. */
+  window: { records: number; from?: string; to?: string };
+}
+
 /** Final status of a governed action, as the spec names them. */
 export type ActionStatus = "executed" | "requested" | "denied";
 
@@ -334,4 +358,6 @@ export interface Engine {
   reserveTokens(agentId: string, estimate: { tokens?: number; cost?: number }): TokenReservation;
   /** Replaces a reservation by what the call used; `RESERVATION_NOT_FOUND` once reconciled or expired. */
   reconcileTokens(reservationId: string, actual: { tokens?: number; cost?: number }): void;
+  /** Posture score 0-100 over the last 10 000 records plus chain verification (docs/controls.md). */
+  posture(): Promise<Posture>;
 }
