@@ -13,6 +13,7 @@ import type {
   CircuitState,
   DecisionRequest,
   Outcome,
+  Posture,
   VerifyResult,
 } from "@aa/engine";
 import type { PolicyRule } from "@aa/policy";
@@ -110,6 +111,11 @@ export interface GovernanceClient {
   policies(options?: { scope?: string }): Promise<PolicySummary[]>;
   audit(query?: AuditQuery): Promise<AuditPage<AuditEvent>>;
   verify(): Promise<VerifyResult>;
+  /**
+   * The organisation's governance posture, 0-100: policy coverage, approval hygiene and anomaly
+   * rate over the last 10 000 audit records, and chain integrity, 25 each, with a detail per part.
+   */
+  posture(): Promise<Posture>;
   /** Report what really happened after an executed action. */
   report(auditEventId: string, outcome: Outcome): Promise<void>;
   listApprovals(filter?: { state?: Approval["state"] }): Promise<Approval[]>;
@@ -237,6 +243,12 @@ export function createGovernanceClient(settings: {
 
     audit: (query) => gate.audit(query),
     verify: () => gate.verify(),
+    async posture() {
+      if (gate.posture === undefined) {
+        throw toAssemblyError({ code: "NOT_SUPPORTED", message: "this gate does not offer posture()" });
+      }
+      return gate.posture();
+    },
     report: (auditEventId, outcome) => gate.report(auditEventId, outcome, agent.id),
     listApprovals: (filter) => gate.listApprovals(filter),
     getApproval: (id) => gate.getApproval(id),

@@ -19,6 +19,8 @@ export type {
   DenialReasonCode,
   Outcome,
   OutcomeStatus,
+  Posture,
+  PostureComponent,
   VerifyResult,
 } from "@aa/engine";
 export type { ConditionResult } from "@aa/policy";

@@ -11,6 +11,7 @@ import type {
   AuditQuery,
   DecisionRequest,
   Outcome,
+  Posture,
   TokenReservation,
   VerifyResult,
 } from "@aa/engine";
@@ -36,5 +37,7 @@ export interface Gate {
   report(auditEventId: string, outcome: Outcome, agentId: string): Promise<void>;
   audit(query?: AuditQuery): Promise<AuditPage<AuditEvent>>;
   verify(): Promise<VerifyResult>;
+  /** The governance posture score (a remote gate may not offer it). */
+  posture?(): Promise<Posture>;
   close(): Promise<void>;
 }

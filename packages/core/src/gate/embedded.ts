@@ -46,6 +46,7 @@ export async function openEmbeddedGate(options: { policy: PolicyDocument; store:
     report: (id, outcome, agentId) => call(() => engine.report(id, outcome, agentId)),
     audit: (query) => call(() => engine.audit(query)),
     verify: () => call(() => engine.verify()),
+    posture: () => call(() => engine.posture()),
     close: () => call(() => engine.close()),
   };
 }
