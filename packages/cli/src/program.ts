@@ -6,6 +6,7 @@ import { registerApprovals } from "./commands/approvals.js";
 import { registerAudit } from "./commands/audit.js";
 import { registerInit } from "./commands/init.js";
 import { registerPolicy } from "./commands/policy.js";
+import { registerPosture } from "./commands/posture.js";
 import { CliError, createPrinter, ExitCode, type Printer } from "./output.js";
 
 const version = (
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   registerAudit(program, printer);
   registerApprovals(program, printer);
   registerAgents(program, printer);
+  registerPosture(program, printer);
   return program;
 }
 

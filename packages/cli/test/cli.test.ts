@@ -282,3 +282,31 @@ describe("aa agents", () => {
     expect((await aa(tempDir(), "agents", "list")).code).toBe(4);
   });
 });
+
+describe("aa posture", () => {
+  it("prints the score and its four components, as JSON too, and exits 3 once the chain is broken", async () => {
+    const dir = tempDir();
+    const { store, engine } = await seededStore(dir);
+    await engine.decide({ agent: { id: "release-bot" }, actionType: "drop_database" });
+    await engine.close();
+    const human = await aa(dir, "posture");
+    expect(human.code).toBe(0);
+    // 4 actions: 3 matched a named policy, 2 denied (one by conditions, one by the default deny).
+    expect(human.stdout).toMatch(/posture 81\/100 over 4 recent records/);
+    expect(human.stdout).toMatch(/policy coverage\s+18\.8\/25 {2}3 of 4 evaluated actions/);
+    expect(human.stdout).toMatch(/anomaly rate\s+12\.5\/25 {2}2 of 4 actions denied/);
+    expect(human.stdout).toMatch(/chain integrity\s+25\/25 {2}chain verified/);
+    const json = await aa(dir, "--json", "posture");
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      score: 81,
+      components: { approvalHygiene: { score: 25 }, chainIntegrity: { score: 25 } },
+      window: { records: 4 },
+    });
+    const raw = new DatabaseSync(store);
+    raw.exec("UPDATE audit_events SET record = replace(record, '\"pr\":1', '\"pr\":2') WHERE seq = 1");
+    raw.close();
+    const broken = await aa(dir, "posture");
+    expect(broken.code).toBe(3);
+    expect(broken.stdout).toMatch(/chain integrity\s+0\/25 {2}chain broken at record/);
+  });
+});
