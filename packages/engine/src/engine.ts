@@ -317,10 +317,10 @@ export class DecisionEngine implements Engine {
     // in-memory checks only.
     const contained =
       mode === "disabled" ? undefined : this.#containment.blocking(agentId, request.delegationChain);
+    const budgeted = mode === "enforce" && !this.#budgets.inactive;
+    const budgetClock = budgeted ? Date.now() : 0;
     const overBudget =
-      mode === "enforce" && contained === undefined
-        ? this.#budgets.callsExceeded(agentId, Date.now())
-        : undefined;
+      budgeted && contained === undefined ? this.#budgets.callsExceeded(agentId, budgetClock) : undefined;
     const admission: CircuitAdmission =
       mode === "enforce" && contained === undefined && overBudget === undefined
         ? this.#breaker.admit(agentId, Date.now(), request.dryRun !== true)
@@ -368,8 +368,7 @@ export class DecisionEngine implements Engine {
         ? decisionStatus(decision)
         : { status: "denied", denialReason: overBudget === undefined ? "CIRCUIT_OPEN" : "BUDGET_EXCEEDED" };
     const status: ActionStatus = mode === "enforce" || blockedMessage ? enforced.status : "executed";
-    if (status === "executed" && mode === "enforce" && !request.dryRun)
-      this.#budgets.countCall(agentId, Date.now());
+    if (budgeted && status === "executed" && !request.dryRun) this.#budgets.countCall(agentId, budgetClock);
     if (admission !== "evaluate" || status === "denied") {
       if (blockedMessage === undefined && !request.dryRun) {
         this.#breaker.record(agentId, admission, status === "denied", Date.now());

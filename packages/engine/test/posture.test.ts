@@ -7,6 +7,7 @@ import { computePosture, STALE_APPROVAL_MS } from "../src/controls/posture.js";
 import { openEngine } from "../src/index.js";
 import type { ApprovalRow } from "../src/store/types.js";
 import { tempDir } from "./helpers.js";
+import { pgSchemaUrl } from "./pg.js";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const dir = tempDir("aa-engine-posture-");
@@ -20,8 +21,12 @@ policies:
 );
 const bot = { id: "bot" };
 
+// Each test writes its own org's chain, so tests sharing a PostgreSQL schema do not see each other.
+const freshOrg = () => `org-${Math.random().toString(36).slice(2)}`;
+const pgUrl = pgSchemaUrl();
+
 async function scenario(store: string) {
-  const engine = await openEngine({ policy, store });
+  const engine = await openEngine({ policy, store, orgId: freshOrg() });
   for (let i = 0; i < 6; i++) await engine.decide({ agent: bot, actionType: "read.file", args: { i } });
   for (let i = 0; i < 2; i++) await engine.decide({ agent: bot, actionType: "unknown.thing" });
   const merge = await engine.decide({ agent: bot, actionType: "pr.merge" });
@@ -38,9 +43,10 @@ async function scenario(store: string) {
 describe.each([
   ["memory", () => ":memory:"],
   ["sqlite", () => join(dir, `posture-${Math.random()}.db`)],
+  ["postgres", () => pgUrl()],
 ])("posture on the %s store", (_kind, store) => {
   it("is 100 for an empty chain, with a detail per component", async () => {
-    const engine = await openEngine({ policy, store: store() });
+    const engine = await openEngine({ policy, store: store(), orgId: freshOrg() });
     const posture = await engine.posture();
     expect(posture.score).toBe(100);
     expect(posture.window).toEqual({ records: 0 });
@@ -74,11 +80,13 @@ describe.each([
 describe("posture (chain integrity, stale approvals, window)", () => {
   it("chain integrity drops to 0 when a record was edited behind the engine's back", async () => {
     const file = join(dir, "tampered.db");
-    await (await scenario(file)).close();
+    const written = await scenario(file);
+    const orgId = written.orgId;
+    await written.close();
     const db = new DatabaseSync(file);
     db.exec(`UPDATE audit_events SET record = replace(record, '"i":3', '"i":7') WHERE seq = 4`);
     db.close();
-    const engine = await openEngine({ policy, store: file });
+    const engine = await openEngine({ policy, store: file, orgId });
     const posture = await engine.posture();
     expect(posture.components.chainIntegrity.score).toBe(0);
     expect(posture.components.chainIntegrity.detail).toContain("chain broken at record");

@@ -30,7 +30,12 @@ export class Budgets {
   #defaults: Limits = {};
   #perAgent = new Map<string, Limits>();
   readonly #ttlMs: number;
-  readonly #windows = new Map<string, Partial<Record<BudgetKind, Window>>>();
+  /** Per kind, each agent's current window. */
+  readonly #windows: Record<BudgetKind, Map<string, Window>> = {
+    calls: new Map(),
+    tokens: new Map(),
+    cost: new Map(),
+  };
   readonly #reservations = new Map<string, Reservation>();
   /** True when no limit is configured: the decision path skips budgets entirely. */
   inactive = true;
@@ -74,6 +79,7 @@ export class Budgets {
   }
 
   #limit(agentId: string, kind: BudgetKind): BudgetLimit | undefined {
+    if (this.#perAgent.size === 0) return this.#defaults[kind];
     return (this.#perAgent.get(agentId) ?? this.#defaults)[kind];
   }
 
@@ -85,19 +91,15 @@ export class Budgets {
     now: number,
     create: boolean,
   ): Window | undefined {
-    let windows = this.#windows.get(agentId);
-    let window = windows?.[kind];
+    const windows = this.#windows[kind];
+    let window = windows.get(agentId);
     if (window !== undefined && now - window.startedAt >= limit.windowMs) {
       window.startedAt = now;
       window.used = 0;
     }
     if (window === undefined && create) {
-      if (windows === undefined) {
-        windows = {};
-        this.#windows.set(agentId, windows);
-      }
       window = { startedAt: now, used: 0 };
-      windows[kind] = window;
+      windows.set(agentId, window);
     }
     return window;
   }
