@@ -91,6 +91,21 @@ describe.each(Object.entries(stores))("budgets on the %s store", (_kind, store) 
 });
 
 describe("budgets (settings, expiry, modes)", () => {
+  it("a retry with the same eventId returns the first decision and is not counted again", async () => {
+    const engine = await openEngine({
+      policy,
+      store: join(dir, "idempotent.db"),
+      budgets: { calls: { limit: 1, windowMs: 60_000 } },
+    });
+    const first = await engine.decide({ ...small, eventId: "call-1" });
+    expect(await engine.decide({ ...small, eventId: "call-1" })).toEqual(first);
+    expect(engine.agentState(agent.id).budgets.calls).toMatchObject({ used: 1 });
+    expect(await engine.decide({ ...small, eventId: "call-2" })).toMatchObject({
+      denialReason: "BUDGET_EXCEEDED",
+    });
+    await engine.close();
+  });
+
   it("releases reservations that are not reconciled within reservationTtlMs", async () => {
     const engine = await openEngine({
       policy,
