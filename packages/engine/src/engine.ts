@@ -24,6 +24,7 @@ import {
   snapshotConditions,
 } from "./decision-results.js";
 import { approvalNotFound, closedError, EngineError, invalid, reusedKey, storeFailure } from "./errors.js";
+import { EventHub } from "./events.js";
 import { exportAuditTo } from "./export.js";
 import { nowWithIso, uuidv7 } from "./ids.js";
 import { hashOutcomeMessage, signReceipt } from "./receipts/receipt.js";
@@ -53,10 +54,13 @@ import type {
   DenialReasonCode,
   EnforcementMode,
   Engine,
+  EngineEvent,
   EngineOptions,
   ExportTarget,
   Outcome,
   Posture,
+  SubscribeOptions,
+  Subscription,
   TokenReservation,
   VerifyResult,
 } from "./types.js";
@@ -197,6 +201,7 @@ export class DecisionEngine implements Engine {
   readonly #approvalWaiters = new Map<string, Set<() => void>>();
   readonly #breaker: CircuitBreaker;
   readonly #containment: ContainmentView;
+  readonly #events: EventHub;
   readonly #budgets: Budgets;
   /** Budgets come from the policy file's `budgets:` section unless `openEngine({ budgets })` sets them. */
   readonly #budgetsFromPolicy: boolean;
@@ -218,7 +223,11 @@ export class DecisionEngine implements Engine {
     this.#interval = interval;
     this.#defaultMode = options.enforcementMode ?? "enforce";
     this.#redactor = buildRedactor(policy.document, hmac);
-    this.#writer = new ChainWriter(store, org, (seq, hash) => this.#maybeCheckpoint(seq, hash));
+    this.#writer = new ChainWriter(store, org, (seq, hash) => {
+      this.#maybeCheckpoint(seq, hash);
+      if (this.#events.listening) this.#events.wake();
+    });
+    this.#events = new EventHub(store, org);
     this.#breaker = new CircuitBreaker(options.circuitBreaker);
     this.#budgetsFromPolicy = options.budgets === undefined;
     this.#budgets = new Budgets(options.budgets ?? budgetsFromPolicy(policy.document.budgets));
@@ -1345,9 +1354,27 @@ export class DecisionEngine implements Engine {
     } finally {
       this.#closed = true;
       this.#containment.stop();
+      this.#events.close();
       for (const id of [...this.#approvalWaiters.keys()]) this.#notifyApproval(id);
       await this.#store.close();
     }
+  }
+
+  // ---------------------------------------------------------------- realtime events
+
+  /**
+   * Subscribes to realtime events projected from the audit chain (docs/events.md): in seq order,
+   * at least once; `after` resumes after a seq (default: only events appended from now on).
+   */
+  async subscribe(
+    callback: (event: EngineEvent) => unknown,
+    options: SubscribeOptions = {},
+  ): Promise<Subscription> {
+    this.#assertOpen();
+    return this.#events.subscribe(callback, options, async () => {
+      await this.#writer.drain();
+      return (await this.#store.head(this.#org)).seq;
+    });
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -9,6 +9,7 @@ export { type Jwks, Keyring, type KeyringData, verifySignature } from "./crypto/
 export { HmacKeySet } from "./crypto/secret.js";
 export { DecisionEngine, openEngine } from "./engine.js";
 export { EngineError, type EngineErrorCode } from "./errors.js";
+export { ENGINE_EVENT_TYPES } from "./events.js";
 export { EXPORT_FORMAT, type ExportVerifyResult, verifyExport } from "./export.js";
 export {
   type ReceiptClaims,

@@ -303,6 +303,56 @@ export interface AuditEvent {
   outcome?: Outcome & { updatedAt: string };
 }
 
+/**
+ * Realtime event types. `delegation.expired`, `delegation.revoked` and `anomaly.detected` are
+ * reserved: accepted by filters, never emitted yet (docs/events.md).
+ */
+export type EngineEventType =
+  | "action.denied"
+  | "action.executed"
+  | "approval.requested"
+  | "approval.resolved"
+  | "delegation.expired"
+  | "delegation.revoked"
+  | "policy.changed"
+  | "anomaly.detected"
+  | "enforcement.triggered";
+
+/** One realtime event, projected from the audit record `id` at chain position `seq`. */
+export interface EngineEvent {
+  /** The audit record's id (one record may yield two events with the same id, e.g. a `CIRCUIT_OPEN` denial). */
+  id: string;
+  /** The record's position in the chain; resume with `subscribe(cb, { after: seq })`. */
+  seq: number;
+  type: EngineEventType;
+  time: string;
+  /** The record's agent (for approval resolutions: the reviewer; see docs/audit.md). */
+  agentId: string;
+  actionType: string;
+  /**
+   * From the record: `kind`, `status`, `denialReason`, `policyName`, `approvalId`, `reason`, `mode`,
+   * `tool`; plus `resolution` (approved/denied/expired) on `approval.resolved` and `trigger`
+   * (`CIRCUIT_OPEN`, `BUDGET_EXCEEDED`, `agent.contained`, `agent.released`) on `enforcement.triggered`.
+   */
+  data: Record<string, unknown>;
+}
+
+export interface SubscribeOptions {
+  /** Only these event types (default: all). */
+  events?: EngineEventType[];
+  /** Only events whose `agentId` is this agent or one of these agents. */
+  agentFilter?: string | string[];
+  /** Deliver records with `seq > after` (resume); default: the chain head when subscribing (only new events). */
+  after?: number;
+}
+
+export interface Subscription {
+  /** The seq of the last record this subscription has processed; pass it as `after` to resume. */
+  readonly lastSeq: number;
+  /** Stops delivery (an event already being delivered completes). */
+  unsubscribe(): void;
+}
+
 /** Where `exportAudit` writes: a file path or a writable stream (e.g. `process.stdout`). */
 export type ExportTarget = string | NodeJS.WritableStream;
 
@@ -360,4 +410,11 @@ export interface Engine {
   reconcileTokens(reservationId: string, actual: { tokens?: number; cost?: number }): void;
   /** Posture score 0-100 over the last 10 000 records plus chain verification (docs/controls.md). */
   posture(): Promise<Posture>;
+  /**
+   * Realtime events projected from the audit chain, in seq order, at least once (docs/events.md).
+   * Appends by this engine wake the subscription at once; appends by other processes on the same
+   * SQLite or PostgreSQL store arrive within a poll (250 ms). A callback that throws (or rejects)
+   * is reported with `process.emitWarning` and delivery continues.
+   */
+  subscribe(callback: (event: EngineEvent) => unknown, options?: SubscribeOptions): Promise<Subscription>;
 }
