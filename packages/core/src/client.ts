@@ -12,8 +12,11 @@ import type {
   BudgetUsage,
   CircuitState,
   DecisionRequest,
+  EngineEvent,
   Outcome,
   Posture,
+  SubscribeOptions,
+  Subscription,
   VerifyResult,
 } from "@aa/engine";
 import type { PolicyRule } from "@aa/policy";
@@ -116,6 +119,25 @@ export interface GovernanceClient {
    * rate over the last 10 000 audit records, and chain integrity, 25 each, with a detail per part.
    */
   posture(): Promise<Posture>;
+  /**
+   * Realtime events projected from the audit chain (docs/events.md): `action.executed`,
+   * `action.denied`, `approval.requested`, `approval.resolved`, `policy.changed`,
+   * `enforcement.triggered`, in seq order, at least once. Resume after a disconnect with
+   * `{ after: subscription.lastSeq }`; stop with `subscription.unsubscribe()`. A callback that
+   * throws is reported with `process.emitWarning` and does not stop delivery.
+   * @throws AssemblyError `INVALID_REQUEST` for unknown event types or a bad `agentFilter`/`after`.
+   */
+  subscribe(callback: (event: EngineEvent) => unknown, options?: SubscribeOptions): Promise<Subscription>;
+  /**
+   * The same, naming the org as the spec's `subscribe(orgId, cb, options)` does. The embedded gate
+   * writes exactly one org's chain, so `orgId` must be that org.
+   * @throws AssemblyError `ORG_MISMATCH` when `orgId` is another org.
+   */
+  subscribe(
+    orgId: string,
+    callback: (event: EngineEvent) => unknown,
+    options?: SubscribeOptions,
+  ): Promise<Subscription>;
   /** Report what really happened after an executed action. */
   report(auditEventId: string, outcome: Outcome): Promise<void>;
   listApprovals(filter?: { state?: Approval["state"] }): Promise<Approval[]>;
@@ -249,10 +271,34 @@ export function createGovernanceClient(settings: {
       }
       return gate.posture();
     },
+    subscribe: (...args: SubscribeArguments) => subscribeThrough(gate, args),
     report: (auditEventId, outcome) => gate.report(auditEventId, outcome, agent.id),
     listApprovals: (filter) => gate.listApprovals(filter),
     getApproval: (id) => gate.getApproval(id),
     approve: (id, reviewer, reason) => gate.approve(id, reviewer, reason),
     deny: (id, reviewer, reason) => gate.deny(id, reviewer, reason),
   };
+}
+
+type SubscribeArguments =
+  | [callback: (event: EngineEvent) => unknown, options?: SubscribeOptions]
+  | [orgId: string, callback: (event: EngineEvent) => unknown, options?: SubscribeOptions];
+
+async function subscribeThrough(gate: Gate, args: SubscribeArguments): Promise<Subscription> {
+  if (gate.subscribe === undefined) {
+    throw toAssemblyError({ code: "NOT_SUPPORTED", message: "this gate does not offer subscribe()" });
+  }
+  if (typeof args[0] === "string") {
+    const [orgId, callback, options] = args as [string, (event: EngineEvent) => unknown, SubscribeOptions?];
+    if (orgId !== gate.orgId) {
+      throw toAssemblyError({
+        code: "ORG_MISMATCH",
+        message: `this gate writes org ${JSON.stringify(gate.orgId)}, not ${JSON.stringify(orgId)}; pass that org or omit orgId`,
+        details: { orgId, gateOrgId: gate.orgId },
+      });
+    }
+    return gate.subscribe(callback, options);
+  }
+  const [callback, options] = args as [(event: EngineEvent) => unknown, SubscribeOptions?];
+  return gate.subscribe(callback, options);
 }

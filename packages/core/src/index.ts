@@ -17,10 +17,14 @@ export type {
   BudgetKind,
   BudgetUsage,
   DenialReasonCode,
+  EngineEvent,
+  EngineEventType,
   Outcome,
   OutcomeStatus,
   Posture,
   PostureComponent,
+  SubscribeOptions,
+  Subscription,
   VerifyResult,
 } from "@aa/engine";
 export type { ConditionResult } from "@aa/policy";

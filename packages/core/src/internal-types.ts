@@ -10,8 +10,11 @@ import type {
   AuditPage,
   AuditQuery,
   DecisionRequest,
+  EngineEvent,
   Outcome,
   Posture,
+  SubscribeOptions,
+  Subscription,
   TokenReservation,
   VerifyResult,
 } from "@aa/engine";
@@ -37,6 +40,10 @@ export interface Gate {
   report(auditEventId: string, outcome: Outcome, agentId: string): Promise<void>;
   audit(query?: AuditQuery): Promise<AuditPage<AuditEvent>>;
   verify(): Promise<VerifyResult>;
+  /** The org whose chain this gate writes (embedded: exactly one). */
+  readonly orgId?: string;
+  /** Realtime events from the audit chain (a remote gate may not offer them). */
+  subscribe?(callback: (event: EngineEvent) => unknown, options?: SubscribeOptions): Promise<Subscription>;
   /** The governance posture score (a remote gate may not offer it). */
   posture?(): Promise<Posture>;
   close(): Promise<void>;

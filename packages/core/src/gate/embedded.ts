@@ -27,6 +27,7 @@ export async function openEmbeddedGate(options: { policy: PolicyDocument; store:
       return engine.policyHash;
     },
     // The hot path: no wrapper closure, errors are mapped by the interceptor.
+    orgId: engine.orgId,
     decide: (request) => engine.decide(request),
     awaitApproval: (id, opts) =>
       call(() => engine.awaitApproval(id, opts)).catch((error: unknown) => {
@@ -47,6 +48,7 @@ export async function openEmbeddedGate(options: { policy: PolicyDocument; store:
     audit: (query) => call(() => engine.audit(query)),
     verify: () => call(() => engine.verify()),
     posture: () => call(() => engine.posture()),
+    subscribe: (callback, options) => call(() => engine.subscribe(callback, options)),
     close: () => call(() => engine.close()),
   };
 }
