@@ -186,11 +186,106 @@ describe("aa approvals", () => {
     expect(self.code).not.toBe(0);
     expect(self.stderr).toMatch(/approve/i);
     const denied = await aa(dir, "approvals", "deny", held.approvalId!, "--reason", "freeze week");
+    expect(denied.stderr + denied.stdout).toBe("");
     expect(denied.code).toBe(0);
     const show = await aa(dir, "--json", "approvals", "show", held.approvalId!);
     expect(JSON.parse(show.stdout)).toMatchObject({ state: "denied", reason: "freeze week" });
     expect((await aa(dir, "approvals", "show", "nope")).code).toBe(4);
     await engine.close();
+  });
+});
+
+describe("aa audit tail --follow", () => {
+  it("prints the last records' events, then events other processes append, until SIGTERM", async () => {
+    const dir = tempDir();
+    const { engine, agent } = await seededStore(dir);
+    const child = spawn(
+      process.execPath,
+      [bin, "--json", "audit", "tail", "-n", "1", "--follow", "--events", "action.executed,action.denied"],
+      { cwd: dir, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } },
+    );
+    const lines: string[] = [];
+    let buffered = "";
+    const waiters: { count: number; resolve: () => void }[] = [];
+    child.stdout.setEncoding("utf8");
+    child.stdout.on("data", (chunk: string) => {
+      buffered += chunk;
+      const parts = buffered.split("\n");
+      buffered = parts.pop()!;
+      lines.push(...parts.filter(Boolean));
+      for (const w of waiters.filter((w) => lines.length >= w.count)) w.resolve();
+    });
+    const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+    const linesReach = (count: number) =>
+      lines.length >= count
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => waiters.push({ count, resolve }));
+    try {
+      await linesReach(1);
+      // The seeded store's last record: open_pr executed.
+      expect(JSON.parse(lines[0]!)).toMatchObject({ type: "action.executed", actionType: "open_pr", seq: 3 });
+      await engine.decide({
+        agent,
+        actionType: "open_pr",
+        toolName: "open_pr",
+        args: { lines_changed: 900 },
+      });
+      const held = await engine.decide({ agent, actionType: "merge_pr", toolName: "merge_pr" });
+      await engine.decide({ agent, actionType: "read_diff", toolName: "read_diff", args: { pr: 2 } });
+      await linesReach(3);
+      const events = lines.map(
+        (line) => JSON.parse(line) as { type: string; actionType: string; seq: number },
+      );
+      // The held merge is filtered out (approval.requested is not in --events).
+      expect(held.status).toBe("requested");
+      expect(events.map((e) => [e.type, e.actionType])).toEqual([
+        ["action.executed", "open_pr"],
+        ["action.denied", "open_pr"],
+        ["action.executed", "read_diff"],
+      ]);
+    } finally {
+      child.kill("SIGTERM");
+      await engine.close();
+    }
+    expect(await exited).toBe(0);
+  });
+
+  it("prints one readable line per event for people", async () => {
+    const dir = tempDir();
+    const { engine } = await seededStore(dir);
+    await engine.close();
+    const child = spawn(process.execPath, [bin, "audit", "tail", "-n", "2", "--follow"], {
+      cwd: dir,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, NO_COLOR: "1" },
+    });
+    let output = "";
+    child.stdout.setEncoding("utf8");
+    const twoLines = new Promise<void>((resolve) =>
+      child.stdout.on("data", (chunk: string) => {
+        output += chunk;
+        if (output.split("\n").filter(Boolean).length >= 2) resolve();
+      }),
+    );
+    const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+    await twoLines;
+    child.kill("SIGINT");
+    expect(await exited).toBe(0);
+    const [denied, executed] = output.split("\n").filter(Boolean);
+    expect(denied).toMatch(/^2 +\S+ +action\.denied +release-bot +open_pr +CONDITIONS_DENIED$/);
+    expect(executed).toMatch(/^3 +\S+ +action\.executed +release-bot +open_pr$/);
+  });
+
+  it("rejects an unknown event type and filters without --follow (exit 2)", async () => {
+    const dir = tempDir();
+    const { engine } = await seededStore(dir);
+    await engine.close();
+    const unknown = await aa(dir, "audit", "tail", "--follow", "--events", "action.nope");
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/unknown event type "action.nope"/);
+    const noFollow = await aa(dir, "audit", "tail", "--events", "action.denied");
+    expect(noFollow.code).toBe(2);
+    expect(noFollow.stderr).toMatch(/add --follow/);
   });
 });
 

@@ -1,9 +1,9 @@
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
-import type { AuditEvent } from "@aa/engine";
+import type { AuditEvent, EngineEvent, EngineEventType } from "@aa/engine";
 import type { Command } from "commander";
 import { CliError, color, ExitCode, type Printer } from "../output.js";
-import { addStoreOption, withEngine } from "../store.js";
+import { addStoreOption, openOperatorEngine, withEngine } from "../store.js";
 
 function row(event: AuditEvent): Record<string, unknown> {
   return {
@@ -29,6 +29,62 @@ function statusColored(rows: Record<string, unknown>[]): Record<string, unknown>
           ? color.red(String(r.status))
           : color.yellow(String(r.status)),
   }));
+}
+
+function eventLine(event: EngineEvent): string {
+  const { data } = event;
+  const detail = [data.denialReason, data.resolution, data.trigger, data.reason]
+    .filter((v) => typeof v === "string" && v !== "")
+    .join(" ");
+  return [String(event.seq), event.time, event.type, event.agentId, event.actionType, detail]
+    .join("  ")
+    .trimEnd();
+}
+
+function listOption(value: string | undefined): string[] | undefined {
+  if (value === undefined) return undefined;
+  return value
+    .split(",")
+    .map((v) => v.trim())
+    .filter(Boolean);
+}
+
+/**
+ * `aa audit tail --follow`: prints the events of the last `lines` records, then every new one
+ * (also those other processes append) until SIGINT/SIGTERM. `--json` writes one event per line.
+ */
+async function followEvents(
+  storeOption: string,
+  json: boolean,
+  lines: number,
+  filter: { events?: string[]; agents?: string[] },
+): Promise<void> {
+  const engine = await openOperatorEngine(storeOption);
+  // The engine's poll timer does not hold the process open; this does, until a signal.
+  const keepAlive = setInterval(() => {}, 1 << 30);
+  try {
+    // Listen for the stop signal before anything is printed, so a signal is never missed.
+    const stopped = new Promise<void>((done) => {
+      process.once("SIGINT", done);
+      process.once("SIGTERM", done);
+    });
+    const print = (event: EngineEvent) =>
+      process.stdout.write(`${json ? JSON.stringify(event) : eventLine(event)}\n`);
+    const probe = await engine.subscribe(() => {});
+    const head = probe.lastSeq;
+    probe.unsubscribe();
+    const subscription = await engine.subscribe(print, {
+      after: Math.max(0, head - lines),
+      ...(filter.events ? { events: filter.events as EngineEventType[] } : {}),
+      ...(filter.agents ? { agentFilter: filter.agents } : {}),
+    });
+    if (!json) process.stderr.write(`following ${resolve(storeOption)} (Ctrl-C to stop)\n`);
+    await stopped;
+    subscription.unsubscribe();
+  } finally {
+    clearInterval(keepAlive);
+    await engine.close();
+  }
 }
 
 function positiveInt(name: string, value: string): number {
@@ -67,24 +123,41 @@ export function registerAudit(program: Command, printer: () => Printer): void {
   addStoreOption(
     audit
       .command("tail")
-      .description("show the newest audit records")
-      .option("-n, --lines <n>", "how many", "10"),
-  ).action(async (opts: { store: string; lines: string }) => {
-    const p = printer();
-    const n = positiveInt("lines", opts.lines);
-    const last = await withEngine(opts.store, async (engine) => {
-      const kept: AuditEvent[] = [];
-      let cursor: string | undefined;
-      do {
-        const page = await engine.audit({ limit: 1000, ...(cursor ? { cursor } : {}) });
-        kept.push(...page.items);
-        if (kept.length > n) kept.splice(0, kept.length - n);
-        cursor = page.nextCursor;
-      } while (cursor);
-      return kept;
-    });
-    p.data(last, () => p.table(statusColored(last.map(row))));
-  });
+      .description("show the newest audit records; with --follow, stream events as they are recorded")
+      .option("-n, --lines <n>", "how many", "10")
+      .option("-f, --follow", "keep printing new events (docs/events.md) until Ctrl-C; --json: one per line")
+      .option("--events <types>", "with --follow: only these event types, comma-separated")
+      .option("--agent <ids>", "with --follow: only these agents, comma-separated"),
+  ).action(
+    async (opts: { store: string; lines: string; follow?: boolean; events?: string; agent?: string }) => {
+      const p = printer();
+      const n = positiveInt("lines", opts.lines);
+      if (!opts.follow && (opts.events !== undefined || opts.agent !== undefined)) {
+        throw new CliError("--events and --agent apply to --follow; add --follow", ExitCode.USAGE);
+      }
+      if (opts.follow) {
+        const events = listOption(opts.events);
+        const agents = listOption(opts.agent);
+        await followEvents(opts.store, p.json, n, {
+          ...(events ? { events } : {}),
+          ...(agents ? { agents } : {}),
+        });
+        return;
+      }
+      const last = await withEngine(opts.store, async (engine) => {
+        const kept: AuditEvent[] = [];
+        let cursor: string | undefined;
+        do {
+          const page = await engine.audit({ limit: 1000, ...(cursor ? { cursor } : {}) });
+          kept.push(...page.items);
+          if (kept.length > n) kept.splice(0, kept.length - n);
+          cursor = page.nextCursor;
+        } while (cursor);
+        return kept;
+      });
+      p.data(last, () => p.table(statusColored(last.map(row))));
+    },
+  );
 
   addStoreOption(
     audit
