@@ -24,6 +24,7 @@ export const ENGINE_EVENT_TYPES: readonly EngineEventType[] = [
 /** Denials that come from an enforcement control (kill switch, circuit breaker, budget). */
 const ENFORCEMENT_DENIALS = new Set(["CIRCUIT_OPEN", "BUDGET_EXCEEDED"]);
 const PAGE = 500;
+const PROJECTION_CACHE = 2 * PAGE;
 export const DEFAULT_EVENTS_POLL_MS = 250;
 
 /** Maps one stored record to the events it produces (zero, one or two), in a fixed order. */
@@ -81,7 +82,10 @@ export function eventsOfRecord(row: StoredEvent): EngineEvent[] {
 }
 
 /** Validates `subscribe` options and turns them into a predicate. */
-function compileFilter(options: SubscribeOptions): (event: EngineEvent) => boolean {
+function compileFilter(options: SubscribeOptions): {
+  accepts: (event: EngineEvent) => boolean;
+  agents: ReadonlySet<string> | undefined;
+} {
   const types = options.events === undefined ? undefined : new Set<string>(options.events);
   if (options.events !== undefined) {
     if (!Array.isArray(options.events) || options.events.length === 0) {
@@ -111,8 +115,10 @@ function compileFilter(options: SubscribeOptions): (event: EngineEvent) => boole
       field: "agentFilter",
     });
   }
-  return (event) =>
-    (types === undefined || types.has(event.type)) && (agents === undefined || agents.has(event.agentId));
+  return {
+    accepts: (event) => types === undefined || types.has(event.type),
+    agents,
+  };
 }
 
 function safelyWarn(error: unknown): void {
@@ -133,20 +139,23 @@ class Subscriber {
   #again = false;
   readonly #store: AuditStore;
   readonly #org: string;
-  readonly #accepts: (event: EngineEvent) => boolean;
+  readonly #project: (row: StoredEvent) => readonly EngineEvent[];
+  readonly #filter: ReturnType<typeof compileFilter>;
   readonly #callback: (event: EngineEvent) => unknown;
 
   constructor(
     store: AuditStore,
     org: string,
     after: number,
-    accepts: (event: EngineEvent) => boolean,
+    project: (row: StoredEvent) => readonly EngineEvent[],
+    filter: ReturnType<typeof compileFilter>,
     callback: (event: EngineEvent) => unknown,
   ) {
     this.#store = store;
     this.#org = org;
     this.lastSeq = after;
-    this.#accepts = accepts;
+    this.#project = project;
+    this.#filter = filter;
     this.#callback = callback;
   }
 
@@ -163,9 +172,13 @@ class Subscriber {
         for (;;) {
           if (!this.active) return;
           const rows = await this.#store.readEvents(this.#org, this.lastSeq, PAGE);
+          const { agents, accepts } = this.#filter;
           for (const row of rows) {
-            for (const event of eventsOfRecord(row)) {
-              if (this.active && this.#accepts(event)) await this.#safelyDeliver(event);
+            // The event's agent is the row's: other agents' records are skipped unparsed.
+            if (agents === undefined || agents.has(row.agent)) {
+              for (const event of this.#project(row)) {
+                if (this.active && accepts(event)) await this.#safelyDeliver(event);
+              }
             }
             this.lastSeq = row.seq;
           }
@@ -198,6 +211,8 @@ export class EventHub {
   readonly #subscribers = new Set<Subscriber>();
   #timer: NodeJS.Timeout | undefined;
   #wakeScheduled = false;
+  /** Recent projections, so several subscribers reading the same record parse it once. */
+  #projected = new Map<number, readonly EngineEvent[]>();
 
   constructor(store: AuditStore, org: string, pollMs = DEFAULT_EVENTS_POLL_MS) {
     this.#store = store;
@@ -218,12 +233,19 @@ export class EventHub {
     if (typeof callback !== "function") {
       throw invalid("subscribe needs a callback function (event) => void", { field: "callback" });
     }
-    const accepts = compileFilter(options);
+    const filter = compileFilter(options);
     if (options.after !== undefined && (!Number.isSafeInteger(options.after) || options.after < 0)) {
       throw invalid("after must be a seq (an integer of at least 0) to resume after", { field: "after" });
     }
     const after = options.after ?? (await headSeq());
-    const subscriber = new Subscriber(this.#store, this.#org, after, accepts, callback);
+    const subscriber = new Subscriber(
+      this.#store,
+      this.#org,
+      after,
+      (row) => this.#project(row),
+      filter,
+      callback,
+    );
     this.#subscribers.add(subscriber);
     this.#startPolling();
     void subscriber.pump();
@@ -250,7 +272,23 @@ export class EventHub {
     });
   }
 
+  /** Events are frozen because subscribers share them. */
+  #project(row: StoredEvent): readonly EngineEvent[] {
+    const known = this.#projected.get(row.seq);
+    if (known !== undefined) return known;
+    const events = Object.freeze(
+      eventsOfRecord(row).map((event) => {
+        Object.freeze(event.data);
+        return Object.freeze(event);
+      }),
+    );
+    if (this.#projected.size >= PROJECTION_CACHE) this.#projected.clear();
+    this.#projected.set(row.seq, events);
+    return events;
+  }
+
   close(): void {
+    this.#projected.clear();
     for (const subscriber of this.#subscribers) subscriber.active = false;
     this.#subscribers.clear();
     this.#stopPolling();

@@ -218,6 +218,26 @@ describe("subscribe options", () => {
     await expect(engine.subscribe(() => {})).rejects.toMatchObject({ code: "ENGINE_CLOSED" });
   });
 
+  it("shares frozen events: one subscriber cannot change what another sees", async () => {
+    const engine = await openEngine({ policy, store: ":memory:" });
+    const errors: unknown[] = [];
+    await engine.subscribe((event) => {
+      try {
+        (event as { type: string }).type = "action.denied";
+      } catch (error) {
+        errors.push(error);
+      }
+    });
+    const other = collector();
+    await engine.subscribe(other.callback);
+    await engine.decide({ agent, actionType: "read.file" });
+    await other.waitFor(1);
+    expect(errors[0]).toBeInstanceOf(TypeError);
+    expect(other.types()).toEqual(["action.executed"]);
+    expect(Object.isFrozen(other.events[0]!.data)).toBe(true);
+    await engine.close();
+  });
+
   it("accepts the reserved types, which never fire yet", async () => {
     const engine = await openEngine({ policy, store: ":memory:" });
     const reserved = collector();
