@@ -121,10 +121,10 @@ function compileFilter(options: SubscribeOptions): {
   };
 }
 
-function safelyWarn(error: unknown): void {
+function safelyWarn(what: string, error: unknown): void {
   try {
     process.emitWarning(
-      `an event subscriber threw: ${error instanceof Error ? error.message : String(error)}`,
+      `${what}: ${error instanceof Error ? error.message : String(error)}`,
       "AssemblyEventSubscriberWarning",
     );
   } catch {
@@ -136,6 +136,8 @@ class Subscriber {
   lastSeq: number;
   active = true;
   #running = false;
+  /** Set after a failed store read, so a store that stays down warns once, not every poll. */
+  #failing = false;
   #again = false;
   readonly #store: AuditStore;
   readonly #org: string;
@@ -182,13 +184,20 @@ class Subscriber {
             }
             this.lastSeq = row.seq;
           }
+          this.#failing = false;
           if (rows.length < PAGE) break;
         }
       } while (this.#again && this.active);
     } catch (error) {
       // A failed store read is retried at the next wake or poll, from the same lastSeq; after
       // unsubscribe or close the store may be gone, which is not worth a warning.
-      if (this.active) safelyWarn(error);
+      if (this.active && !this.#failing) {
+        safelyWarn(
+          `events: reading the audit record after seq ${this.lastSeq} failed (retried on every poll; engine.verify() checks the chain)`,
+          error,
+        );
+      }
+      this.#failing = true;
     } finally {
       this.#running = false;
     }
@@ -198,7 +207,7 @@ class Subscriber {
     try {
       await this.#callback(event);
     } catch (error) {
-      safelyWarn(error);
+      safelyWarn("an event subscriber threw", error);
     }
   }
 }

@@ -1,5 +1,6 @@
 /** Realtime events projected from the audit chain: mapping, filters, resume, other processes, isolation. */
 import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { describe, expect, it } from "vitest";
 import { type EngineEvent, openEngine } from "../src/index.js";
 import { agent, policy, tempDir } from "./helpers.js";
@@ -201,6 +202,42 @@ describe("events across processes", () => {
     expect(seen.types()).toEqual(["action.executed"]);
     await writer.close();
     await listener.close();
+  });
+});
+
+describe("an unreadable record", () => {
+  it("stops the subscription at that seq with one warning, and never skips it", async () => {
+    const file = join(dir, "corrupt.db");
+    const engine = await openEngine({ policy, store: file });
+    for (let n = 1; n <= 3; n++) await engine.decide({ agent, actionType: "read.file", args: { n } });
+    const db = new DatabaseSync(file);
+    db.exec("UPDATE audit_events SET record = 'not json' WHERE seq = 2");
+    db.close();
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning.message);
+    process.on("warning", onWarning);
+    try {
+      const stuck = collector();
+      const subscription = await engine.subscribe(stuck.callback, { after: 0 });
+      await stuck.waitFor(1);
+      await until(
+        () => warnings.length >= 1,
+        () => warnings,
+      );
+      const healthy = collector();
+      await engine.subscribe(healthy.callback);
+      for (let n = 4; n <= 6; n++) {
+        await engine.decide({ agent, actionType: "read.file", args: { n } });
+        await healthy.waitFor(n - 3);
+      }
+      expect(stuck.events.map((e) => e.seq)).toEqual([1]);
+      expect(subscription.lastSeq).toBe(1);
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatch(/reading the audit record after seq 1 failed/);
+    } finally {
+      process.off("warning", onWarning);
+      await engine.close();
+    }
   });
 });
 
