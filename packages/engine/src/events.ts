@@ -106,7 +106,11 @@ function compileFilter(options: SubscribeOptions): {
   }
   const agentList = options.agentFilter;
   const agents =
-    agentList === undefined ? undefined : new Set(typeof agentList === "string" ? [agentList] : agentList);
+    agentList === undefined
+      ? undefined
+      : new Set<unknown>(
+          typeof agentList === "string" ? [agentList] : Array.isArray(agentList) ? agentList : [null],
+        );
   if (
     agents !== undefined &&
     (agents.size === 0 || [...agents].some((a) => typeof a !== "string" || a === ""))
@@ -117,7 +121,7 @@ function compileFilter(options: SubscribeOptions): {
   }
   return {
     accepts: (event) => types === undefined || types.has(event.type),
-    agents,
+    agents: agents as ReadonlySet<string> | undefined,
   };
 }
 

@@ -249,6 +249,10 @@ describe("subscribe options", () => {
       message: expect.stringContaining("unknown event type"),
     });
     await expect(engine.subscribe(() => {}, { agentFilter: [] })).rejects.toThrow(/agentFilter/);
+    await expect(engine.subscribe(() => {}, { agentFilter: 7 as never })).rejects.toMatchObject({
+      code: "INVALID_REQUEST",
+      message: expect.stringContaining("agentFilter"),
+    });
     await expect(engine.subscribe(() => {}, { after: -1 })).rejects.toThrow(/after/);
     await expect(engine.subscribe("nope" as never)).rejects.toThrow(/callback/);
     await engine.close();
