@@ -186,8 +186,7 @@ describe("aa approvals", () => {
     expect(self.code).not.toBe(0);
     expect(self.stderr).toMatch(/approve/i);
     const denied = await aa(dir, "approvals", "deny", held.approvalId!, "--reason", "freeze week");
-    expect(denied.stderr + denied.stdout).toBe("");
-    expect(denied.code).toBe(0);
+    expect(denied.code, denied.stderr).toBe(0);
     const show = await aa(dir, "--json", "approvals", "show", held.approvalId!);
     expect(JSON.parse(show.stdout)).toMatchObject({ state: "denied", reason: "freeze week" });
     expect((await aa(dir, "approvals", "show", "nope")).code).toBe(4);
