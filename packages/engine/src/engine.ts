@@ -436,7 +436,9 @@ export class DecisionEngine implements Engine {
     let timeoutAt: string | undefined;
     const effects: StoreEffect[] = [];
     if (status === "requested") {
-      approvalId = randomBytes(16).toString("base64url");
+      // 128 random bits behind a fixed prefix: base64url can start with "-", which a command line
+      // (aa approvals approve <id>) would read as an option.
+      approvalId = `apr_${randomBytes(16).toString("base64url")}`;
       const timeoutMs = decision?.approvalTimeoutMs ?? DEFAULT_APPROVAL_TIMEOUT_MS;
       timeoutAt = new Date(now + timeoutMs).toISOString();
       const snapshot: ApprovalSnapshot = {

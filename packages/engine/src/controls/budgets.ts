@@ -153,7 +153,7 @@ export class Budgets {
         );
       }
     }
-    const id = randomBytes(16).toString("base64url");
+    const id = `rsv_${randomBytes(16).toString("base64url")}`;
     const expiresAt = now + this.#ttlMs;
     this.#reservations.set(id, { agentId, tokens: amounts.tokens, cost: amounts.cost, expiresAt });
     return {
