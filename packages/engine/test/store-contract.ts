@@ -80,7 +80,8 @@ export function storeContract(name: string, storeFor: () => string): void {
       const engine = await openEngine({ policy, store: storeFor(), orgId: `org-${randomUUID()}` });
       const held = await engine.decide({ agent, actionType: "pr.merge", args: { pr: 7 } });
       expect(held.status).toBe("requested");
-      expect(Buffer.from(held.approvalId!, "base64url")).toHaveLength(16);
+      expect(held.approvalId).toMatch(/^apr_/);
+      expect(Buffer.from(held.approvalId!.slice(4), "base64url")).toHaveLength(16); // 128 random bits
       expect(Date.parse(held.timeoutAt!) - Date.now()).toBeGreaterThan(7.9 * 3600_000);
       expect(await engine.listApprovals({ state: "pending" })).toHaveLength(1);
       await expect(engine.approve(held.approvalId!, agent.id)).rejects.toMatchObject({
