@@ -33,3 +33,26 @@ export const us = (ns) => `${(ns / 1000).toFixed(2)} µs`;
 export function table(rows) {
   console.table(rows);
 }
+
+/** An interceptor that only runs the tool: installing an adapter with it measures the patch alone. */
+export const passThroughInterceptor = { intercept: (_call, invoke) => Promise.resolve().then(invoke) };
+
+/** Run `fn` with `adapter` installed behind the pass-through interceptor (the adapter's own share). */
+export async function withAdapterOnly(adapter, hostContext, fn) {
+  await adapter.registerHooks(passThroughInterceptor, hostContext);
+  try {
+    return await fn();
+  } finally {
+    await adapter.unregisterHooks();
+  }
+}
+
+/** Run `fn` inside a governed process: `initAssembly` (passed in, so this file needs no package) then shutdown. */
+export async function withGovernance(initAssembly, options, fn) {
+  const assembly = await initAssembly({ mode: "sdk-only", agent: { id: "bench-bot" }, ...options });
+  try {
+    return await fn();
+  } finally {
+    await assembly.shutdown();
+  }
+}

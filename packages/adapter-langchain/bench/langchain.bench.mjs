@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { createHostContext, initAssembly } from "@aa/core";
 import { DynamicStructuredTool } from "@langchain/core/tools";
 import { z } from "zod";
-import { measureAsync, table, us } from "../../../scripts/bench-util.mjs";
+import { measureAsync, table, us, withAdapterOnly, withGovernance } from "../../../scripts/bench-util.mjs";
 import { langchainAdapter } from "../dist/index.js";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -54,31 +54,10 @@ const medianOfRounds = (stats) => ({
 });
 
 /** The adapter's own share: the same patch with an interceptor that only runs the tool. */
-async function adapterOnly(fn) {
-  const passThrough = { intercept: (_call, invoke) => Promise.resolve().then(invoke) };
-  await langchainAdapter.registerHooks(passThrough, createHostContext(ROOT));
-  try {
-    return await fn();
-  } finally {
-    await langchainAdapter.unregisterHooks();
-  }
-}
+const adapterOnly = (fn) => withAdapterOnly(langchainAdapter, createHostContext(ROOT), fn);
 
-async function governed(store, fn) {
-  const assembly = await initAssembly({
-    mode: "sdk-only",
-    agent: { id: "bench-bot" },
-    policy: POLICY,
-    store,
-    adapters: [langchainAdapter],
-    root: ROOT,
-  });
-  try {
-    return await fn();
-  } finally {
-    await assembly.shutdown();
-  }
-}
+const governed = (store, fn) =>
+  withGovernance(initAssembly, { policy: POLICY, store, adapters: [langchainAdapter], root: ROOT }, fn);
 
 const dir = mkdtempSync(join(tmpdir(), "aa-langchain-bench-"));
 try {

@@ -8,7 +8,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { CallToolRequestSchema, CallToolResultSchema } from "@modelcontextprotocol/sdk/types.js";
-import { measureAsync, table, us } from "../../../scripts/bench-util.mjs";
+import { measureAsync, table, us, withAdapterOnly, withGovernance } from "../../../scripts/bench-util.mjs";
 import { mcpAdapter } from "../dist/index.js";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -36,31 +36,10 @@ const callTool = () => client.callTool(params);
 const remoteCall = () =>
   unpatchedRequest.call(client, { method: "tools/call", params }, CallToolResultSchema);
 
-async function adapterOnly(fn) {
-  const passThrough = { intercept: (_call, invoke) => Promise.resolve().then(invoke) };
-  await mcpAdapter.registerHooks(passThrough, createHostContext(ROOT));
-  try {
-    return await fn();
-  } finally {
-    await mcpAdapter.unregisterHooks();
-  }
-}
+const adapterOnly = (fn) => withAdapterOnly(mcpAdapter, createHostContext(ROOT), fn);
 
-async function governed(fn) {
-  const assembly = await initAssembly({
-    mode: "sdk-only",
-    agent: { id: "bench-bot" },
-    policy: POLICY,
-    store: ":memory:",
-    adapters: [mcpAdapter],
-    root: ROOT,
-  });
-  try {
-    return await fn();
-  } finally {
-    await assembly.shutdown();
-  }
-}
+const governed = (fn) =>
+  withGovernance(initAssembly, { policy: POLICY, store: ":memory:", adapters: [mcpAdapter], root: ROOT }, fn);
 
 const bare = await measureAsync(callTool, FAST);
 const bareRemote = await measureAsync(remoteCall, FAST);

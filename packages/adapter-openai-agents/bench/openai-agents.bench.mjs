@@ -6,7 +6,7 @@ import { createHostContext, initAssembly } from "@aa/core";
 import { Agent, Runner, setTracingDisabled, tool } from "@openai/agents";
 import { assistantMessage, functionCall, ScriptedModel } from "@openai/agents-core/testing";
 import { z } from "zod";
-import { measureAsync, table, us } from "../../../scripts/bench-util.mjs";
+import { measureAsync, table, us, withAdapterOnly, withGovernance } from "../../../scripts/bench-util.mjs";
 import { openAIAgentsAdapter } from "../dist/index.js";
 
 setTracingDisabled(true);
@@ -39,31 +39,14 @@ async function turn() {
 
 const OPTIONS = { iterations: 3_000, warmup: 500 };
 
-async function adapterOnly(fn) {
-  const passThrough = { intercept: (_call, invoke) => Promise.resolve().then(invoke) };
-  await openAIAgentsAdapter.registerHooks(passThrough, createHostContext(ROOT));
-  try {
-    return await fn();
-  } finally {
-    await openAIAgentsAdapter.unregisterHooks();
-  }
-}
+const adapterOnly = (fn) => withAdapterOnly(openAIAgentsAdapter, createHostContext(ROOT), fn);
 
-async function governed(fn) {
-  const assembly = await initAssembly({
-    mode: "sdk-only",
-    agent: { id: "bench-bot" },
-    policy: POLICY,
-    store: ":memory:",
-    adapters: [openAIAgentsAdapter],
-    root: ROOT,
-  });
-  try {
-    return await fn();
-  } finally {
-    await assembly.shutdown();
-  }
-}
+const governed = (fn) =>
+  withGovernance(
+    initAssembly,
+    { policy: POLICY, store: ":memory:", adapters: [openAIAgentsAdapter], root: ROOT },
+    fn,
+  );
 
 // A whole SDK turn warms up slowly and is noisy: warm everything once, then bracket the governed
 // runs with two bare runs.
