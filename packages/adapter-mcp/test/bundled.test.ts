@@ -5,16 +5,14 @@
  * `manuallyInstrument()`; it runs in a child process.
  */
 import { execFile } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { rmSync } from "node:fs";
 import { promisify } from "node:util";
 import { build } from "esbuild";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { bundleHostApp } from "../../../scripts/bundle-host-app.mjs";
 
 const run = promisify(execFile);
 const PACKAGE_DIR = new URL("..", import.meta.url).pathname;
-const CORE_DIR = new URL("../../core", import.meta.url).pathname;
 const APP = new URL("./fixtures/bundled-app/app.mjs", import.meta.url).pathname;
 const POLICY = {
   version: 1,
@@ -35,29 +33,13 @@ let inputs: string[];
 /** What the bundle still imports at run time (everything else is inlined). */
 let externals: string[];
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "aa-mcp-bundled-"));
-  mkdirSync(join(dir, "node_modules", "@aa"), { recursive: true });
-  symlinkSync(CORE_DIR, join(dir, "node_modules", "@aa", "core"), "dir");
-  symlinkSync(PACKAGE_DIR, join(dir, "node_modules", "@aa", "adapter-mcp"), "dir");
-  bundle = join(dir, "app.bundle.mjs");
-  const result = await build({
-    entryPoints: [APP],
-    outfile: bundle,
-    bundle: true,
-    platform: "node",
-    format: "esm",
-    external: ["@aa/core", "@aa/adapter-mcp"],
-    // CommonJS dependencies inside the bundle require() Node built-ins.
-    banner: {
-      js: 'import { createRequire as aaCreateRequire } from "node:module"; const require = aaCreateRequire(import.meta.url);',
-    },
-    logLevel: "silent",
-    metafile: true,
-  });
-  inputs = Object.keys(result.metafile.inputs);
-  externals = Object.values(result.metafile.outputs).flatMap((output) =>
-    output.imports.filter((entry) => entry.external).map((entry) => entry.path),
-  );
+  ({ dir, bundle, inputs, externals } = await bundleHostApp({
+    build,
+    app: APP,
+    packageName: "@aa/adapter-mcp",
+    packageDir: PACKAGE_DIR,
+    prefix: "aa-mcp-bundled-",
+  }));
 }, 60_000);
 afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
