@@ -16,6 +16,8 @@ const ALLOWED = {
   "@aa/core": ["@aa/policy", "@aa/engine"],
   "@aa/gateway": ["@aa/engine", "@aa/policy"],
   "@aa/console": [],
+  // Files only (openapi.yaml + fixtures): the gateway's and the remote client's tests read them.
+  "@aa/wire-contract": [],
   "@aa/cli": ["@aa/core", "@aa/engine", "@aa/policy", "@aa/gateway", "@aa/console"],
 };
 const isAdapter = (name) => name.startsWith("@aa/adapter-");
