@@ -151,7 +151,7 @@ export function createGovernanceClient(settings: {
   gate: Gate;
   agent: { id: string; name?: string };
   enforcementMode: EnforcementMode;
-  policyRules: () => PolicyRule[];
+  policyRules: () => PolicyRule[] | Promise<PolicyRule[]>;
 }): GovernanceClient {
   const { gate, agent, enforcementMode } = settings;
   const request = (actionType: string, options: ActionOptions = {}, dryRun = false): DecisionRequest => {
@@ -212,6 +212,26 @@ export function createGovernanceClient(settings: {
     },
 
     async whoami() {
+      if (gate.agentState === undefined && gate.whoami !== undefined) {
+        // A gateway: its circuit breaker and kill switch are the ones that apply; budgets live
+        // there too and are not reported over the wire (docs/gateway.md).
+        let remote: Awaited<ReturnType<NonNullable<Gate["whoami"]>>>;
+        try {
+          remote = await gate.whoami();
+        } catch (error) {
+          throw toAssemblyError(error);
+        }
+        return {
+          agentId: agent.id,
+          ...(agent.name === undefined ? {} : { name: agent.name }),
+          gate: gate.kind,
+          enforcementMode,
+          policyHash: remote.policyHash,
+          cbState: remote.contained ? "open" : (remote.cbState ?? "closed"),
+          contained: remote.contained ?? false,
+          budgets: {},
+        };
+      }
       const state = gate.agentState?.(agent.id);
       return {
         agentId: agent.id,
@@ -230,7 +250,8 @@ export function createGovernanceClient(settings: {
       if (reserveTokens === undefined || reconcileTokens === undefined) {
         throw toAssemblyError({
           code: "NOT_SUPPORTED",
-          message: "this gate does not offer token budgets; use the embedded gate",
+          message:
+            "token reservations are made in the embedded gate only; with a gateway, budgets are enforced by the gateway on each decision",
         });
       }
       let held: ReturnType<typeof reserveTokens>;
@@ -255,7 +276,7 @@ export function createGovernanceClient(settings: {
     },
 
     async policies() {
-      return settings.policyRules().map((rule) => ({
+      return (await settings.policyRules()).map((rule) => ({
         name: rule.name,
         action: rule.action,
         effect: rule.effect,

@@ -42,6 +42,13 @@ export { CONFIG_ENV_VARIABLES, CONFIG_FILE_NAME, loadRegisterConfig } from "./co
 export { getAssembly } from "./current.js";
 export { DISCOVERY_FIELD, discoverAdapters } from "./discovery.js";
 export { AssemblyDeniedError, AssemblyError, AssemblyTimeoutError, ConfigurationError } from "./errors.js";
+export type { ActionRequestBody, GatewayClientOptions, GatewayIdentity } from "./gateway-client.js";
+export {
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  DEFAULT_RETRY_DELAYS_MS,
+  GatewayClient,
+  gatewayBaseUrl,
+} from "./gateway-client.js";
 export { createHostContext } from "./host.js";
 export type { AdapterStatus, AssemblyContext } from "./init.js";
 export { initAssembly } from "./init.js";

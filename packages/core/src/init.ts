@@ -5,6 +5,8 @@
  * adapters → install hooks in priority order → register the context. If any step fails, the steps
  * already done are undone in reverse and the error is thrown: the process is never half-patched.
  */
+import { createHash } from "node:crypto";
+import type { PolicyRule } from "@aa/policy";
 import semver from "semver";
 import { createGovernanceClient, type GovernanceClient } from "./client.js";
 import { assertFrameworkAdapter, discoverAdapters } from "./discovery.js";
@@ -12,6 +14,7 @@ import { AssemblyError, ConfigurationError } from "./errors.js";
 import { openEmbeddedGate } from "./gate/embedded.js";
 import { createHostContext, installedVersion } from "./host.js";
 import { BACKSTOP_RANK, GateInterceptor } from "./interceptor.js";
+import type { Gate } from "./internal-types.js";
 import { trackInstalledAdapter } from "./manual.js";
 import type { AssemblyOptions, ResolvedOptions } from "./options.js";
 import { resolveOptions } from "./options.js";
@@ -84,7 +87,7 @@ export async function initAssembly(options: AssemblyOptions = {}): Promise<Assem
 async function install(options: ResolvedOptions): Promise<AssemblyContext> {
   const undo: Undo[] = [];
   try {
-    const gate = await openEmbeddedGate({ policy: options.policy, store: options.store });
+    const { gate, agent, policyRules } = await openGate(options);
     undo.push({ label: "close the gate", run: () => gate.close() });
 
     const host = createHostContext(options.root);
@@ -92,7 +95,7 @@ async function install(options: ResolvedOptions): Promise<AssemblyContext> {
 
     const interceptor = new GateInterceptor({
       gate,
-      agent: options.agent,
+      agent,
       enforcementMode: options.enforcementMode,
       failureMode: options.failureMode,
     });
@@ -111,9 +114,9 @@ async function install(options: ResolvedOptions): Promise<AssemblyContext> {
 
     const client = createGovernanceClient({
       gate,
-      agent: options.agent,
+      agent,
       enforcementMode: options.enforcementMode,
-      policyRules: () => options.policy.policies,
+      policyRules,
     });
     let shutdownPromise: Promise<void> | undefined;
     const shutdown = () => {
@@ -122,7 +125,7 @@ async function install(options: ResolvedOptions): Promise<AssemblyContext> {
     };
     return Object.freeze({
       ...client,
-      agent: options.agent,
+      agent,
       adapters: Object.freeze(statuses.map((s) => Object.freeze(s))),
       shutdown,
       [Symbol.asyncDispose]: shutdown,
@@ -137,6 +140,57 @@ async function install(options: ResolvedOptions): Promise<AssemblyContext> {
     }
     throw error;
   }
+}
+
+/**
+ * The embedded engine, or the shared gateway when one is configured. With a gateway, the agent is
+ * the one its API key names; a configured agent id that differs is a configuration error (the
+ * process would believe it acts as one agent while the gateway records another).
+ */
+async function openGate(options: ResolvedOptions): Promise<{
+  gate: Gate;
+  agent: { id: string; name?: string };
+  policyRules: () => PolicyRule[] | Promise<PolicyRule[]>;
+}> {
+  if (options.gateway === undefined) {
+    const policy = options.policy!;
+    const agent = options.agent!;
+    const gate = await openEmbeddedGate({ policy, store: options.store });
+    return { gate, agent, policyRules: () => policy.policies };
+  }
+  const { openRemoteGate } = await import("./gate/remote.js");
+  const gate = await openRemoteGate({
+    url: options.gateway.url,
+    apiKey: options.gateway.apiKey,
+    ...(options.gateway.retryDelaysMs ? { retryDelaysMs: options.gateway.retryDelaysMs } : {}),
+    ...(options.gateway.requestTimeoutMs ? { requestTimeoutMs: options.gateway.requestTimeoutMs } : {}),
+  });
+  const keyAgent = gate.identity.agentId;
+  const configured = options.agent;
+  if (configured && keyAgent !== undefined && configured.id !== keyAgent) {
+    await gate.close();
+    throw new ConfigurationError(
+      "agent",
+      `agent id "${configured.id}" does not match the gateway API key, which belongs to agent "${keyAgent}"; remove the agent option / AA_AGENT_ID, or use that agent's key`,
+      { configured: configured.id, keyAgent },
+    );
+  }
+  const id = keyAgent ?? configured?.id;
+  if (id === undefined) {
+    await gate.close();
+    throw new ConfigurationError(
+      "apiKey",
+      `the gateway API key is a ${gate.identity.role} key, not an agent key; governing tool calls needs an agent key (aa keys create --kind agent), or name the agent with agent: { id }`,
+      { role: gate.identity.role },
+    );
+  }
+  const agent = configured?.name === undefined ? { id } : { id, name: configured.name };
+  const policyRules = async (): Promise<PolicyRule[]> => {
+    const { policy } = await gate.policies();
+    const rules = (policy as { policies?: unknown }).policies;
+    return Array.isArray(rules) ? (rules as PolicyRule[]) : [];
+  };
+  return { gate, agent, policyRules };
 }
 
 async function buildRegistry(options: ResolvedOptions, host: AdapterContext): Promise<AdapterRegistry> {
@@ -273,6 +327,13 @@ function fingerprintOf(options: ResolvedOptions): string {
     policySource: options.policySource,
     policy: options.policy,
     store: options.store,
+    // The key itself never goes into the fingerprint (it is shown in error details).
+    gateway: options.gateway && {
+      url: options.gateway.url,
+      apiKey: createHash("sha256").update(options.gateway.apiKey).digest("hex").slice(0, 16),
+      retryDelaysMs: options.gateway.retryDelaysMs,
+      requestTimeoutMs: options.gateway.requestTimeoutMs,
+    },
     adapters:
       options.adapters === "auto"
         ? "auto"

@@ -9,6 +9,7 @@ import type {
   AuditEvent,
   AuditPage,
   AuditQuery,
+  CircuitState,
   DecisionRequest,
   EngineEvent,
   Outcome,
@@ -27,6 +28,11 @@ export interface Gate {
     approvalId: string,
     options: { timeoutMs: number; signal?: AbortSignal; pollIntervalMs?: number },
   ): Promise<Approval>;
+  /**
+   * The key's agent as a gateway sees it now (remote gate only; `whoami()` uses it where
+   * `agentState` cannot be answered synchronously).
+   */
+  whoami?(): Promise<{ policyHash: string; cbState?: CircuitState; contained?: boolean }>;
   /** The agent's containment and circuit-breaker state (a remote gate may not offer it). */
   agentState?(agentId: string): AgentState;
   releaseApproval(approvalId: string, agentId: string): Promise<ActionResult>;

@@ -21,9 +21,19 @@ export interface AssemblyOptions {
   enforcementMode?: EnforcementMode;
   /** The agent this process acts as. Default: `AA_AGENT_ID`, else the host package name. */
   agent?: { id: string; name?: string };
-  /** URL of a shared gateway. Without it, the embedded gate decides in-process. */
+  /**
+   * URL of a shared gateway (`aa gateway start`), e.g. `http://127.0.0.1:7391`. Default:
+   * `AA_GATEWAY_URL`. Without it, the embedded gate decides in-process. With it, the gateway holds
+   * the policy and the audit trail, so `policy` and `store` must not be set.
+   */
   gatewayUrl?: string;
+  /** The agent's API key for the gateway (`aa keys create`). Default: `AA_API_KEY`. Required with `gatewayUrl`. */
   apiKey?: string;
+  /**
+   * Gateway client tuning: waits before each retry of a request that failed with a network error,
+   * a timeout or a 5xx (default `[1000, 2000, 4000]`), and the limit of one attempt (default 30 000 ms).
+   */
+  gatewayClient?: { retryDelaysMs?: readonly number[]; requestTimeoutMs?: number };
   /** Embedded: a policy file path, or an inline policy object. Default: `aa.policy.yaml` found from the root upwards. */
   policy?: string | Record<string, unknown>;
   /** Embedded: SQLite file path or `":memory:"`. Default `.aa/assembly.db` under the root. */
@@ -36,12 +46,27 @@ export interface AssemblyOptions {
   failureMode?: FailureMode;
 }
 
+/** Where decisions are made when a gateway is configured. */
+export interface ResolvedGateway {
+  url: string;
+  apiKey: string;
+  retryDelaysMs?: readonly number[];
+  requestTimeoutMs?: number;
+}
+
 /** Options after validation, with defaults applied. */
 export interface ResolvedOptions {
   mode: "auto" | "sdk-only";
   enforcementMode: EnforcementMode;
-  agent: { id: string; name?: string };
-  policy: PolicyDocument;
+  /**
+   * The agent this process acts as. With a gateway it may be undefined here: the API key names the
+   * agent (`GET /v1/whoami`), and a given id must match it.
+   */
+  agent: { id: string; name?: string } | undefined;
+  /** The shared gateway; undefined for the embedded gate. */
+  gateway: ResolvedGateway | undefined;
+  /** The policy (embedded only; a gateway holds its own). */
+  policy: PolicyDocument | undefined;
   /** Where the policy came from (file path or "inline"), for messages. */
   policySource: string;
   store: string;
@@ -56,6 +81,7 @@ const KNOWN_OPTIONS = new Set([
   "agent",
   "gatewayUrl",
   "apiKey",
+  "gatewayClient",
   "policy",
   "store",
   "adapters",
@@ -129,29 +155,8 @@ export function resolveOptions(
     throw new ConfigurationError("root", `root ${root} is not a directory`, { received: options.root });
   }
 
-  const agent = resolveAgent(options.agent, root, env);
-
-  if (options.gatewayUrl !== undefined) {
-    let url: URL;
-    try {
-      url = new URL(String(options.gatewayUrl));
-    } catch {
-      throw new ConfigurationError(
-        "gatewayUrl",
-        `gatewayUrl ${JSON.stringify(options.gatewayUrl)} is not a URL; expected e.g. "http://127.0.0.1:7391"`,
-      );
-    }
-    if (url.protocol !== "http:" && url.protocol !== "https:") {
-      throw new ConfigurationError("gatewayUrl", `gatewayUrl must be http: or https:, got ${url.protocol}`);
-    }
-    throw new ConfigurationError(
-      "gatewayUrl",
-      "the shared gateway client is not yet available in this version; omit gatewayUrl to use the embedded gate",
-    );
-  }
-  if (options.apiKey !== undefined && typeof options.apiKey !== "string") {
-    throw new ConfigurationError("apiKey", "apiKey must be a string");
-  }
+  const gateway = resolveGateway(options, env);
+  const agent = resolveAgent(options.agent, root, env, gateway !== undefined);
 
   if (options.store !== undefined && (typeof options.store !== "string" || options.store === "")) {
     throw new ConfigurationError("store", 'store must be a SQLite file path or ":memory:"', {
@@ -164,17 +169,33 @@ export function resolveOptions(
       "the embedded gate stores to SQLite; PostgreSQL is for the shared gateway (aa gateway start --database postgres://...)",
     );
   }
+  if (gateway !== undefined) {
+    // Silently ignoring a local policy or store would let someone believe it is enforced here.
+    for (const option of ["policy", "store"] as const) {
+      if (options[option] !== undefined) {
+        throw new ConfigurationError(
+          option,
+          `${option} is set together with the gateway ${gateway.url}: with a gateway, the gateway holds the policy and the audit trail. Remove ${option} (from the code, aa.config.json or AA_${option.toUpperCase()}), or remove gatewayUrl / AA_GATEWAY_URL to use the embedded gate`,
+          { gatewayUrl: gateway.url },
+        );
+      }
+    }
+  }
   const store =
     options.store === ":memory:"
       ? ":memory:"
       : resolvePath(root, options.store ?? join(".aa", "assembly.db"));
 
   const adapters = resolveAdapters(options.adapters);
-  const { policy, policySource } = loadPolicy(options.policy, root);
+  const { policy, policySource } =
+    gateway === undefined
+      ? loadPolicy(options.policy, root)
+      : { policy: undefined, policySource: `gateway ${gateway.url}` };
   return {
     mode: "sdk-only" === mode ? "sdk-only" : "auto",
     enforcementMode,
     agent,
+    gateway,
     policy,
     policySource,
     store,
@@ -184,14 +205,86 @@ export function resolveOptions(
   };
 }
 
+function resolveGateway(options: AssemblyOptions, env: NodeJS.ProcessEnv): ResolvedGateway | undefined {
+  const rawUrl = options.gatewayUrl ?? (env.AA_GATEWAY_URL || undefined);
+  if (rawUrl === undefined) {
+    if (options.gatewayClient !== undefined) {
+      throw new ConfigurationError("gatewayClient", "gatewayClient applies to a gateway; set gatewayUrl too");
+    }
+    return undefined;
+  }
+  const source = options.gatewayUrl === undefined ? "AA_GATEWAY_URL" : "gatewayUrl";
+  let url: URL;
+  try {
+    url = new URL(String(rawUrl));
+  } catch {
+    throw new ConfigurationError(
+      "gatewayUrl",
+      `${source} ${JSON.stringify(rawUrl)} is not a URL; expected e.g. "http://127.0.0.1:7391"`,
+    );
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new ConfigurationError("gatewayUrl", `${source} must be http: or https:, got ${url.protocol}`);
+  }
+  if (options.apiKey !== undefined && typeof options.apiKey !== "string") {
+    throw new ConfigurationError("apiKey", "apiKey must be a string");
+  }
+  const apiKey = options.apiKey ?? (env.AA_API_KEY || undefined);
+  if (apiKey === undefined || apiKey === "") {
+    throw new ConfigurationError(
+      "apiKey",
+      `a gateway (${url.origin}) needs an API key: pass apiKey or set AA_API_KEY (create one with aa keys create --kind agent)`,
+    );
+  }
+  const client = options.gatewayClient;
+  if (client !== undefined && (client === null || typeof client !== "object")) {
+    throw new ConfigurationError(
+      "gatewayClient",
+      "gatewayClient must be { retryDelaysMs?: number[], requestTimeoutMs?: number }",
+    );
+  }
+  const delays = client?.retryDelaysMs;
+  if (
+    delays !== undefined &&
+    (!Array.isArray(delays) ||
+      delays.length > 10 ||
+      delays.some((d) => typeof d !== "number" || !Number.isFinite(d) || d < 0))
+  ) {
+    throw new ConfigurationError(
+      "gatewayClient",
+      "gatewayClient.retryDelaysMs must be at most 10 non-negative numbers of ms, e.g. [1000, 2000, 4000]",
+      { received: delays },
+    );
+  }
+  const timeout = client?.requestTimeoutMs;
+  if (timeout !== undefined && (typeof timeout !== "number" || !Number.isFinite(timeout) || timeout <= 0)) {
+    throw new ConfigurationError(
+      "gatewayClient",
+      "gatewayClient.requestTimeoutMs must be a positive number of ms",
+      {
+        received: timeout,
+      },
+    );
+  }
+  return {
+    url: url.href,
+    apiKey,
+    ...(delays === undefined ? {} : { retryDelaysMs: [...delays] }),
+    ...(timeout === undefined ? {} : { requestTimeoutMs: timeout }),
+  };
+}
+
 function resolveAgent(
   agent: AssemblyOptions["agent"],
   root: string,
   env: NodeJS.ProcessEnv,
-): { id: string; name?: string } {
+  remote: boolean,
+): { id: string; name?: string } | undefined {
   if (agent === undefined) {
     const fromEnv = env.AA_AGENT_ID;
     if (fromEnv) return { id: fromEnv };
+    // The gateway names the agent from its key; the host package name is only a local default.
+    if (remote) return undefined;
     const name = readHostName(root);
     if (name) return { id: name };
     throw new ConfigurationError("agent", 'no agent id: pass agent: { id: "my-bot" } or set AA_AGENT_ID');
