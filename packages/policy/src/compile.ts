@@ -5,6 +5,7 @@ import { hashPolicyDocument } from "./hash.js";
 import { type ConditionTest, compileConditionTest, HOLDS, UNDECIDED } from "./operators.js";
 import type {
   CompiledPolicy,
+  Condition,
   ConditionResult,
   Effect,
   EvaluationInput,
@@ -41,6 +42,12 @@ interface CompiledRule {
   readonly conditions: readonly CompiledCondition[];
   readonly approvalTimeoutMs: number | undefined;
   readonly quotedName: string;
+  /** `required_scopes` as `user.scopes has_scope <scope>` conditions; a failing one denies. */
+  readonly scopeConditions: readonly CompiledCondition[];
+  /** The rule cannot be decided without a user (`required_scopes`, or a `user.*` condition other than `exists`). */
+  readonly requiresUser: boolean;
+  /** Scope conditions then `when` conditions: the order their results are reported in. */
+  readonly reported: readonly CompiledCondition[];
 }
 
 interface RuleMatch {
@@ -56,21 +63,28 @@ interface Verdict {
   viaOtherwise: boolean;
 }
 
+function compileCondition(condition: Condition): CompiledCondition {
+  const hasValue = condition.value !== undefined;
+  return {
+    field: condition.field,
+    operator: condition.op,
+    expected: condition.op === "exists" && !hasValue ? true : condition.value,
+    lookup: compileFieldLookup(condition.field),
+    test: compileConditionTest(condition),
+    label:
+      condition.op === "exists"
+        ? `${condition.field} exists${condition.value === false ? " false" : ""}`
+        : `${condition.field} ${condition.op} ${safelyFormatValue(condition.value)}`,
+  };
+}
+
+const isUserField = (field: string) => field === "user" || field.startsWith("user.");
+
 function compileRule(rule: PolicyRule, order: number): CompiledRule {
-  const conditions = (rule.when ?? []).map((condition): CompiledCondition => {
-    const hasValue = condition.value !== undefined;
-    return {
-      field: condition.field,
-      operator: condition.op,
-      expected: condition.op === "exists" && !hasValue ? true : condition.value,
-      lookup: compileFieldLookup(condition.field),
-      test: compileConditionTest(condition),
-      label:
-        condition.op === "exists"
-          ? `${condition.field} exists${condition.value === false ? " false" : ""}`
-          : `${condition.field} ${condition.op} ${safelyFormatValue(condition.value)}`,
-    };
-  });
+  const conditions = (rule.when ?? []).map(compileCondition);
+  const scopeConditions = (rule.required_scopes ?? []).map((scope) =>
+    compileCondition({ field: "user.scopes", op: "has_scope", value: scope }),
+  );
   return {
     name: rule.name,
     order,
@@ -81,7 +95,18 @@ function compileRule(rule: PolicyRule, order: number): CompiledRule {
     approvalTimeoutMs:
       rule.approval?.timeout === undefined ? undefined : parseDuration(rule.approval.timeout),
     quotedName: JSON.stringify(rule.name),
+    scopeConditions,
+    reported: [...scopeConditions, ...conditions],
+    requiresUser:
+      scopeConditions.length > 0 ||
+      (rule.when ?? []).some((condition) => condition.op !== "exists" && isUserField(condition.field)),
   };
+}
+
+/** A user is known when `user` is an object with a non-empty string `id`. */
+function hasUser(input: EvaluationInput): boolean {
+  const user = Object.hasOwn(input, "user") ? input.user : undefined;
+  return typeof user === "object" && user !== null && typeof user.id === "string" && user.id !== "";
 }
 
 function previewActual(actual: unknown): unknown {
@@ -104,7 +129,7 @@ function explain(verdict: Verdict, conditions: ConditionResult[], lead: string):
   const parts: string[] = [];
   for (let i = from; i < to; i++) {
     const result = conditions[i] as ConditionResult;
-    const condition = rule.conditions[i - from] as CompiledCondition;
+    const condition = rule.reported[i - from] as CompiledCondition;
     if (viaOtherwise && !result.result) parts.push(describeCondition(condition, result, "failed"));
     else if (!viaOtherwise) parts.push(describeCondition(condition, result, "matched"));
   }
@@ -191,8 +216,37 @@ export function compilePolicy(document: PolicyDocument): CompiledPolicy {
     let deny: Verdict | undefined;
     let approval: Verdict | undefined;
     let allow: Verdict | undefined;
+    let unauthenticated: Verdict | undefined;
+    const userKnown = hasUser(input);
     for (const rule of match.rules) {
       const from = conditionsEvaluated.length;
+      if (rule.requiresUser && !userKnown) {
+        // Undecidable without a user: record why, and deny (fail closed) whatever the rule's effect.
+        conditionsEvaluated.push({
+          policy: rule.name,
+          field: "user.id",
+          operator: "exists",
+          expected: true,
+          actual: undefined,
+          result: false,
+        });
+        unauthenticated ??= { rule, from, to: conditionsEvaluated.length, viaOtherwise: true };
+        continue;
+      }
+      let scopesHeld = true;
+      for (const condition of rule.scopeConditions) {
+        const actual = condition.lookup(input);
+        const result = condition.test(actual) === HOLDS;
+        if (!result) scopesHeld = false;
+        conditionsEvaluated.push({
+          policy: rule.name,
+          field: condition.field,
+          operator: condition.operator,
+          expected: condition.expected,
+          actual: previewActual(actual),
+          result,
+        });
+      }
       let allHold = true;
       for (const condition of rule.conditions) {
         const actual = condition.lookup(input);
@@ -208,13 +262,24 @@ export function compilePolicy(document: PolicyDocument): CompiledPolicy {
           result,
         });
       }
-      const effect = allHold ? rule.effect : rule.otherwise;
+      // A user lacking a required scope is denied, whatever `otherwise` says: no reviewer grants a scope.
+      const effect = !scopesHeld ? "deny" : allHold ? rule.effect : rule.otherwise;
       if (effect === undefined) continue;
       const to = conditionsEvaluated.length;
       // Rules arrive in name order, so the first verdict of each effect is the lowest name.
-      if (effect === "deny") deny ??= { rule, from, to, viaOtherwise: !allHold };
+      if (effect === "deny") deny ??= { rule, from, to, viaOtherwise: !allHold || !scopesHeld };
       else if (effect === "require_approval") approval ??= { rule, from, to, viaOtherwise: !allHold };
       else allow ??= { rule, from, to, viaOtherwise: false };
+    }
+    if (unauthenticated !== undefined) {
+      return {
+        effect: "deny",
+        denialReason: "UNAUTHENTICATED",
+        policyName: unauthenticated.rule.name,
+        conditionsEvaluated,
+        matchedPolicies,
+        message: `denied: policy ${unauthenticated.rule.quotedName} needs the user the call is made for (required_scopes or user.* conditions), and the call names none; call it on behalf of a user (runAs / onBehalfOf)`,
+      };
     }
     if (deny !== undefined) {
       return {

@@ -1,5 +1,6 @@
 import { RE2JS } from "re2js";
 import { MISSING } from "./fields.js";
+import { hasPermission } from "./permissions.js";
 import type { Condition, Operator } from "./types.js";
 import { deepEqual, isScalar, type JsonType, jsonType } from "./values.js";
 
@@ -31,6 +32,7 @@ export const OPERATORS: readonly Operator[] = [
   "ends_with",
   "matches",
   "exists",
+  "has_scope",
 ];
 
 /** Longest string `matches` evaluates (1 MiB); longer inputs are UNDECIDED. */
@@ -159,6 +161,13 @@ export function compileConditionTest(condition: Condition): ConditionTest {
     case "exists": {
       const wanted = expected !== false;
       return (actual) => bool((actual !== MISSING) === wanted);
+    }
+    case "has_scope": {
+      const needed = expected as string;
+      return (actual) => {
+        if (!Array.isArray(actual)) return incomparable(actual);
+        return bool(hasPermission(actual as string[], needed));
+      };
     }
   }
 }

@@ -59,6 +59,7 @@ export function closestName(word: string, candidates: readonly string[]): string
 function knownKeysAt(path: readonly PathKey[]): readonly string[] {
   if (path.length === 0) return KNOWN_KEYS.document;
   if (path[0] === "redact") return KNOWN_KEYS.redact;
+  if (path[0] === "rate_limits") return path.length === 1 ? KNOWN_KEYS.rateLimits : KNOWN_KEYS.budget;
   if (path[0] === "budgets") {
     if (path.length === 1 || (path[1] === "agents" && path.length === 3)) return KNOWN_KEYS.budgets;
     return KNOWN_KEYS.budget;

@@ -3,18 +3,20 @@ import { parseDuration } from "./duration.js";
 import { describeInvalidField } from "./fields.js";
 import { describeInvalidGlob } from "./glob.js";
 import { compileSafeRegex, OPERATORS, parseIsoTimestamp } from "./operators.js";
+import { describeInvalidPermission } from "./permissions.js";
 import { parseRedactPath } from "./redact-path.js";
 import { describeInvalidJsonValue, isScalar } from "./values.js";
 
 /** Known keys per object kind, for "did you mean" hints on unknown keys. */
 export const KNOWN_KEYS = {
-  document: ["version", "default", "policies", "redact", "budgets"],
-  policy: ["name", "description", "action", "effect", "when", "otherwise", "approval"],
+  document: ["version", "default", "policies", "redact", "budgets", "rate_limits"],
+  policy: ["name", "description", "action", "effect", "when", "otherwise", "approval", "required_scopes"],
   condition: ["field", "op", "value"],
   approval: ["timeout"],
   redact: ["path", "mode"],
   budgets: ["calls", "tokens", "cost", "agents"],
   budget: ["limit", "window"],
+  rateLimits: ["user", "agent", "tenant"],
 } as const;
 
 const POLICY_NAME = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/;
@@ -71,6 +73,12 @@ function checkConditionValue(
       if (typeof value !== "string")
         fail(`${op} needs a string value`, `quote it: value: "${String(value)}"`);
       return;
+    case "has_scope": {
+      const problem = describeInvalidPermission(value);
+      if (problem !== undefined)
+        fail(`has_scope needs one permission: ${problem}`, 'write value: "flights:book"');
+      return;
+    }
     case "matches":
       if (typeof value !== "string") {
         fail("matches needs a regular expression as a string");
@@ -147,6 +155,18 @@ const policy = z
           { error: "must be an object such as { timeout: 8h }" },
         )
         .optional(),
+      required_scopes: z
+        .array(
+          z
+            .string({ error: "must be a permission string such as flights:book" })
+            .superRefine((value, ctx) => {
+              const problem = describeInvalidPermission(value);
+              if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
+            }),
+          { error: "must be a list of permissions, e.g. [flights:book, tools.read]" },
+        )
+        .min(1, { error: "must list at least one permission (or leave required_scopes out)" })
+        .optional(),
     },
     { error: "each policy must be an object with name, action and effect" },
   )
@@ -161,6 +181,16 @@ const policy = z
         path: ["approval"],
         message: "approval only applies to a policy that can require approval",
         params: { hint: "set effect: require_approval or otherwise: require_approval, or remove approval" },
+      });
+    }
+    if (value.required_scopes !== undefined && value.effect === "deny") {
+      ctx.addIssue({
+        code: "custom",
+        path: ["required_scopes"],
+        message: "required_scopes only applies to allow and require_approval policies",
+        params: {
+          hint: "write an allow policy with required_scopes: calls of users lacking them are denied",
+        },
       });
     }
     if (value.otherwise !== undefined && (value.when === undefined || value.when.length === 0)) {
@@ -233,6 +263,28 @@ const budgets = z.strictObject(
   { error: "budgets must be an object { calls?, tokens?, cost?, agents? }" },
 );
 
+function rateLimitRule(kind: "user" | "agent" | "tenant") {
+  return z.strictObject(
+    {
+      limit: z
+        .number({ error: "must be a whole number of at least 1" })
+        .int({ error: "must be a whole number" })
+        .min(1, { error: "must be at least 1 (to forbid calls, write a deny policy)" }),
+      window: duration,
+    },
+    { error: `the ${kind} rate limit must be an object { limit, window }, e.g. { limit: 60, window: 1m }` },
+  );
+}
+
+const rateLimits = z.strictObject(
+  {
+    user: rateLimitRule("user").optional(),
+    agent: rateLimitRule("agent").optional(),
+    tenant: rateLimitRule("tenant").optional(),
+  },
+  { error: "rate_limits must be an object { user?, agent?, tenant? }" },
+);
+
 export const policyDocumentSchema = z.strictObject(
   {
     version: z.literal(1, { error: "must be 1" }),
@@ -253,6 +305,7 @@ export const policyDocumentSchema = z.strictObject(
     policies: z.array(policy, { error: "must be a list of policies" }),
     redact: z.array(redactRule, { error: "must be a list of { path, mode } rules" }).optional(),
     budgets: budgets.optional(),
+    rate_limits: rateLimits.optional(),
   },
   { error: "a policy document must be an object with version, default and policies" },
 );

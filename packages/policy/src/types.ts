@@ -17,7 +17,9 @@ export type Operator =
   | "starts_with"
   | "ends_with"
   | "matches"
-  | "exists";
+  | "exists"
+  /** `user.scopes has_scope flights:book`: a list of granted permissions covers the value (wildcards, see `permissionMatches`). */
+  | "has_scope";
 
 /** What a matching policy asks for. */
 export type Effect = "allow" | "deny" | "require_approval";
@@ -41,6 +43,12 @@ export interface PolicyRule {
   otherwise?: "deny" | "require_approval";
   /** For require_approval: how long an approval may stay pending (e.g. "8h", "15m", "30s"). */
   approval?: { timeout?: string };
+  /**
+   * Permissions the calling user must hold (`user.scopes`, wildcards allowed there) for the rule to
+   * allow or hold the call. A user lacking one is denied (`CONDITIONS_DENIED`); a call with no user
+   * is denied `UNAUTHENTICATED`. Only on allow and require_approval rules.
+   */
+  required_scopes?: string[];
 }
 
 export type RedactMode = "mask" | "hash" | "drop";
@@ -69,6 +77,23 @@ export interface PolicyBudgets {
   agents?: Record<string, { calls?: BudgetRule; tokens?: BudgetRule; cost?: BudgetRule }>;
 }
 
+/** One rate limit in a policy file: at most `limit` calls per `window` (a duration such as "1m"). */
+export interface RateLimitRule {
+  limit: number;
+  window: string;
+}
+
+/**
+ * Rate limits (`rate_limits:` in a policy file; see docs/identity.md): calls admitted per user, per
+ * agent and per tenant in each window. A user's limit counts the calls of every agent and sub-agent
+ * acting for that user.
+ */
+export interface PolicyRateLimits {
+  user?: RateLimitRule;
+  agent?: RateLimitRule;
+  tenant?: RateLimitRule;
+}
+
 /** A validated policy document (`aa.policy.yaml`). */
 export interface PolicyDocument {
   version: 1;
@@ -78,6 +103,17 @@ export interface PolicyDocument {
   redact: RedactRule[];
   /** Per-agent budgets; absent when the file has no `budgets:` section. */
   budgets?: PolicyBudgets;
+  /** Rate limits per user, agent and tenant; absent when the file has no `rate_limits:` section. */
+  rate_limits?: PolicyRateLimits;
+}
+
+/** The end user a call is made for, as policies see it (`user.id`, `user.email`, `user.tenant`, `user.scopes`). */
+export interface EvaluationUser {
+  id: string;
+  email?: string;
+  tenant?: string;
+  scopes?: string[];
+  [k: string]: unknown;
 }
 
 /** What the evaluator sees for one call. Fields are reached as `args.*`, `metadata.*`, `agent.*`, `tool.*`, `data_accessed`, `user.*`. */
@@ -88,7 +124,8 @@ export interface EvaluationInput {
   agent?: { id: string; depth?: number; parent?: string | null; [k: string]: unknown };
   tool?: { name?: string; framework?: string; mcpServer?: string; [k: string]: unknown };
   dataAccessed?: unknown;
-  user?: Record<string, unknown>;
+  /** The end user the call is made for; absent (or without a string `id`) means no user is known. */
+  user?: EvaluationUser | null;
 }
 
 /** The result of one condition, so an agent (and an auditor) can see exactly why. */
@@ -102,7 +139,8 @@ export interface ConditionResult {
   result: boolean;
 }
 
-export type DenialReason = "CONDITIONS_DENIED" | "NO_MATCHING_POLICY";
+/** `UNAUTHENTICATED`: a matching rule needs a user (`required_scopes` or a `user.*` condition) and the call has none. */
+export type DenialReason = "CONDITIONS_DENIED" | "NO_MATCHING_POLICY" | "UNAUTHENTICATED";
 
 /** The policy's answer for one call. Never throws: an evaluation error yields `deny`. */
 export interface PolicyDecision {

@@ -142,7 +142,7 @@ describe("field lookup", () => {
       agent: { id: "bot", depth: 3 },
       tool: { name: "t", mcpServer: "files" },
       dataAccessed: ["pii"],
-      user: { email: "a@b.c" },
+      user: { id: "u1", email: "a@b.c" },
     };
     const expectHolds = (field: string, value: unknown) =>
       expect(conditionResult({ field, op: "eq", value }, input)?.result, field).toBe(true);
