@@ -1,0 +1,581 @@
+/**
+ * The gateway: the wire contract v1 (packages/wire-contract/openapi.yaml) over one engine per org.
+ * Fastify validates bodies against the JSON schemas in ./schemas.ts (the same ones the OpenAPI
+ * file names), so malformed JSON, a wrong type or an unknown field never reaches the engine.
+ */
+import { PassThrough } from "node:stream";
+import type { ActionResult, Approval, DecisionEngine, DecisionRequest, EngineEventType } from "@aa/engine";
+import { ENGINE_EVENT_TYPES, EngineError } from "@aa/engine";
+import {
+  type CompiledPolicy,
+  hashPolicyDocument,
+  type PolicyDocument,
+  PolicyValidationError,
+  validatePolicy,
+} from "@aa/policy";
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import { EnginePool, type SharedEngineOptions } from "./engines.js";
+import { GatewayError, toWireError } from "./errors.js";
+import {
+  type DatabaseLocation,
+  engineStoreFor,
+  type GatewayStore,
+  openGatewayStore,
+  parseDatabase,
+} from "./gateway-store.js";
+import { createKey, KeyVerifier, keyInfo, type Principal } from "./keys.js";
+import * as schemas from "./schemas.js";
+import { type EventStreams, serveEvents } from "./sse.js";
+
+/** Options of {@link createGateway}. */
+export interface GatewayOptions {
+  /** The policy every org enforces until an admin replaces it (`PUT /v1/policies`). */
+  policy: CompiledPolicy | PolicyDocument;
+  /** `sqlite:<file>` (or a file path), a `postgres://` URL, or `:memory:`. Default `sqlite:.aa/assembly.db`. */
+  database?: string;
+  /** Largest accepted request body in bytes (413 above). Default 1 MiB. */
+  bodyLimit?: number;
+  /** How long a verified key is trusted without re-reading the store, in ms. Default 1000. */
+  keyCacheMs?: number;
+  /** Settings for every org's engine (checkpoint interval, circuit breaker, budgets, ...). */
+  engine?: SharedEngineOptions;
+  /** Fastify's logger (off by default). Keys are never logged: the request serializer omits headers. */
+  logger?: boolean;
+}
+
+/** A running (or ready to listen) gateway. */
+export interface Gateway {
+  /** The Fastify instance (for `inject` in tests). */
+  readonly app: FastifyInstance;
+  /** Keys and policies beside the audit store (used by `aa keys`). */
+  readonly store: GatewayStore;
+  readonly database: DatabaseLocation;
+  /** Starts listening; resolves to the base URL (`http://host:port`). */
+  listen(options?: { port?: number; host?: string }): Promise<string>;
+  /** Stops accepting requests, ends event streams, waits for in-flight requests, closes every engine. */
+  close(): Promise<void>;
+}
+
+const DEFAULT_BODY_LIMIT = 1024 * 1024;
+const DEFAULT_WAIT_MS = 25_000;
+const MAX_WAIT_MS = 30_000;
+
+type Role = "agent" | "operator" | "admin";
+
+declare module "fastify" {
+  interface FastifyRequest {
+    principal?: Principal;
+  }
+}
+
+/** Builds a gateway over `options.database`; call `listen()` to serve it. */
+export async function createGateway(options: GatewayOptions): Promise<Gateway> {
+  if (options === null || typeof options !== "object" || options.policy === undefined) {
+    throw new GatewayError("INVALID_OPTIONS", 400, "createGateway(options) needs a `policy`", {
+      option: "policy",
+    });
+  }
+  const database = parseDatabase(options.database ?? "sqlite:.aa/assembly.db");
+  const store = await openGatewayStore(database);
+  const pool = new EnginePool(engineStoreFor(database), store, options.policy, options.engine ?? {});
+  const keys = new KeyVerifier(store, options.keyCacheMs ?? 1000);
+  const streams: EventStreams = new Set();
+
+  const app = Fastify({
+    logger: options.logger
+      ? { serializers: { req: (req) => ({ method: req.method, url: req.url }) } }
+      : false,
+    bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    // Strict bodies: an unknown field or a wrong type is an error, never silently dropped or coerced.
+    ajv: {
+      customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false },
+    },
+    return503OnClosing: true,
+  });
+
+  app.setErrorHandler((error, _request, reply) => {
+    const wire = toWireError(error);
+    if (wire.status === 503) void reply.header("retry-after", "1");
+    if (wire.status >= 500 && wire.body.error.code === "INTERNAL") app.log.error(error);
+    return reply.code(wire.status).send(wire.body);
+  });
+  app.setNotFoundHandler((request, reply) => {
+    return reply.code(404).send({
+      error: {
+        code: "NOT_FOUND",
+        message: `No route ${request.method} ${request.url.split("?")[0]}; see the gateway's OpenAPI file for the routes under /v1`,
+      },
+    });
+  });
+
+  // ------------------------------------------------------------------ helpers
+
+  async function authenticate(request: FastifyRequest, ...roles: Role[]): Promise<Principal> {
+    const principal = await keys.verify(request.headers.authorization);
+    request.principal = principal;
+    if (!roles.includes(principal.kind)) {
+      throw new GatewayError(
+        "FORBIDDEN",
+        403,
+        `${principal.kind === "agent" ? "An agent" : principal.kind === "admin" ? "An admin" : "An operator"} key may not do this; it needs a key of kind ${roles.join(" or ")}`,
+        { role: principal.kind, allowed: roles },
+      );
+    }
+    return principal;
+  }
+
+  const operatorRoles: Role[] = ["operator", "admin"];
+  const anyRole: Role[] = ["agent", "operator", "admin"];
+
+  /** Agents see only their own approvals; another agent's is 403 (it exists, but is not theirs). */
+  function assertOwnApproval(principal: Principal, approval: Approval): void {
+    if (principal.kind === "agent" && approval.agentId !== principal.agentId) {
+      throw new GatewayError(
+        "FORBIDDEN",
+        403,
+        `Approval ${approval.id} belongs to another agent; only it or an operator may see it`,
+        { approvalId: approval.id },
+      );
+    }
+  }
+
+  async function findApproval(engine: DecisionEngine, id: string): Promise<Approval> {
+    const approval = await engine.getApproval(id);
+    if (!approval) {
+      throw new GatewayError("APPROVAL_NOT_FOUND", 404, `No approval with id ${id} in this organisation`, {
+        approvalId: id,
+      });
+    }
+    return approval;
+  }
+
+  // ------------------------------------------------------------------ routes
+
+  await app.register(
+    async (v1) => {
+      v1.get("/health", async () => ({ status: "ok" }));
+
+      v1.get("/ready", async (_request, reply) => {
+        try {
+          await store.ping();
+        } catch (cause) {
+          throw new GatewayError(
+            "GATE_UNAVAILABLE",
+            503,
+            "The gateway's database does not answer; the gateway cannot decide until it does",
+            { store: database.kind },
+            { cause },
+          );
+        }
+        return reply.send({ status: "ready", store: database.kind });
+      });
+
+      v1.get("/jwks.json", async () => {
+        const orgs = new Set((await store.listKeys()).map((k) => k.orgId));
+        const engines = await Promise.all([...orgs].sort().map((org) => pool.get(org)));
+        return { keys: engines.flatMap((engine) => engine.jwks().keys) };
+      });
+
+      v1.get("/whoami", async (request) => {
+        const principal = await authenticate(request, ...anyRole);
+        const engine = await pool.get(principal.orgId);
+        const out: Record<string, unknown> = {
+          orgId: principal.orgId,
+          role: principal.kind,
+          keyId: principal.keyId,
+          policyHash: engine.policyHash,
+        };
+        if (principal.agentId !== undefined) {
+          const state = engine.agentState(principal.agentId);
+          out.agentId = principal.agentId;
+          out.cbState = state.cbState;
+          out.contained = state.contained;
+        }
+        return out;
+      });
+
+      // -------------------------------------------------------------- actions
+
+      v1.post("/actions", { schema: { body: schemas.ActionRequest } }, async (request) => {
+        const principal = await authenticate(request, "agent");
+        if (request.headers["aa-delegation"] !== undefined) {
+          throw new GatewayError(
+            "DELEGATION_UNSUPPORTED",
+            400,
+            "This gateway does not accept delegation tokens yet; send the call with the delegated agent's own key",
+          );
+        }
+        const engine = await pool.get(principal.orgId);
+        const body = request.body as Omit<DecisionRequest, "agent">;
+        return engine.decide({ ...body, agent: { id: principal.agentId! } });
+      });
+
+      // -------------------------------------------------------------- approvals
+
+      v1.get("/approvals", async (request) => {
+        const principal = await authenticate(request, ...anyRole);
+        const { state } = request.query as { state?: string };
+        if (state !== undefined && !["pending", "approved", "denied", "expired"].includes(state)) {
+          throw new GatewayError(
+            "INVALID_QUERY",
+            400,
+            "state must be one of pending, approved, denied, expired",
+            { field: "state" },
+          );
+        }
+        const engine = await pool.get(principal.orgId);
+        const all = await engine.listApprovals(
+          state === undefined ? {} : { state: state as Approval["state"] },
+        );
+        const approvals =
+          principal.kind === "agent" ? all.filter((a) => a.agentId === principal.agentId) : all;
+        return { approvals };
+      });
+
+      v1.get("/approvals/:approvalId", async (request) => {
+        const principal = await authenticate(request, ...anyRole);
+        const engine = await pool.get(principal.orgId);
+        const approval = await findApproval(engine, (request.params as { approvalId: string }).approvalId);
+        assertOwnApproval(principal, approval);
+        return approval;
+      });
+
+      v1.get("/approvals/:approvalId/wait", async (request) => {
+        const principal = await authenticate(request, ...anyRole);
+        const timeoutMs = intQuery(request, "timeoutMs", 0, MAX_WAIT_MS) ?? DEFAULT_WAIT_MS;
+        const engine = await pool.get(principal.orgId);
+        const id = (request.params as { approvalId: string }).approvalId;
+        const approval = await findApproval(engine, id);
+        assertOwnApproval(principal, approval);
+        if (approval.state !== "pending") return approval;
+        const gone = new AbortController();
+        const onClose = () => gone.abort();
+        request.raw.once("close", onClose);
+        try {
+          return await engine.awaitApproval(id, { timeoutMs, signal: gone.signal });
+        } catch (error) {
+          if (error instanceof EngineError && error.code === "APPROVAL_WAIT_TIMEOUT") {
+            return findApproval(engine, id);
+          }
+          throw error;
+        } finally {
+          request.raw.off("close", onClose);
+        }
+      });
+
+      v1.post(
+        "/approvals/:approvalId/approve",
+        { schema: { body: schemas.ApproveRequest }, preValidation: optionalBody },
+        async (request) => {
+          const principal = await authenticate(request, ...operatorRoles);
+          const engine = await pool.get(principal.orgId);
+          const { reason } = (request.body ?? {}) as { reason?: string };
+          return engine.approve(
+            (request.params as { approvalId: string }).approvalId,
+            principal.reviewer,
+            reason,
+          );
+        },
+      );
+
+      v1.post("/approvals/:approvalId/deny", { schema: { body: schemas.DenyRequest } }, async (request) => {
+        const principal = await authenticate(request, ...operatorRoles);
+        const engine = await pool.get(principal.orgId);
+        const { reason } = request.body as { reason: string };
+        return engine.deny((request.params as { approvalId: string }).approvalId, principal.reviewer, reason);
+      });
+
+      v1.post(
+        "/approvals/:approvalId/release",
+        { schema: { body: schemas.EmptyRequest }, preValidation: optionalBody },
+        async (request): Promise<ActionResult> => {
+          const principal = await authenticate(request, "agent");
+          const engine = await pool.get(principal.orgId);
+          const id = (request.params as { approvalId: string }).approvalId;
+          assertOwnApproval(principal, await findApproval(engine, id));
+          return engine.releaseApproval(id, principal.agentId!);
+        },
+      );
+
+      // -------------------------------------------------------------- audit
+
+      v1.get("/audit", async (request) => {
+        const principal = await authenticate(request, ...anyRole);
+        const query = request.query as { cursor?: string; actionType?: string };
+        const limit = intQuery(request, "limit", 1, 1000);
+        const engine = await pool.get(principal.orgId);
+        const page = await engine.audit({
+          ...(query.cursor !== undefined ? { cursor: query.cursor } : {}),
+          ...(query.actionType !== undefined ? { actionType: query.actionType } : {}),
+          ...(limit !== undefined ? { limit } : {}),
+        });
+        if (principal.kind !== "agent") return page;
+        // An agent's pages hold only its own records (a page may be shorter than `limit`).
+        return { ...page, items: page.items.filter((item) => item.agent === principal.agentId) };
+      });
+
+      v1.get("/audit/verify", async (request) => {
+        const principal = await authenticate(request, ...operatorRoles);
+        return (await pool.get(principal.orgId)).verify();
+      });
+
+      v1.get("/audit/export", async (request, reply) => {
+        const principal = await authenticate(request, ...operatorRoles);
+        const engine = await pool.get(principal.orgId);
+        const body = new PassThrough();
+        void reply.header("content-type", "application/x-ndjson").send(body);
+        engine.exportAudit(body).then(
+          () => body.end(),
+          (error: unknown) => body.destroy(error as Error),
+        );
+        return reply;
+      });
+
+      v1.post(
+        "/audit/:auditEventId/outcome",
+        { schema: { body: schemas.OutcomeRequest } },
+        async (request, reply) => {
+          const principal = await authenticate(request, ...anyRole);
+          if (principal.kind !== "agent") {
+            throw new GatewayError(
+              "FORBIDDEN",
+              403,
+              "Only the agent that made the call may report its outcome; use that agent's key",
+            );
+          }
+          const engine = await pool.get(principal.orgId);
+          const auditEventId = (request.params as { auditEventId: string }).auditEventId;
+          await engine.report(
+            auditEventId,
+            request.body as { status: "success" | "failure" | "partial" },
+            principal.agentId!,
+          );
+          return reply.code(201).send({ auditEventId });
+        },
+      );
+
+      v1.get("/receipts/:auditEventId", async (request) => {
+        const principal = await authenticate(request, ...anyRole);
+        const engine = await pool.get(principal.orgId);
+        const auditEventId = (request.params as { auditEventId: string }).auditEventId;
+        const receipt = await engine.receipt(auditEventId);
+        if (principal.kind === "agent" && receiptAgent(receipt) !== principal.agentId) {
+          throw new GatewayError(
+            "FORBIDDEN",
+            403,
+            "This receipt is another agent's; only that agent or an operator may read it",
+            { auditEventId },
+          );
+        }
+        return { receipt };
+      });
+
+      // -------------------------------------------------------------- policies, posture, agents
+
+      v1.get("/policies", async (request) => {
+        const principal = await authenticate(request, ...anyRole);
+        const engine = await pool.get(principal.orgId);
+        const stored = await store.getPolicy(principal.orgId);
+        const policy =
+          stored?.policy ?? (options.policy as CompiledPolicy).document ?? (options.policy as PolicyDocument);
+        return { policyHash: engine.policyHash, policy };
+      });
+
+      v1.put("/policies", { schema: { body: schemas.PolicyRequest } }, async (request) => {
+        const principal = await authenticate(request, "admin");
+        let document: PolicyDocument;
+        try {
+          document = validatePolicy((request.body as { policy: unknown }).policy, {
+            source: "PUT /v1/policies",
+          });
+        } catch (error) {
+          if (error instanceof PolicyValidationError) {
+            throw new GatewayError("INVALID_POLICY", 400, error.message, { issues: error.issues });
+          }
+          throw error;
+        }
+        const engine = await pool.get(principal.orgId);
+        await engine.setPolicy(document, principal.reviewer);
+        await store.putPolicy({
+          orgId: principal.orgId,
+          policy: document,
+          policyHash: hashPolicyDocument(document),
+          updatedAt: new Date().toISOString(),
+          updatedBy: principal.reviewer,
+        });
+        return { policyHash: engine.policyHash };
+      });
+
+      v1.get("/posture", async (request) => {
+        const principal = await authenticate(request, ...operatorRoles);
+        return (await pool.get(principal.orgId)).posture();
+      });
+
+      v1.get("/agents", async (request) => {
+        const principal = await authenticate(request, ...operatorRoles);
+        return { agents: await (await pool.get(principal.orgId)).listAgentControls() };
+      });
+
+      v1.post("/agents/:agentId/contain", { schema: { body: schemas.ReasonRequest } }, async (request) => {
+        const principal = await authenticate(request, ...operatorRoles);
+        const { reason } = request.body as { reason: string };
+        return (await pool.get(principal.orgId)).contain(
+          (request.params as { agentId: string }).agentId,
+          principal.reviewer,
+          reason,
+        );
+      });
+
+      v1.post("/agents/:agentId/release", { schema: { body: schemas.ReasonRequest } }, async (request) => {
+        const principal = await authenticate(request, ...operatorRoles);
+        const { reason } = request.body as { reason: string };
+        return (await pool.get(principal.orgId)).release(
+          (request.params as { agentId: string }).agentId,
+          principal.reviewer,
+          reason,
+        );
+      });
+
+      // -------------------------------------------------------------- events
+
+      v1.get("/events", async (request, reply) => {
+        const principal = await authenticate(request, ...anyRole);
+        const query = request.query as { events?: string; agent?: string };
+        const events = listQuery(query.events);
+        for (const type of events ?? []) {
+          if (!(ENGINE_EVENT_TYPES as readonly string[]).includes(type)) {
+            throw new GatewayError(
+              "INVALID_QUERY",
+              400,
+              `Unknown event type "${type}"; known types: ${ENGINE_EVENT_TYPES.join(", ")}`,
+              { field: "events" },
+            );
+          }
+        }
+        let agents = listQuery(query.agent);
+        if (principal.kind === "agent") {
+          if (agents?.some((a) => a !== principal.agentId)) {
+            throw new GatewayError(
+              "FORBIDDEN",
+              403,
+              "An agent key sees only its own agent's events; drop the agent filter or use an operator key",
+            );
+          }
+          agents = [principal.agentId!];
+        }
+        const after = resumePoint(request);
+        const engine = await pool.get(principal.orgId);
+        await serveEvents(engine, request, reply, streams, {
+          ...(events ? { events: events as EngineEventType[] } : {}),
+          ...(agents ? { agentFilter: agents } : {}),
+          ...(after !== undefined ? { after } : {}),
+        });
+      });
+
+      // -------------------------------------------------------------- keys
+
+      v1.get("/keys", async (request) => {
+        const principal = await authenticate(request, "admin");
+        return { keys: (await store.listKeys(principal.orgId)).map(keyInfo) };
+      });
+
+      v1.post("/keys", { schema: { body: schemas.CreateKeyRequest } }, async (request, reply) => {
+        const principal = await authenticate(request, "admin");
+        const body = request.body as { kind: Role; agentId?: string; name?: string };
+        const created = await createKey(store, { ...body, orgId: principal.orgId });
+        return reply.code(201).send(created);
+      });
+
+      v1.delete("/keys/:keyId", async (request) => {
+        const principal = await authenticate(request, "admin");
+        const id = (request.params as { keyId: string }).keyId;
+        const existing = await store.getKey(id);
+        if (!existing || existing.orgId !== principal.orgId) {
+          throw new GatewayError("KEY_NOT_FOUND", 404, `No API key ${id} in this organisation`, {
+            keyId: id,
+          });
+        }
+        const revoked = await store.revokeKey(id, new Date().toISOString());
+        keys.forget(id);
+        return keyInfo(revoked!);
+      });
+    },
+    { prefix: "/v1" },
+  );
+
+  app.addHook("preClose", async () => {
+    for (const end of streams) end();
+  });
+
+  let closed = false;
+  return {
+    app,
+    store,
+    database,
+    async listen(listenOptions = {}) {
+      return app.listen({ port: listenOptions.port ?? 7391, host: listenOptions.host ?? "127.0.0.1" });
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      const problems: unknown[] = [];
+      await app.close().catch((error: unknown) => problems.push(error));
+      await pool.close().catch((error: unknown) => problems.push(error));
+      await store.close().catch((error: unknown) => problems.push(error));
+      if (problems.length > 0) throw new AggregateError(problems, "the gateway did not close cleanly");
+    },
+  };
+}
+
+/** Routes whose body is optional: no body at all is validated as `{}`. */
+async function optionalBody(request: FastifyRequest): Promise<void> {
+  if (request.body === undefined || request.body === null) request.body = {};
+}
+
+function intQuery(request: FastifyRequest, name: string, min: number, max: number): number | undefined {
+  const raw = (request.query as Record<string, unknown>)[name];
+  if (raw === undefined) return undefined;
+  const value = typeof raw === "string" && /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw new GatewayError("INVALID_QUERY", 400, `${name} must be an integer from ${min} to ${max}`, {
+      field: name,
+    });
+  }
+  return value;
+}
+
+function listQuery(raw: string | undefined): string[] | undefined {
+  if (raw === undefined) return undefined;
+  const items = raw
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
+  return items.length > 0 ? items : undefined;
+}
+
+/** `Last-Event-ID` (sent by EventSource on reconnect) wins over `?after=`. */
+function resumePoint(request: FastifyRequest): number | undefined {
+  const header = request.headers["last-event-id"];
+  if (typeof header === "string" && header !== "") {
+    if (!/^\d+$/.test(header)) {
+      throw new GatewayError("INVALID_QUERY", 400, "Last-Event-ID must be the seq of an event (an integer)", {
+        field: "Last-Event-ID",
+      });
+    }
+    return Number(header);
+  }
+  return intQuery(request, "after", 0, Number.MAX_SAFE_INTEGER);
+}
+
+/** The agent a receipt was issued to (its payload is ours: signed by this engine). */
+function receiptAgent(receipt: string): string | undefined {
+  const payload = receipt.split(".")[1];
+  if (payload === undefined) return undefined;
+  try {
+    return (JSON.parse(Buffer.from(payload, "base64url").toString("utf8")) as { agentId?: string }).agentId;
+  } catch {
+    return undefined;
+  }
+}
+
+export type { FastifyReply };

@@ -1,0 +1,58 @@
+/**
+ * Server-sent events over `engine.subscribe`: `id: <seq>` so a reconnecting EventSource resumes
+ * exactly (Last-Event-ID), one `event:` per engine event type, and a keep-alive comment so proxies
+ * do not cut an idle stream.
+ */
+import type { DecisionEngine, EngineEvent, SubscribeOptions } from "@aa/engine";
+import type { FastifyReply, FastifyRequest } from "fastify";
+
+/** Open streams' terminators, ended when the gateway closes. */
+export type EventStreams = Set<() => void>;
+
+const KEEP_ALIVE_MS = 15_000;
+
+export async function serveEvents(
+  engine: DecisionEngine,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  streams: EventStreams,
+  options: SubscribeOptions,
+): Promise<void> {
+  const raw = reply.raw;
+  let ended = false;
+  let headersSent = false;
+  const early: string[] = [];
+  let subscription: { unsubscribe(): void } | undefined;
+  let keepAlive: NodeJS.Timeout | undefined;
+  const end = () => {
+    if (ended) return;
+    ended = true;
+    clearInterval(keepAlive);
+    subscription?.unsubscribe();
+    streams.delete(end);
+    raw.end();
+  };
+  const send = (frame: string) => {
+    if (ended) return;
+    if (headersSent) raw.write(frame);
+    else early.push(frame);
+  };
+  // Subscribe before answering, so a bad option is still a JSON error with a status.
+  subscription = await engine.subscribe((event: EngineEvent) => {
+    send(`id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
+  }, options);
+  reply.hijack();
+  raw.writeHead(200, {
+    "content-type": "text/event-stream; charset=utf-8",
+    "cache-control": "no-cache, no-transform",
+    connection: "keep-alive",
+    "x-accel-buffering": "no",
+  });
+  raw.write(": connected\n\n");
+  headersSent = true;
+  for (const frame of early.splice(0)) raw.write(frame);
+  keepAlive = setInterval(() => raw.write(": keep-alive\n\n"), KEEP_ALIVE_MS);
+  keepAlive.unref();
+  streams.add(end);
+  request.raw.once("close", end);
+}

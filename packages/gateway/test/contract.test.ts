@@ -1,0 +1,71 @@
+import { describe, expect, it } from "vitest";
+import { PolicyRequest, REQUEST_SCHEMAS } from "../src/schemas.js";
+import { contractProblems, deref, openapi } from "./contract.js";
+import { matchValue } from "./replay.js";
+
+describe("the gateway's request schemas are the OpenAPI file's", () => {
+  const named = [
+    "ActionRequest",
+    "ApproveRequest",
+    "DenyRequest",
+    "ReasonRequest",
+    "OutcomeRequest",
+    "CreateKeyRequest",
+  ] as const;
+  for (const name of named) {
+    it(`${name} is the same schema on both sides`, () => {
+      expect(deref(openapi.components.schemas[name])).toEqual(REQUEST_SCHEMAS[name]);
+    });
+  }
+  it("PUT /policies takes the same body", () => {
+    expect(deref(openapi.paths["/policies"].put.requestBody.content["application/json"].schema)).toEqual(
+      PolicyRequest,
+    );
+  });
+});
+
+describe("response validation against the OpenAPI file", () => {
+  it("accepts a conforming ActionResult and names what is wrong in another", () => {
+    const ok = { status: "executed", auditEventId: "x", conditionsEvaluated: [] };
+    expect(contractProblems("POST", "/v1/actions", 200, ok)).toEqual([]);
+    const problems = contractProblems("POST", "/v1/actions", 200, { ...ok, status: "maybe", extra: 1 });
+    expect(problems.join("\n")).toMatch(/status/);
+    expect(problems.join("\n")).toMatch(/additional/);
+  });
+  it("requires the error shape for errors and a described status", () => {
+    expect(
+      contractProblems("GET", "/v1/whoami", 401, { error: { code: "UNAUTHENTICATED", message: "m" } }),
+    ).toEqual([]);
+    expect(contractProblems("GET", "/v1/whoami", 401, { message: "m" })).not.toEqual([]);
+    expect(contractProblems("GET", "/v1/health", 418, {})).toEqual([
+      "GET /health does not describe status 418",
+    ]);
+  });
+});
+
+describe("placeholder matching (the fixture README's rules)", () => {
+  it("binds a name on first use and requires the same value later", () => {
+    const bound = new Map<string, unknown>();
+    expect(matchValue({ id: "<approval1>" }, { id: "apr_a" }, bound, "r")).toEqual([]);
+    expect(bound.get("approval1")).toBe("apr_a");
+    expect(matchValue("<approval1>", "apr_b", bound, "r")).toHaveLength(1);
+  });
+  it("matches placeholders inside text and never binds <time> or <any>", () => {
+    const bound = new Map<string, unknown>([["approval1", "apr_a"]]);
+    expect(
+      matchValue(
+        "Approval <approval1> expires <time>",
+        "Approval apr_a expires 2026-01-01T00:00:00Z",
+        bound,
+        "r",
+      ),
+    ).toEqual([]);
+    expect(matchValue("Approval <approval1> expires", "Approval apr_b expires", bound, "r")).toHaveLength(1);
+    expect(matchValue(["<time>", "<time>"], ["a", "b"], bound, "r")).toEqual([]);
+    expect(bound.has("time")).toBe(false);
+  });
+  it("reports missing, unexpected and different fields", () => {
+    const problems = matchValue({ a: 1, b: 2 }, { a: 1, c: 3 }, new Map(), "r");
+    expect(problems).toEqual(["r.b: undefined instead of 2", "r.c: unexpected field (3)"]);
+  });
+});
