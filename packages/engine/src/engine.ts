@@ -24,7 +24,7 @@ import {
   snapshotConditions,
 } from "./decision-results.js";
 import { approvalNotFound, closedError, EngineError, invalid, reusedKey, storeFailure } from "./errors.js";
-import { EventHub } from "./events.js";
+import { DEFAULT_EVENTS_POLL_MS, EventHub } from "./events.js";
 import { exportAuditTo } from "./export.js";
 import { nowWithIso, uuidv7 } from "./ids.js";
 import { hashOutcomeMessage, signReceipt } from "./receipts/receipt.js";
@@ -36,6 +36,7 @@ import type {
   ApprovalRow,
   AuditStore,
   Checkpoint,
+  StoreChange,
   StoredEvent,
   StoredKeys,
   StoreEffect,
@@ -136,6 +137,12 @@ export async function openEngine(options: EngineOptions): Promise<DecisionEngine
         option: "controlsRefreshMs",
       });
     }
+    const eventsPollMs = options.eventsPollMs ?? DEFAULT_EVENTS_POLL_MS;
+    if (!Number.isSafeInteger(eventsPollMs) || eventsPollMs < 10) {
+      throw new EngineError("INVALID_OPTIONS", 400, "`eventsPollMs` must be an integer of at least 10", {
+        option: "eventsPollMs",
+      });
+    }
     const engine = new DecisionEngine(store, orgId, policy, keyring, hmac, interval, options);
     await engine.init(refreshMs);
     return engine;
@@ -199,6 +206,13 @@ export class DecisionEngine implements Engine {
   #closed = false;
   readonly #inflight = new Map<string, { fingerprint: string; result: Promise<ActionResult> }>();
   readonly #approvalWaiters = new Map<string, Set<() => void>>();
+  /**
+   * Bumped by every approval change this engine hears of (its own or another replica's), so a
+   * waiter that read a pending row just before a change arrived re-reads instead of sleeping.
+   */
+  #approvalChanges = 0;
+  /** Stops the store's push notifications (PostgreSQL LISTEN), when it has them. */
+  #unwatch: (() => void) | undefined;
   readonly #breaker: CircuitBreaker;
   readonly #containment: ContainmentView;
   readonly #events: EventHub;
@@ -227,7 +241,7 @@ export class DecisionEngine implements Engine {
       this.#maybeCheckpoint(seq, hash);
       if (this.#events.listening) this.#events.wake();
     });
-    this.#events = new EventHub(store, org);
+    this.#events = new EventHub(store, org, options.eventsPollMs ?? DEFAULT_EVENTS_POLL_MS);
     this.#breaker = new CircuitBreaker(options.circuitBreaker);
     this.#budgetsFromPolicy = options.budgets === undefined;
     this.#budgets = new Budgets(options.budgets ?? budgetsFromPolicy(policy.document.budgets));
@@ -236,6 +250,12 @@ export class DecisionEngine implements Engine {
 
   /** @internal */
   async init(controlsRefreshMs = DEFAULT_CONTROLS_REFRESH_MS): Promise<void> {
+    // Replicas on one PostgreSQL database push each other hints after every commit; polling
+    // (approvals, events, controls) stays as the fallback for hints that never arrive.
+    const watch = this.#store.watch?.((change) => this.#onStoreChange(change));
+    this.#unwatch = watch?.stop;
+    // Listening before the first read: nothing another replica commits from here on goes unheard.
+    await watch?.ready;
     await this.#containment.start(controlsRefreshMs);
     const checkpoints = await this.#store.listCheckpoints(this.#org);
     this.#checkpointedSize = checkpoints.at(-1)?.size ?? 0;
@@ -1003,6 +1023,7 @@ export class DecisionEngine implements Engine {
     const deadline =
       options.timeoutMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + options.timeoutMs;
     for (;;) {
+      const changesBefore = this.#approvalChanges;
       const row = await this.#currentApproval(approvalId);
       if (!row) throw approvalNotFound(approvalId);
       if (row.state !== "pending") return toApproval(row);
@@ -1026,6 +1047,8 @@ export class DecisionEngine implements Engine {
         );
       }
       if (this.#closed) throw closedError();
+      // A change heard while the row was being read may be this one: read again at once.
+      if (this.#approvalChanges !== changesBefore) continue;
       const wait = Math.min(pollMs, deadline - now, Math.max(0, Date.parse(row.expiresAt) - now) + 1);
       await this.#waitForApprovalChange(approvalId, wait, options.signal);
     }
@@ -1052,8 +1075,29 @@ export class DecisionEngine implements Engine {
   }
 
   #notifyApproval(approvalId: string): void {
+    this.#approvalChanges++;
     const waiters = this.#approvalWaiters.get(approvalId);
     if (waiters) for (const wake of [...waiters]) wake();
+  }
+
+  #notifyAllApprovals(): void {
+    this.#approvalChanges++;
+    for (const id of [...this.#approvalWaiters.keys()]) this.#notifyApproval(id);
+  }
+
+  /** A commit by any replica sharing the store (or a resync after missed hints): wake who waits. */
+  #onStoreChange(change: StoreChange): void {
+    if (this.#closed) return;
+    if (change.kind === "appended") {
+      if (change.org !== this.#org) return;
+      if (change.approvals === "all") this.#notifyAllApprovals();
+      else for (const id of change.approvals) this.#notifyApproval(id);
+      if (change.controls) void this.#containment.safelyRefresh();
+    } else {
+      this.#notifyAllApprovals();
+      void this.#containment.safelyRefresh();
+    }
+    if (this.#events.listening) this.#events.wake();
   }
 
   /**
@@ -1357,6 +1401,7 @@ export class DecisionEngine implements Engine {
       this.#closed = true;
       this.#containment.stop();
       this.#events.close();
+      this.#unwatch?.();
       for (const id of [...this.#approvalWaiters.keys()]) this.#notifyApproval(id);
       await this.#store.close();
     }

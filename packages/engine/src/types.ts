@@ -225,6 +225,12 @@ export interface EngineOptions {
    */
   controlsRefreshMs?: number;
   /**
+   * How often (ms) event subscribers re-read a SQLite or PostgreSQL store for records other
+   * processes appended. On PostgreSQL replicas are also pushed a hint after every commit
+   * (LISTEN/NOTIFY), so this is only the fallback for a lost hint. Default 250; at least 10.
+   */
+  eventsPollMs?: number;
+  /**
    * Per-agent budgets of executed calls, tokens and cost, each in fixed windows, kept in this
    * process's memory. Over the calls budget a call is denied `BUDGET_EXCEEDED`; a token/cost
    * reservation that does not fit throws `BUDGET_EXCEEDED`. No budget by default.

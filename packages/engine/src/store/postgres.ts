@@ -8,12 +8,13 @@
  *
  * URL parameters: `?schema=<name>`, `?early_lock_release=on|off` (see {@link PostgresStore.open}).
  */
-import type { Pool, PoolClient } from "pg";
+import type { ClientConfig, Pool, PoolClient } from "pg";
 import { GENESIS_HASH, sealRecord } from "../chain/record.js";
 import { EngineError, storeFailure } from "../errors.js";
 import type { ApprovalState } from "../types.js";
 import { effectApprovalId, effectConflict, idempotencyTaken } from "./effects.js";
 import { POSTGRES_MIGRATIONS } from "./postgres/migrations.js";
+import { Announcer, channelFor, Listener, type PendingChange } from "./postgres/notify.js";
 import type {
   AgentControlRow,
   AppendOutcome,
@@ -24,6 +25,7 @@ import type {
   IdempotencyRow,
   OutcomeRow,
   PendingAppend,
+  StoreChange,
   StoredEvent,
   StoredKeys,
 } from "./types.js";
@@ -54,6 +56,26 @@ function sealableByServer(item: PendingAppend): boolean {
   );
 }
 
+/** What a committed batch changed, for the other replicas' notification. */
+function changeOf(items: PendingAppend[], outcomes: AppendOutcome[]): PendingChange | undefined {
+  let seq = 0;
+  const approvals = new Set<string>();
+  let controls = false;
+  for (let i = 0; i < items.length; i++) {
+    const outcome = outcomes[i]!;
+    if (!outcome.ok) continue;
+    seq = Math.max(seq, outcome.seq);
+    for (const effect of items[i]!.effects ?? []) {
+      if (effect.type === "approval.transition" || effect.type === "approval.consume") {
+        approvals.add(effect.approvalId);
+      } else if (effect.type === "agent.control") {
+        controls = true;
+      }
+    }
+  }
+  return seq === 0 ? undefined : { seq, approvals, controls };
+}
+
 function describeUrl(url: string): string {
   try {
     const u = new URL(url);
@@ -77,10 +99,38 @@ export class PostgresStore implements AuditStore {
 
   /** See {@link PostgresStore.open}: `early_lock_release=on`. */
   readonly #earlyLockRelease: boolean;
+  /** How to open the dedicated LISTEN connection (same server, user and schema as the pool). */
+  readonly #connection: ClientConfig;
+  readonly #pg: typeof import("pg");
+  /** The NOTIFY channel of this store's schema. */
+  readonly #channel: string;
+  readonly #announcer: Announcer;
+  readonly #watchers = new Set<(change: StoreChange) => void>();
+  #listener: Listener | undefined;
 
-  private constructor(pool: Pool, earlyLockRelease: boolean) {
-    this.#pool = pool;
+  private constructor(
+    pg: typeof import("pg"),
+    connection: ClientConfig,
+    schema: string | null,
+    earlyLockRelease: boolean,
+  ) {
+    this.#pg = pg;
+    this.#connection = connection;
+    this.#pool = new pg.Pool({ ...connection, max: 4 });
+    this.#pool.on("error", () => {
+      // An idle client died (server restart); the pool replaces it on next use.
+    });
     this.#earlyLockRelease = earlyLockRelease;
+    this.#channel = channelFor(schema);
+    // A hint, not a record: its transaction need not wait for a WAL flush (pg_notify assigns a
+    // transaction id, so with the default setting every hint would cost a disk flush).
+    this.#announcer = new Announcer((payload) =>
+      this.#pool.query({
+        name: "aa_notify",
+        text: "SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, $2)",
+        values: [this.#channel, payload],
+      }),
+    );
   }
 
   /**
@@ -131,19 +181,15 @@ export class PostgresStore implements AuditStore {
         { option: "store" },
       );
     }
-    const pool = new pg.Pool({
+    const connection: ClientConfig = {
       connectionString: parsed.toString(),
-      max: 4,
       ...(schema ? { options: `-c search_path=${schema}` } : {}),
-    });
-    pool.on("error", () => {
-      // An idle client died (server restart); the pool replaces it on next use.
-    });
-    const store = new PostgresStore(pool, earlyLockRelease === "on");
+    };
+    const store = new PostgresStore(pg, connection, schema, earlyLockRelease === "on");
     try {
       await store.#migrate(schema);
     } catch (error) {
-      await pool.end().catch(() => undefined);
+      await store.#pool.end().catch(() => undefined);
       if (error instanceof EngineError) throw error;
       throw new EngineError(
         "STORE_UNAVAILABLE",
@@ -203,8 +249,42 @@ export class PostgresStore implements AuditStore {
       }
       this.#knownOrgs.add(org);
     }
-    if (this.#serverSeals && items.every(sealableByServer)) return this.#appendSealedByServer(org, items);
-    return this.#appendSealedHere(org, items);
+    const outcomes =
+      this.#serverSeals && items.every(sealableByServer)
+        ? await this.#appendSealedByServer(org, items)
+        : await this.#appendSealedHere(org, items);
+    // After the commit, outside the lock: wake the other replicas' waiters and subscribers.
+    const change = changeOf(items, outcomes);
+    if (change) this.#announcer.announce(org, change);
+    return outcomes;
+  }
+
+  /**
+   * Pushes a hint after every commit to this database's schema by any replica (LISTEN/NOTIFY on
+   * one dedicated connection, opened on the first call and reconnected with backoff when lost).
+   * See {@link StoreChange}; the caller keeps polling as the fallback.
+   */
+  watch(listener: (change: StoreChange) => void): { ready: Promise<void>; stop: () => void } {
+    this.#watchers.add(listener);
+    this.#listener ??= new Listener(this.#connection, this.#pg, this.#channel, (change) => {
+      for (const watcher of [...this.#watchers]) {
+        try {
+          watcher(change);
+        } catch {
+          // A watcher's failure must not stop the others; they are hints only.
+        }
+      }
+    });
+    return {
+      ready: this.#listener.ready,
+      stop: () => {
+        this.#watchers.delete(listener);
+        if (this.#watchers.size === 0 && this.#listener) {
+          void this.#listener.stop();
+          this.#listener = undefined;
+        }
+      },
+    };
   }
 
   /**
@@ -580,6 +660,12 @@ export class PostgresStore implements AuditStore {
   }
 
   async close(): Promise<void> {
+    this.#watchers.clear();
+    const listener = this.#listener;
+    this.#listener = undefined;
+    await listener?.stop();
+    await this.#announcer.drain();
+    this.#announcer.close();
     await this.#pool.end();
   }
 }

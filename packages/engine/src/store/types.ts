@@ -114,6 +114,24 @@ export interface StoredKeys {
   hmac: HmacKeySetData;
 }
 
+/**
+ * A hint that the store changed, pushed by a store other processes share (PostgreSQL
+ * LISTEN/NOTIFY). Never the data itself: receivers re-read the store. `resync` means hints may
+ * have been missed (the listening connection was lost and is back): re-read everything.
+ */
+export type StoreChange =
+  | {
+      kind: "appended";
+      org: string;
+      /** The highest seq appended. */
+      seq: number;
+      /** Approvals whose state changed; `"all"` when the sender did not list them. */
+      approvals: readonly string[] | "all";
+      /** An operator control (kill switch) changed. */
+      controls: boolean;
+    }
+  | { kind: "resync" };
+
 /** Values may be returned directly (memory, SQLite) or as promises (PostgreSQL). */
 export type MaybePromise<T> = T | Promise<T>;
 
@@ -150,5 +168,11 @@ export interface AuditStore {
   loadOrCreateKeys(org: string, create: () => StoredKeys): MaybePromise<StoredKeys>;
   /** Replaces the org's keys with `update(current)`, atomically across processes; returns the new keys. */
   updateKeys(org: string, update: (current: StoredKeys) => StoredKeys): MaybePromise<StoredKeys>;
+  /**
+   * Optional (PostgreSQL): calls `listener` with a hint after every commit any process makes to
+   * this store, including this one's. `ready` resolves once hints flow (or the first attempt to
+   * listen failed: callers poll anyway); `stop` ends the watch. Stores without it are polled.
+   */
+  watch?(listener: (change: StoreChange) => void): { ready: Promise<void>; stop: () => void };
   close(): MaybePromise<void>;
 }
