@@ -13,6 +13,10 @@ export const ExitCode = {
   NOT_FOUND: 4,
   /** A dry run was denied (`aa policy test`). */
   DENIED: 5,
+  /** The gateway could not be reached, timed out, or answered outside the wire contract (`GATE_UNAVAILABLE`). */
+  UNAVAILABLE: 6,
+  /** The gateway refused the API key (`UNAUTHENTICATED`) or its role (`FORBIDDEN`). */
+  FORBIDDEN: 7,
 } as const;
 
 export class CliError extends Error {

@@ -7,6 +7,7 @@ import { registerAudit } from "./commands/audit.js";
 import { registerInit } from "./commands/init.js";
 import { registerPolicy } from "./commands/policy.js";
 import { registerPosture } from "./commands/posture.js";
+import { registerReceipts } from "./commands/receipts.js";
 import { CliError, createPrinter, ExitCode, type Printer } from "./output.js";
 
 const version = (
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerApprovals(program, printer);
   registerAgents(program, printer);
   registerPosture(program, printer);
+  registerReceipts(program, printer);
   return program;
 }
 
@@ -54,7 +56,11 @@ export async function main(argv: string[]): Promise<number> {
 function codeFor(error: unknown): number {
   const code = (error as { code?: unknown })?.code;
   if (code === "POLICY_INVALID") return ExitCode.USAGE;
-  const status = (error as { status?: unknown })?.status;
+  if (code === "GATE_UNAVAILABLE") return ExitCode.UNAVAILABLE;
+  // EngineError carries `status`; a gateway's AssemblyError carries it in `details.status`.
+  const status =
+    (error as { status?: unknown })?.status ?? (error as { details?: { status?: unknown } })?.details?.status;
+  if (code === "UNAUTHENTICATED" || code === "FORBIDDEN") return ExitCode.FORBIDDEN;
   if (status === 404) return ExitCode.NOT_FOUND;
   if (typeof status === "number" && status >= 400 && status < 500) return ExitCode.USAGE;
   return ExitCode.ERROR;

@@ -448,7 +448,7 @@ export class GatewayClient {
       }
     }
     throw unavailable(
-      `the gateway at ${this.baseUrl} could not decide ${method} ${url.pathname}: ${last?.message} (${this.#retryDelaysMs.length + 1} attempts); check that it is running and reachable (aa gateway start), or retry later`,
+      `the gateway at ${this.baseUrl} did not answer ${method} ${url.pathname}: ${last?.message} (${this.#retryDelaysMs.length + 1} attempts); check that it is running and reachable (aa gateway start), or retry later`,
       last,
       {
         attempts: this.#retryDelaysMs.length + 1,

@@ -3,7 +3,7 @@ import { userInfo } from "node:os";
 import type { AgentControl } from "@aa/engine";
 import type { Command } from "commander";
 import { CliError, color, ExitCode, type Printer } from "../output.js";
-import { addStoreOption, withEngine } from "../store.js";
+import { addStateOptions, type StateOptions, withState } from "../state.js";
 
 function row(c: AgentControl): Record<string, unknown> {
   return {
@@ -28,11 +28,11 @@ export function registerAgents(program: Command, printer: () => Printer): void {
     .command("agents")
     .description("contain (kill switch) or release an agent, and list the agents operators have contained");
 
-  addStoreOption(
+  addStateOptions(
     agents.command("list").description("list every agent an operator has contained or released"),
-  ).action(async (opts: { store: string }) => {
+  ).action(async (opts: StateOptions) => {
     const p = printer();
-    const list = await withEngine(opts.store, (engine) => engine.listAgentControls());
+    const list = await withState(opts, (state) => state.listAgentControls());
     p.data(list, () => {
       if (list.length === 0) p.out("no agent has been contained");
       else p.table(list.map(row));
@@ -40,7 +40,7 @@ export function registerAgents(program: Command, printer: () => Printer): void {
   });
 
   for (const verb of ["contain", "release"] as const) {
-    addStoreOption(
+    addStateOptions(
       agents
         .command(verb)
         .description(
@@ -50,8 +50,12 @@ export function registerAgents(program: Command, printer: () => Printer): void {
         )
         .argument("<agent-id>")
         .option("--reason <text>", "why (required; recorded in the audit trail and shown to the agent)")
-        .option("--operator <name>", "who acts (recorded in the audit trail)", defaultOperator()),
-    ).action(async (agentId: string, opts: { store: string; reason?: string; operator: string }) => {
+        .option(
+          "--operator <name>",
+          "who acts (recorded in the audit trail; with --gateway the API key's principal is recorded instead)",
+          defaultOperator(),
+        ),
+    ).action(async (agentId: string, opts: StateOptions & { reason?: string; operator: string }) => {
       const p = printer();
       if (opts.reason === undefined || opts.reason.trim() === "") {
         throw new CliError(
@@ -60,10 +64,10 @@ export function registerAgents(program: Command, printer: () => Printer): void {
         );
       }
       const reason = opts.reason;
-      const control = await withEngine(opts.store, (engine) =>
+      const control = await withState(opts, (state) =>
         verb === "contain"
-          ? engine.contain(agentId, opts.operator, reason)
-          : engine.release(agentId, opts.operator, reason),
+          ? state.contain(agentId, opts.operator, reason)
+          : state.release(agentId, opts.operator, reason),
       );
       p.data(control, () =>
         p.out(

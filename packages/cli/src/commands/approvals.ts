@@ -2,7 +2,7 @@ import { userInfo } from "node:os";
 import type { Approval, ApprovalState } from "@aa/engine";
 import type { Command } from "commander";
 import { CliError, color, ExitCode, type Printer } from "../output.js";
-import { addStoreOption, withEngine } from "../store.js";
+import { addStateOptions, type StateOptions, withState } from "../state.js";
 
 const STATES: ApprovalState[] = ["pending", "approved", "denied", "expired"];
 
@@ -31,26 +31,26 @@ export function registerApprovals(program: Command, printer: () => Printer): voi
     .command("approvals")
     .description("list and decide actions held for human approval");
 
-  addStoreOption(
+  addStateOptions(
     approvals
       .command("list")
       .description("list approvals")
       .option("--state <state>", `one of ${STATES.join(", ")}; all when omitted`),
-  ).action(async (opts: { store: string; state?: string }) => {
+  ).action(async (opts: StateOptions & { state?: string }) => {
     const p = printer();
     if (opts.state !== undefined && !STATES.includes(opts.state as ApprovalState)) {
       throw new CliError(`--state must be one of ${STATES.join(", ")}`, ExitCode.USAGE);
     }
-    const list = await withEngine(opts.store, (engine) =>
-      engine.listApprovals(opts.state ? { state: opts.state as ApprovalState } : {}),
+    const list = await withState(opts, (state) =>
+      state.listApprovals(opts.state ? { state: opts.state as ApprovalState } : {}),
     );
     p.data(list, () => p.table(list.map(row)));
   });
 
-  addStoreOption(approvals.command("show").description("show one approval").argument("<id>")).action(
-    async (id: string, opts: { store: string }) => {
+  addStateOptions(approvals.command("show").description("show one approval").argument("<id>")).action(
+    async (id: string, opts: StateOptions) => {
       const p = printer();
-      const approval = await withEngine(opts.store, (engine) => engine.getApproval(id));
+      const approval = await withState(opts, (state) => state.getApproval(id));
       if (!approval) throw new CliError(`no approval ${id}`, ExitCode.NOT_FOUND);
       p.data(approval, () => {
         for (const [k, v] of Object.entries(approval))
@@ -60,19 +60,23 @@ export function registerApprovals(program: Command, printer: () => Printer): voi
   );
 
   for (const verdict of ["approve", "deny"] as const) {
-    addStoreOption(
+    addStateOptions(
       approvals
         .command(verdict)
         .description(verdict === "approve" ? "approve a held action (it runs once)" : "deny a held action")
         .argument("<id>")
-        .option("--reviewer <name>", "who decides (recorded in the audit trail)", defaultReviewer())
+        .option(
+          "--reviewer <name>",
+          "who decides (recorded in the audit trail; with --gateway the API key's principal is recorded instead)",
+          defaultReviewer(),
+        )
         .option("--reason <text>", "why (the agent sees it on a denial)"),
-    ).action(async (id: string, opts: { store: string; reviewer: string; reason?: string }) => {
+    ).action(async (id: string, opts: StateOptions & { reviewer: string; reason?: string }) => {
       const p = printer();
-      const decided = await withEngine(opts.store, (engine) =>
+      const decided = await withState(opts, (state) =>
         verdict === "approve"
-          ? engine.approve(id, opts.reviewer, opts.reason)
-          : engine.deny(id, opts.reviewer, opts.reason),
+          ? state.approve(id, opts.reviewer, opts.reason)
+          : state.deny(id, opts.reviewer, opts.reason),
       );
       p.data(decided, () =>
         p.out(

@@ -1,9 +1,13 @@
+import { once } from "node:events";
+import { createWriteStream } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { AuditEvent, EngineEvent, EngineEventType } from "@aa/engine";
 import type { Command } from "commander";
 import { CliError, color, ExitCode, type Printer } from "../output.js";
-import { addStoreOption, openOperatorEngine, withEngine } from "../store.js";
+import { createProgress } from "../progress.js";
+import { addStateOptions, ExportCounter, openState, type StateOptions, withState } from "../state.js";
+import { addStoreOption, withEngine } from "../store.js";
 
 function row(event: AuditEvent): Record<string, unknown> {
   return {
@@ -54,12 +58,12 @@ function listOption(value: string | undefined): string[] | undefined {
  * (also those other processes append) until SIGINT/SIGTERM. `--json` writes one event per line.
  */
 async function followEvents(
-  storeOption: string,
+  opts: StateOptions,
   json: boolean,
   lines: number,
   filter: { events?: string[]; agents?: string[] },
 ): Promise<void> {
-  const engine = await openOperatorEngine(storeOption);
+  const state = await openState(opts);
   // The engine's poll timer does not hold the process open; this does, until a signal.
   const keepAlive = setInterval(() => {}, 1 << 30);
   try {
@@ -70,20 +74,18 @@ async function followEvents(
     });
     const print = (event: EngineEvent) =>
       process.stdout.write(`${json ? JSON.stringify(event) : eventLine(event)}\n`);
-    const probe = await engine.subscribe(() => {});
-    const head = probe.lastSeq;
-    probe.unsubscribe();
-    const subscription = await engine.subscribe(print, {
+    const head = await state.headSeq();
+    const subscription = await state.subscribe(print, {
       after: Math.max(0, head - lines),
       ...(filter.events ? { events: filter.events as EngineEventType[] } : {}),
       ...(filter.agents ? { agentFilter: filter.agents } : {}),
     });
-    if (!json) process.stderr.write(`following ${resolve(storeOption)} (Ctrl-C to stop)\n`);
+    if (!json) process.stderr.write(`following ${state.source} (Ctrl-C to stop)\n`);
     await stopped;
     subscription.unsubscribe();
   } finally {
     clearInterval(keepAlive);
-    await engine.close();
+    await state.close();
   }
 }
 
@@ -97,18 +99,18 @@ function positiveInt(name: string, value: string): number {
 export function registerAudit(program: Command, printer: () => Printer): void {
   const audit = program.command("audit").description("read, export and verify the audit trail");
 
-  addStoreOption(
+  addStateOptions(
     audit
       .command("list")
       .description("list audit records, oldest first")
       .option("--limit <n>", "records per page", "50")
       .option("--cursor <cursor>", "continue after this cursor")
       .option("--action <type>", "only this action type"),
-  ).action(async (opts: { store: string; limit: string; cursor?: string; action?: string }) => {
+  ).action(async (opts: StateOptions & { limit: string; cursor?: string; action?: string }) => {
     const p = printer();
     const limit = positiveInt("limit", opts.limit);
-    const page = await withEngine(opts.store, (engine) =>
-      engine.audit({
+    const page = await withState(opts, (state) =>
+      state.audit({
         limit,
         ...(opts.cursor ? { cursor: opts.cursor } : {}),
         ...(opts.action ? { actionType: opts.action } : {}),
@@ -120,7 +122,7 @@ export function registerAudit(program: Command, printer: () => Printer): void {
     });
   });
 
-  addStoreOption(
+  addStateOptions(
     audit
       .command("tail")
       .description("show the newest audit records; with --follow, stream events as they are recorded")
@@ -129,7 +131,7 @@ export function registerAudit(program: Command, printer: () => Printer): void {
       .option("--events <types>", "with --follow: only these event types, comma-separated")
       .option("--agent <ids>", "with --follow: only these agents, comma-separated"),
   ).action(
-    async (opts: { store: string; lines: string; follow?: boolean; events?: string; agent?: string }) => {
+    async (opts: StateOptions & { lines: string; follow?: boolean; events?: string; agent?: string }) => {
       const p = printer();
       const n = positiveInt("lines", opts.lines);
       if (!opts.follow && (opts.events !== undefined || opts.agent !== undefined)) {
@@ -138,17 +140,17 @@ export function registerAudit(program: Command, printer: () => Printer): void {
       if (opts.follow) {
         const events = listOption(opts.events);
         const agents = listOption(opts.agent);
-        await followEvents(opts.store, p.json, n, {
+        await followEvents(opts, p.json, n, {
           ...(events ? { events } : {}),
           ...(agents ? { agents } : {}),
         });
         return;
       }
-      const last = await withEngine(opts.store, async (engine) => {
+      const last = await withState(opts, async (state) => {
         const kept: AuditEvent[] = [];
         let cursor: string | undefined;
         do {
-          const page = await engine.audit({ limit: 1000, ...(cursor ? { cursor } : {}) });
+          const page = await state.audit({ limit: 1000, ...(cursor ? { cursor } : {}) });
           kept.push(...page.items);
           if (kept.length > n) kept.splice(0, kept.length - n);
           cursor = page.nextCursor;
@@ -159,19 +161,47 @@ export function registerAudit(program: Command, printer: () => Printer): void {
     },
   );
 
-  addStoreOption(
+  addStateOptions(
     audit
       .command("export")
       .description("export the chain, outcomes, checkpoints and public keys as JSONL")
-      .option("-o, --out <file>", "write to this file instead of stdout"),
-  ).action(async (opts: { store: string; out?: string }) => {
+      .option("-o, --out <file>", "write to this file instead of stdout")
+      .option("--progress", "show progress on stderr even when it is not a terminal"),
+  ).action(async (opts: StateOptions & { out?: string; progress?: boolean }) => {
     const p = printer();
-    const target = opts.out ? resolve(opts.out) : process.stdout;
-    const counts = await withEngine(opts.store, (engine) => engine.exportAudit(target));
-    if (opts.out) {
+    const target = opts.out ? resolve(opts.out) : undefined;
+    const counts = await withState(opts, async (state) => {
+      const head = await state.knownHeadSeq();
+      const progress = createProgress({
+        label: "exporting",
+        unit: "records",
+        ...(head === undefined ? {} : { total: head }),
+        force: opts.progress === true,
+      });
+      const counter = new ExportCounter();
+      const out = target ? createWriteStream(target, { mode: 0o644 }) : process.stdout;
+      try {
+        await state.exportAudit(async (chunk) => {
+          counter.feed(chunk);
+          if (!out.write(chunk)) await once(out, "drain");
+          progress.update(head === undefined ? counter.records : counter.lastSeq);
+        });
+      } finally {
+        if (target) {
+          await new Promise<void>((done, fail) =>
+            (out as ReturnType<typeof createWriteStream>).end((error?: Error | null) =>
+              error ? fail(error) : done(),
+            ),
+          );
+        }
+      }
+      progress.finish(`exported ${counter.records} records`);
+      return { records: counter.records, outcomes: counter.outcomes, checkpoints: counter.checkpoints };
+    });
+    if (target) {
       p.data({ file: target, ...counts }, () =>
         p.err(
-          `exported ${counts.records} records, ${counts.outcomes} outcomes, ${counts.checkpoints} checkpoints to ${String(target)}`,
+          `exported ${counts.records} records, ${counts.outcomes} outcomes, ${counts.checkpoints} checkpoints to ${target}`,
         ),
       );
     }
@@ -192,43 +222,64 @@ export function registerAudit(program: Command, printer: () => Printer): void {
     process.stdout.write(`${JSON.stringify(jwks, null, 2)}\n`);
   });
 
-  addStoreOption(
+  addStateOptions(
     audit
       .command("verify")
-      .description("verify the hash chain and signed checkpoints of a store, or offline of an export file")
+      .description(
+        "verify the hash chain and signed checkpoints of a store or a gateway, or offline of an export file",
+      )
       .argument("[export]", "a JSONL export (from aa audit export) to verify offline instead of the store")
-      .option(
-        "--jwks <file>",
-        "public keys obtained out of band, to verify the export's checkpoints against",
-      ),
-  ).action(async (exportFile: string | undefined, opts: { store: string; jwks?: string }) => {
-    const p = printer();
-    let result: {
-      chainValid: boolean;
-      checked: number;
-      firstBrokenAtRowId: string | null;
-      problem?: string;
-      keySource?: "provided" | "embedded";
-    };
-    let source: string;
-    if (exportFile) {
-      const { verifyExport } = await import("@aa/engine");
-      const jwks = opts.jwks ? JSON.parse(await readFile(resolve(opts.jwks), "utf8")) : undefined;
-      source = resolve(exportFile);
-      result = await verifyExport(source, jwks ? { jwks } : {});
-    } else {
-      source = resolve(opts.store);
-      result = await withEngine(opts.store, (engine) => engine.verify());
-    }
-    p.data({ source, ...result }, () => {
-      if (result.chainValid)
-        p.out(`${color.green("✔ chain valid")}  ${result.checked} records verified (${source})`);
-      else {
-        p.out(`${color.red("✘ chain BROKEN")}  after ${result.checked} records (${source})`);
-        if (result.firstBrokenAtRowId) p.out(`  first broken record: ${result.firstBrokenAtRowId}`);
-        if (result.problem) p.out(`  problem: ${result.problem}`);
+      .option("--jwks <file>", "public keys obtained out of band, to verify the export's checkpoints against")
+      .option("--progress", "show progress on stderr even when it is not a terminal"),
+  ).action(
+    async (exportFile: string | undefined, opts: StateOptions & { jwks?: string; progress?: boolean }) => {
+      const p = printer();
+      let result: {
+        chainValid: boolean;
+        checked: number;
+        firstBrokenAtRowId: string | null;
+        problem?: string;
+        keySource?: "provided" | "embedded";
+      };
+      let source: string;
+      // The engine verifies in one call without progress callbacks: the line shows the size of the
+      // work and the elapsed time, redrawn while it runs.
+      const timed = async <T>(label: string, work: () => Promise<T>): Promise<T> => {
+        const progress = createProgress({ label, unit: "", force: opts.progress === true });
+        const ticker = setInterval(() => progress.update(), 200);
+        try {
+          return await work();
+        } finally {
+          clearInterval(ticker);
+          progress.finish();
+        }
+      };
+      if (exportFile) {
+        if (opts.gateway !== undefined || opts.store !== undefined)
+          throw new CliError("verify an export file, or a --store / --gateway, not both", ExitCode.USAGE);
+        const { verifyExport } = await import("@aa/engine");
+        const jwks = opts.jwks ? JSON.parse(await readFile(resolve(opts.jwks), "utf8")) : undefined;
+        source = resolve(exportFile);
+        result = await timed(`verifying ${source}`, () => verifyExport(source, jwks ? { jwks } : {}));
+      } else {
+        const verified = await withState(opts, async (state) => {
+          const head = await state.knownHeadSeq();
+          const label = head === undefined ? `verifying ${state.source}` : `verifying ${head} records`;
+          return { source: state.source, result: await timed(label, () => state.verify()) };
+        });
+        source = verified.source;
+        result = verified.result;
       }
-    });
-    if (!result.chainValid) process.exitCode = ExitCode.VERIFY_FAILED;
-  });
+      p.data({ source, ...result }, () => {
+        if (result.chainValid)
+          p.out(`${color.green("✔ chain valid")}  ${result.checked} records verified (${source})`);
+        else {
+          p.out(`${color.red("✘ chain BROKEN")}  after ${result.checked} records (${source})`);
+          if (result.firstBrokenAtRowId) p.out(`  first broken record: ${result.firstBrokenAtRowId}`);
+          if (result.problem) p.out(`  problem: ${result.problem}`);
+        }
+      });
+      if (!result.chainValid) process.exitCode = ExitCode.VERIFY_FAILED;
+    },
+  );
 }

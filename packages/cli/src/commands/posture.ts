@@ -1,7 +1,7 @@
 /** `aa posture`: the governance posture score of the store's organisation, with its components. */
 import type { Command } from "commander";
 import { color, ExitCode, type Printer } from "../output.js";
-import { addStoreOption, withEngine } from "../store.js";
+import { addStateOptions, type StateOptions, withState } from "../state.js";
 
 const LABELS = {
   policyCoverage: "policy coverage",
@@ -11,15 +11,15 @@ const LABELS = {
 } as const;
 
 export function registerPosture(program: Command, printer: () => Printer): void {
-  addStoreOption(
+  addStateOptions(
     program
       .command("posture")
       .description(
         "governance posture 0-100: policy coverage, approval hygiene, anomaly rate (last 10 000 records) and chain integrity, 25 each; exit 3 when the chain is broken",
       ),
-  ).action(async (opts: { store: string }) => {
+  ).action(async (opts: StateOptions) => {
     const p = printer();
-    const posture = await withEngine(opts.store, (engine) => engine.posture());
+    const posture = await withState(opts, (state) => state.posture());
     p.data(posture, () => {
       const paint = posture.score >= 80 ? color.green : posture.score >= 50 ? color.yellow : color.red;
       p.out(`posture ${paint(String(posture.score))}/100 over ${posture.window.records} recent records`);
