@@ -95,4 +95,23 @@ describe("canonicalJson", () => {
       { numRuns: 1000 },
     );
   });
+
+  it("matches it on any UTF-16 string (lone surrogates, controls, quotes) and any double, as values and keys", async () => {
+    const { canonicalJson } = await import("../src/chain/canonical-json.js");
+    const anyString = fc.string({ unit: "binary", maxLength: 200 });
+    const leaf = fc.oneof(anyString, fc.double(), fc.constantFrom(-0, 0, 1e21, 1e-7, Number.MAX_VALUE));
+    const value = fc.oneof(
+      leaf,
+      fc.array(leaf, { maxLength: 5 }),
+      fc.dictionary(anyString, leaf, { maxKeys: 20 }),
+    );
+    fc.assert(
+      fc.property(value, (v) => {
+        // canonicalize writes non-finite numbers as errors; JSON (and the engine) writes null.
+        const expected = canonicalize(JSON.parse(JSON.stringify(v)));
+        expect(canonicalJson(v)).toBe(expected);
+      }),
+      { numRuns: 500 },
+    );
+  });
 });

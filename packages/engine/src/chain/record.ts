@@ -12,7 +12,7 @@
  * last `"prev_hash":"` in a record's text is always the top-level link (see `readLink`).
  */
 import { hash as oneShotHash } from "node:crypto";
-import { canonicalJson } from "./canonical-json.js";
+import { canonicalJson, quoteJson } from "./canonical-json.js";
 
 /** What a record is about. */
 export type RecordKind =
@@ -112,15 +112,9 @@ export function sha256Hex(text: string): string {
   return oneShotHash("sha256", text, "hex");
 }
 
-/**
- * Quotes engine-generated strings (ids, ISO times, hex hashes, enum words) without escaping: they
- * never contain characters JSON must escape. Anything else falls back to JSON.stringify.
- */
-const SAFE = /^[A-Za-z0-9:.\-_]*$/;
-const quoteSafe = (value: string): string =>
-  value.length <= 80 && SAFE.test(value) ? `"${value}"` : JSON.stringify(value);
-
-const str = (value: string | null): string => (value === null ? "null" : JSON.stringify(value));
+/** Engine-generated strings (ids, ISO times, hex hashes, enum words) and names: see {@link quoteJson}. */
+const quoteSafe = quoteJson;
+const str = (value: string | null): string => (value === null ? "null" : quoteJson(value));
 const json = (value: unknown): string => canonicalJson(value);
 
 /**
@@ -147,11 +141,11 @@ function conditionsJson(conditions: unknown[]): string {
         ',"expected":' +
         (c.expected === undefined ? null : canonicalJson(c.expected)) +
         ',"field":' +
-        JSON.stringify(c.field) +
+        quoteJson(c.field as string) +
         ',"operator":' +
-        JSON.stringify(c.operator) +
+        quoteJson(c.operator as string) +
         ',"policy":' +
-        JSON.stringify(c.policy) +
+        quoteJson(c.policy as string) +
         ',"result":' +
         (c.result ? "true" : "false") +
         "}"
@@ -165,9 +159,9 @@ function conditionsJson(conditions: unknown[]): string {
 export function encodeRecord(r: RecordFields): EncodedRecord {
   const pre =
     '{"action_type":' +
-    JSON.stringify(r.actionType) +
+    quoteJson(r.actionType) +
     ',"agent":' +
-    JSON.stringify(r.agent) +
+    quoteJson(r.agent) +
     ',"approval_id":' +
     str(r.approvalId) +
     ',"args":' +
@@ -195,7 +189,7 @@ export function encodeRecord(r: RecordFields): EncodedRecord {
     ',"mode":' +
     quoteSafe(r.mode) +
     ',"org":' +
-    JSON.stringify(r.org) +
+    quoteJson(r.org) +
     ',"policy_hash":' +
     quoteSafe(r.policyHash) +
     ',"policy_name":' +

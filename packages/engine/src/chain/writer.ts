@@ -84,10 +84,12 @@ export class ChainWriter {
       const batch = this.#queue;
       this.#queue = [];
       try {
-        const outcomes = await this.#store.appendBatch(
+        const pending = this.#store.appendBatch(
           this.#org,
           batch.map((w) => w.item),
         );
+        // A synchronous store (SQLite) answers at once: no extra promise hop for its callers.
+        const outcomes = pending instanceof Promise ? await pending : pending;
         let last: AppendOutcome | undefined;
         for (let i = 0; i < batch.length; i++) {
           const outcome = outcomes[i]!;

@@ -137,6 +137,9 @@ export const VERIFY_ROWS_SQL =
 export const ID_AT_SEQ_SQL = "SELECT id FROM audit_events WHERE org = ? AND seq = ?";
 
 interface Statements {
+  /** Transaction control, prepared once (a `db.exec` parses its SQL on every call). */
+  beginImmediate: StatementSync;
+  commit: StatementSync;
   dataVersion: StatementSync;
   upsertAgentControl: StatementSync;
   listAgentControls: StatementSync;
@@ -237,7 +240,7 @@ export class SqliteStore implements AuditStore {
   appendBatch(org: string, items: PendingAppend[]): AppendOutcome[] {
     const db = this.#db;
     const s = this.#s;
-    db.exec("BEGIN IMMEDIATE");
+    s.beginImmediate.run();
     try {
       // Under the write lock: reuse the head we wrote last unless another connection (another
       // process, or another engine in this one) committed since; `data_version` tells.
@@ -288,7 +291,7 @@ export class SqliteStore implements AuditStore {
         s.setIdMark.run(org, seq);
         idMark = seq;
       }
-      db.exec("COMMIT");
+      s.commit.run();
       this.#idMarks.set(org, idMark);
       this.#headVersion = version;
       this.#heads.set(org, { seq, hash: prev });
@@ -304,6 +307,13 @@ export class SqliteStore implements AuditStore {
   /** Inserts event rows ({@link EVENT_ROW_WIDTH} values each) with the widest statements that fit. */
   #insertRows(values: (string | number)[]): void {
     const count = values.length / EVENT_ROW_WIDTH;
+    if (count === 1) {
+      // A lone caller's commit: no array copy, no spread.
+      this.#s.insertEvents
+        .get(1)!
+        .run(values[0]!, values[1]!, values[2]!, values[3]!, values[4]!, values[5]!, values[6]!);
+      return;
+    }
     let at = 0;
     for (const width of INSERT_WIDTHS) {
       const statement = this.#s.insertEvents.get(width)!;
@@ -647,6 +657,8 @@ function prepareAll(db: DatabaseSync): Statements {
   const verifyRows = p(VERIFY_ROWS_SQL);
   verifyRows.setReturnArrays(true);
   return {
+    beginImmediate: p("BEGIN IMMEDIATE"),
+    commit: p("COMMIT"),
     dataVersion: p("PRAGMA data_version"),
     verifyRows,
     idAtSeq: p(ID_AT_SEQ_SQL),
