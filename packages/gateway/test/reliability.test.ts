@@ -1,0 +1,187 @@
+/**
+ * Reliability of the gateway as real processes over loopback HTTP: kill -9 while clients make
+ * concurrent decisions (SQLite and PostgreSQL), and two replicas on one PostgreSQL database.
+ * Bounded: a few seconds of load each, every wait with its own limit.
+ */
+import { randomUUID } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type AuditEvent, openEngine } from "@aa/engine";
+import { compilePolicy, parsePolicy } from "@aa/policy";
+import { afterAll, describe, expect, it } from "vitest";
+import { pgSchemas } from "./pg.js";
+import { type CallLog, decideWithRetries, freePort, GatewayProcess, keysFor, send } from "./processes.js";
+
+const dir = mkdtempSync(join(tmpdir(), "aa-gateway-reliability-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const pgUrl = pgSchemas();
+const policy = compilePolicy(parsePolicy("version: 1\ndefault: deny\npolicies: []\n"));
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Every record of an org's chain, read after the gateways are gone. */
+async function chainOf(database: string, orgId: string) {
+  const store = database.startsWith("sqlite:") ? database.slice("sqlite:".length) : database;
+  const engine = await openEngine({ policy, store, orgId });
+  try {
+    const records: AuditEvent[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await engine.audit({ limit: 1000, ...(cursor ? { cursor } : {}) });
+      records.push(...page.items);
+      cursor = page.nextCursor;
+    } while (cursor);
+    return { records, verify: await engine.verify() };
+  } finally {
+    await engine.close();
+  }
+}
+
+/** Runs `clients` loops of decisions until `stop()` says so; returns every call's log. */
+function runClients(
+  clients: number,
+  url: (client: number) => string,
+  key: string,
+  stop: () => boolean,
+): { logs: CallLog[]; done: Promise<void> } {
+  const logs: CallLog[] = [];
+  const done = Promise.all(
+    Array.from({ length: clients }, async (_, client) => {
+      for (let n = 0; !stop(); n++) {
+        const log: CallLog = { eventId: randomUUID(), args: { client, n }, failedAttempts: 0 };
+        logs.push(log);
+        // Allowed and denied decisions alike carry an idempotency key and must be recorded once.
+        const actionType = n % 4 === 3 ? "write.file" : "read.file";
+        await decideWithRetries(
+          () => url(client),
+          key,
+          { actionType, args: log.args, eventId: log.eventId },
+          log,
+          Date.now() + 30_000,
+        );
+      }
+    }),
+  ).then(() => undefined);
+  return { logs, done };
+}
+
+describe.each([
+  ["SQLite", () => `sqlite:${join(dir, `kill-${randomUUID()}.db`)}`],
+  ["PostgreSQL", () => pgUrl()],
+])("kill -9 of a gateway on %s while clients decide", (_kind, databaseOf) => {
+  it("loses no committed decision, records each call exactly once, and the chain verifies", async () => {
+    const database = databaseOf();
+    const orgId = "org-kill";
+    const keys = await keysFor(database, orgId, "worker");
+    const port = await freePort();
+    let gateway = await GatewayProcess.start(database, port);
+    let stopping = false;
+    const { logs, done } = runClients(
+      6,
+      () => gateway.url,
+      keys.agent,
+      () => stopping,
+    );
+    let kills = 0;
+    try {
+      for (; kills < 5; kills++) {
+        await sleep(1500 + Math.floor(Math.random() * 1000));
+        await gateway.kill();
+        gateway = await GatewayProcess.start(database, port);
+      }
+      await sleep(1000);
+    } finally {
+      stopping = true;
+      await done;
+    }
+    // Every call was answered in the end (the gateway always came back), never with an error.
+    const unanswered = logs.filter((log) => log.answer === undefined);
+    expect(unanswered).toEqual([]);
+    const answers = logs.map((log) => log.answer!);
+    expect(answers.filter((a) => a.status !== 200)).toEqual([]);
+    // Some calls really were cut by a kill and retried with their idempotency key.
+    expect(logs.some((log) => log.failedAttempts > 0)).toBe(true);
+
+    // A retry with the same eventId, now or long after, returns the first decision.
+    const retried = logs.filter((log) => log.failedAttempts > 0).concat(logs.slice(0, 50));
+    for (const log of retried) {
+      const again = await send(gateway.url, keys.agent, "POST", "/actions", {
+        actionType: log.args.n % 4 === 3 ? "write.file" : "read.file",
+        args: log.args,
+        eventId: log.eventId,
+      });
+      expect(again?.body.auditEventId).toBe(log.answer!.body.auditEventId);
+      expect(again?.body.status).toBe(log.answer!.body.status);
+    }
+    await gateway.stop();
+
+    const { records, verify } = await chainOf(database, orgId);
+    expect(verify).toMatchObject({ chainValid: true, checked: logs.length });
+    // One record per call: nothing the clients were told is missing, nothing is there twice.
+    expect(records.map((r) => r.seq)).toEqual(records.map((_, i) => i + 1));
+    expect(records.map((r) => r.id).sort()).toEqual(answers.map((a) => a.body.auditEventId as string).sort());
+    const calls = records.map((r) => JSON.stringify(r.args));
+    expect(new Set(calls).size).toBe(records.length);
+    expect(new Set(answers.map((a) => a.body.status))).toEqual(new Set(["executed", "denied"]));
+  }, 120_000);
+});
+
+describe("two gateway replicas on one PostgreSQL database", () => {
+  it("append concurrently to one chain that verifies, and an approval on A releases a wait on B", async () => {
+    const database = pgUrl();
+    const orgId = "org-replicas";
+    const keys = await keysFor(database, orgId, "worker");
+    const [a, b] = await Promise.all([
+      GatewayProcess.start(database, await freePort()),
+      GatewayProcess.start(database, await freePort()),
+    ]);
+    try {
+      // Half the clients on each replica, for 3 s.
+      const until = Date.now() + 3000;
+      const { logs, done } = runClients(
+        6,
+        (client) => (client % 2 === 0 ? a.url : b.url),
+        keys.agent,
+        () => Date.now() > until,
+      );
+      // Meanwhile: held on B, long-polled on B, approved on A.
+      const held = await send(b.url, keys.agent, "POST", "/actions", { actionType: "pr.merge" });
+      expect(held).toMatchObject({ status: 200, body: { status: "requested" } });
+      const approvalId = held!.body.approvalId as string;
+      const waiting = send(
+        b.url,
+        keys.agent,
+        "GET",
+        `/approvals/${approvalId}/wait?timeoutMs=30000`,
+        undefined,
+        35_000,
+      );
+      await sleep(200);
+      const approved = await send(a.url, keys.operator, "POST", `/approvals/${approvalId}/approve`, {
+        reason: "ok on A",
+      });
+      expect(approved).toMatchObject({ status: 200, body: { state: "approved" } });
+      expect(await waiting).toMatchObject({
+        status: 200,
+        body: { id: approvalId, state: "approved", reason: "ok on A" },
+      });
+      const released = await send(b.url, keys.agent, "POST", `/approvals/${approvalId}/release`);
+      expect(released).toMatchObject({ status: 200, body: { status: "executed", approvalId } });
+      await done;
+      expect(logs.filter((log) => log.answer?.status !== 200)).toEqual([]);
+      for (const replica of [0, 1]) {
+        expect(logs.filter((log) => log.args.client % 2 === replica).length).toBeGreaterThan(10);
+      }
+      await Promise.all([a.stop(), b.stop()]);
+
+      const { records, verify } = await chainOf(database, orgId);
+      // The clients' calls, plus the held call, its approval and its release.
+      expect(verify).toMatchObject({ chainValid: true, checked: logs.length + 3 });
+      expect(records.map((r) => r.seq)).toEqual(records.map((_, i) => i + 1));
+      const told = new Set(logs.map((log) => log.answer!.body.auditEventId as string));
+      expect(records.filter((r) => told.has(r.id))).toHaveLength(logs.length);
+    } finally {
+      await Promise.allSettled([a.kill(), b.kill()]);
+    }
+  }, 60_000);
+});
