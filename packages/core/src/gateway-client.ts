@@ -58,6 +58,17 @@ export interface GatewayIdentity {
   contained?: boolean;
 }
 
+/** An API key as the gateway lists it (never with its secret, except once on creation). */
+export interface GatewayKey {
+  id: string;
+  kind: "agent" | "operator" | "admin";
+  orgId: string;
+  agentId?: string;
+  name?: string;
+  createdAt: string;
+  revokedAt?: string;
+}
+
 /** Body of `POST /v1/actions` (the agent comes from the key, never from the body). */
 export interface ActionRequestBody {
   actionType: string;
@@ -187,6 +198,11 @@ export class GatewayClient {
 
   health(): Promise<{ status: string }> {
     return this.json("GET", "/health", {}, (v) => objectWith(v, "status", "string") as { status: string });
+  }
+
+  /** `GET /v1/ready`: 200 when the store answers; a 503 rejects (after retries) with GATE_UNAVAILABLE. */
+  ready(): Promise<{ status: string; store?: unknown }> {
+    return this.json("GET", "/ready", {}, (v) => objectWith(v, "status", "string") as { status: string });
   }
 
   whoami(): Promise<GatewayIdentity> {
@@ -334,6 +350,38 @@ export class GatewayClient {
       objectWith(v, "policy", "object");
       return answer as { policyHash: string; policy: Record<string, unknown> };
     });
+  }
+
+  /** `PUT /v1/policies` (admin): replaces the org's policy; audited as `policy.changed`. */
+  setPolicy(policy: Record<string, unknown>): Promise<{ policyHash: string }> {
+    return this.json(
+      "PUT",
+      "/policies",
+      { body: { policy } },
+      (v) => objectWith(v, "policyHash", "string") as { policyHash: string },
+    );
+  }
+
+  /** `POST /v1/keys` (admin): the secret `key` is in this answer only. */
+  createKey(input: {
+    kind: "agent" | "operator" | "admin";
+    agentId?: string;
+    name?: string;
+  }): Promise<GatewayKey & { key: string }> {
+    return this.json("POST", "/keys", { body: input, accept: [201] }, (v) => {
+      objectWith(v, "key", "string");
+      return asKey(v) as GatewayKey & { key: string };
+    });
+  }
+
+  /** `GET /v1/keys` (admin): the org's keys, without secrets. */
+  listKeys(): Promise<GatewayKey[]> {
+    return this.json("GET", "/keys", {}, (v) => arrayOf(objectWith(v, "keys", "array").keys, asKey));
+  }
+
+  /** `DELETE /v1/keys/:id` (admin): the key stops working at once. */
+  revokeKey(id: string): Promise<GatewayKey> {
+    return this.json("DELETE", `/keys/${encodeURIComponent(id)}`, {}, asKey);
   }
 
   posture(): Promise<Posture> {
@@ -693,6 +741,13 @@ function asApproval(value: unknown): Approval {
   if (!APPROVAL_STATES.has(approval.state as string))
     throw new Error(`unknown approval state ${JSON.stringify(approval.state)}`);
   return approval as unknown as Approval;
+}
+
+function asKey(value: unknown): GatewayKey {
+  const key = objectWith(value, "id", "string");
+  objectWith(value, "kind", "string");
+  objectWith(value, "orgId", "string");
+  return key as unknown as GatewayKey;
 }
 
 function asAgentControl(value: unknown): AgentControl {

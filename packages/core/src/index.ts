@@ -42,7 +42,12 @@ export { CONFIG_ENV_VARIABLES, CONFIG_FILE_NAME, loadRegisterConfig } from "./co
 export { getAssembly } from "./current.js";
 export { DISCOVERY_FIELD, discoverAdapters } from "./discovery.js";
 export { AssemblyDeniedError, AssemblyError, AssemblyTimeoutError, ConfigurationError } from "./errors.js";
-export type { ActionRequestBody, GatewayClientOptions, GatewayIdentity } from "./gateway-client.js";
+export type {
+  ActionRequestBody,
+  GatewayClientOptions,
+  GatewayIdentity,
+  GatewayKey,
+} from "./gateway-client.js";
 export {
   DEFAULT_REQUEST_TIMEOUT_MS,
   DEFAULT_RETRY_DELAYS_MS,

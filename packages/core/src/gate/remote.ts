@@ -194,7 +194,7 @@ export async function openRemoteGate(options: GatewayClientOptions): Promise<Rem
 }
 
 /** The wire body of a decision: the agent is the key's, so it is not sent. */
-function toWireBody(request: DecisionRequest): ActionRequestBody {
+export function toWireBody(request: DecisionRequest): ActionRequestBody {
   const body: ActionRequestBody = { actionType: request.actionType };
   if (request.toolName !== undefined) body.toolName = request.toolName;
   if (request.framework !== undefined) body.framework = request.framework;
