@@ -48,7 +48,7 @@ function placeholderValues(fixture: Fixture) {
     values.set(`keyId:${name}`, id);
   });
   let counter = 0;
-  const valueOf = (name: string): unknown => {
+  const syntheticValue = (name: string): unknown => {
     if (name === "time") return "2026-01-01T00:00:00.000Z";
     if (name === "any") return "any-value";
     if (!values.has(name)) {
@@ -70,8 +70,8 @@ function placeholderValues(fixture: Fixture) {
   const substitute = (value: unknown): unknown => {
     if (typeof value === "string") {
       const whole = /^<([A-Za-z0-9:_-]+)>$/.exec(value);
-      if (whole) return valueOf(whole[1]!);
-      return value.replace(/<([A-Za-z0-9:_-]+)>/g, (_m, name: string) => String(valueOf(name)));
+      if (whole) return syntheticValue(whole[1]!);
+      return value.replace(/<([A-Za-z0-9:_-]+)>/g, (_m, name: string) => String(syntheticValue(name)));
     }
     if (Array.isArray(value)) return value.map(substitute);
     if (value !== null && typeof value === "object")
@@ -115,7 +115,8 @@ function clientCall(
   const same = (b: unknown) => b;
   const field = (name: string) => (b: unknown) => (b as Record<string, unknown>)[name];
   const route = `${method} ${path}`;
-  let m: RegExpExecArray | null;
+  const params = (pattern: RegExp) => pattern.exec(route)?.slice(1).map(decodeURIComponent);
+  let m: string[] | undefined;
   if (route === "GET /v1/health") return { call: () => client.health(), result: same };
   if (route === "GET /v1/ready") return { call: () => client.ready(), result: same };
   if (route === "GET /v1/jwks.json") return { call: () => client.jwks(), result: same };
@@ -131,8 +132,9 @@ function clientCall(
   if (route === "GET /v1/keys") return { call: () => client.listKeys(), result: field("keys") };
   if (route === "POST /v1/keys")
     return { call: () => client.createKey(body as Parameters<GatewayClient["createKey"]>[0]), result: same };
-  if ((m = /^DELETE \/v1\/keys\/([^/]+)$/.exec(route))) {
-    const id = decodeURIComponent(m[1]!);
+  m = params(/^DELETE \/v1\/keys\/([^/]+)$/);
+  if (m) {
+    const id = m[0]!;
     return { call: () => client.revokeKey(id), result: same };
   }
   if (route === "POST /v1/actions") {
@@ -159,19 +161,22 @@ function clientCall(
       call: () => client.listApprovals(query.state ? { state: query.state as "pending" } : {}),
       result: field("approvals"),
     };
-  if ((m = /^GET \/v1\/approvals\/([^/]+)\/wait$/.exec(route))) {
-    const id = decodeURIComponent(m[1]!);
+  m = params(/^GET \/v1\/approvals\/([^/]+)\/wait$/);
+  if (m) {
+    const id = m[0]!;
     return { call: () => client.waitApproval(id, Number(query.timeoutMs)), result: same };
   }
-  if ((m = /^GET \/v1\/approvals\/([^/]+)$/.exec(route))) {
-    const id = decodeURIComponent(m[1]!);
+  m = params(/^GET \/v1\/approvals\/([^/]+)$/);
+  if (m) {
+    const id = m[0]!;
     return { call: () => client.getApproval(id), result: same };
   }
-  if ((m = /^POST \/v1\/approvals\/([^/]+)\/(approve|deny|release)$/.exec(route))) {
-    const id = decodeURIComponent(m[1]!);
+  m = params(/^POST \/v1\/approvals\/([^/]+)\/(approve|deny|release)$/);
+  if (m) {
+    const id = m[0]!;
     const reason = (body as { reason?: string } | undefined)?.reason;
-    if (m[2] === "approve") return { call: () => client.approve(id, reason), result: same };
-    if (m[2] === "deny") return { call: () => client.deny(id, reason), result: same };
+    if (m[1] === "approve") return { call: () => client.approve(id, reason), result: same };
+    if (m[1] === "deny") return { call: () => client.deny(id, reason), result: same };
     return { call: () => client.releaseApproval(id), result: same };
   }
   if (route === "GET /v1/audit")
@@ -185,22 +190,25 @@ function clientCall(
       result: same,
     };
   if (route === "GET /v1/audit/verify") return { call: () => client.verify(), result: same };
-  if ((m = /^POST \/v1\/audit\/([^/]+)\/outcome$/.exec(route))) {
-    const id = decodeURIComponent(m[1]!);
+  m = params(/^POST \/v1\/audit\/([^/]+)\/outcome$/);
+  if (m) {
+    const id = m[0]!;
     return {
       call: () => client.reportOutcome(id, body as Parameters<GatewayClient["reportOutcome"]>[1]),
       result: same,
     };
   }
-  if ((m = /^GET \/v1\/receipts\/([^/]+)$/.exec(route))) {
-    const id = decodeURIComponent(m[1]!);
+  m = params(/^GET \/v1\/receipts\/([^/]+)$/);
+  if (m) {
+    const id = m[0]!;
     return { call: () => client.receipt(id), result: field("receipt") };
   }
-  if ((m = /^POST \/v1\/agents\/([^/]+)\/(contain|release)$/.exec(route))) {
-    const id = decodeURIComponent(m[1]!);
+  m = params(/^POST \/v1\/agents\/([^/]+)\/(contain|release)$/);
+  if (m) {
+    const [id, verb] = m as [string, string];
     const reason = (body as { reason: string }).reason;
     return {
-      call: () => (m![2] === "contain" ? client.contain(id, reason) : client.releaseAgent(id, reason)),
+      call: () => (verb === "contain" ? client.contain(id, reason) : client.releaseAgent(id, reason)),
       result: same,
     };
   }
