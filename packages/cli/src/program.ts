@@ -4,7 +4,9 @@ import { Command, CommanderError } from "commander";
 import { registerAgents } from "./commands/agents.js";
 import { registerApprovals } from "./commands/approvals.js";
 import { registerAudit } from "./commands/audit.js";
+import { registerGateway } from "./commands/gateway.js";
 import { registerInit } from "./commands/init.js";
+import { registerKeys } from "./commands/keys.js";
 import { registerPolicy } from "./commands/policy.js";
 import { registerPosture } from "./commands/posture.js";
 import { registerReceipts } from "./commands/receipts.js";
@@ -29,6 +31,8 @@ export function buildProgram(): Command {
   registerAgents(program, printer);
   registerPosture(program, printer);
   registerReceipts(program, printer);
+  registerGateway(program, printer);
+  registerKeys(program, printer);
   return program;
 }
 
