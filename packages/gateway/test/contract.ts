@@ -65,8 +65,8 @@ export function contractProblems(method: string, path: string, status: number, b
   if (!operation) return status === 404 ? [] : [`${method} ${template} is not in the OpenAPI file`];
   const response = operation.responses[String(status)];
   if (!response) {
-    // 401 / 403 / 503 are common to every authenticated route (info.description).
-    if ([401, 403, 404, 413, 500, 503].includes(status))
+    // 401 / 403 / 404 / 413 / 415 / 500 / 503 are common to every authenticated route (info.description).
+    if ([401, 403, 404, 413, 415, 500, 503].includes(status))
       return schemaProblems("#/components/schemas/Error", body);
     return [`${method} ${template} does not describe status ${status}`];
   }

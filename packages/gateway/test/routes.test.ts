@@ -1,0 +1,210 @@
+import { verifyExport } from "@aa/engine";
+import { afterEach, describe, expect, it } from "vitest";
+import { readEvents, startGateway, type TestGateway } from "./harness.js";
+
+let current: TestGateway | undefined;
+afterEach(async () => {
+  await current?.gateway.close();
+  current = undefined;
+});
+async function gateway(options?: Parameters<typeof startGateway>[0]) {
+  current = await startGateway(options);
+  return current;
+}
+
+describe("approvals over HTTP", () => {
+  it("a long poll returns as soon as an operator decides, and the release runs the call once", async () => {
+    const gw = await gateway();
+    const held = await gw.call(gw.keys.agent, "POST", "/v1/actions", {
+      actionType: "pr.merge",
+      args: { pr: 1 },
+    });
+    expect(held.body).toMatchObject({ status: "requested", approvalId: expect.stringMatching(/^apr_/) });
+    const id = held.body.approvalId as string;
+    const waiting = gw.call(gw.keys.agent, "GET", `/v1/approvals/${id}/wait?timeoutMs=30000`);
+    // The operator decides while the agent's request is open.
+    const approved = await gw.call(gw.keys.operator, "POST", `/v1/approvals/${id}/approve`, { reason: "ok" });
+    expect(approved.status).toBe(200);
+    const woke = await waiting;
+    expect(woke.body).toMatchObject({ id, state: "approved", decidedBy: "ops-alice" });
+    const released = await gw.call(gw.keys.agent, "POST", `/v1/approvals/${id}/release`);
+    expect(released.body).toMatchObject({ status: "executed", approvalId: id });
+    const again = await gw.call(gw.keys.agent, "POST", `/v1/approvals/${id}/release`, {});
+    expect(again.status).toBe(409);
+    expect(again.body.error.code).toBe("APPROVAL_ALREADY_USED");
+  });
+
+  it("refuses a wait timeout over 30 s and an approval of another org", async () => {
+    const gw = await gateway();
+    const held = await gw.call(gw.keys.agent, "POST", "/v1/actions", { actionType: "pr.merge" });
+    const id = held.body.approvalId as string;
+    const tooLong = await gw.call(gw.keys.agent, "GET", `/v1/approvals/${id}/wait?timeoutMs=30001`);
+    expect(tooLong.status).toBe(400);
+    expect(tooLong.body.error).toMatchObject({ code: "INVALID_QUERY", details: { field: "timeoutMs" } });
+    const foreign = await gw.call(gw.keys.globexOperator, "POST", `/v1/approvals/${id}/approve`, {});
+    expect(foreign.status).toBe(404);
+    expect((await gw.call(gw.keys.operator, "GET", `/v1/approvals/${id}`)).body.state).toBe("pending");
+  });
+});
+
+describe("tenancy over HTTP", () => {
+  it("an org's keys never read, approve, report on or see the events of another org", async () => {
+    const gw = await gateway();
+    const acmeCall = await gw.call(gw.keys.agent, "POST", "/v1/actions", {
+      actionType: "pr.open",
+      metadata: { pr_size: 1 },
+    });
+    const held = await gw.call(gw.keys.agent, "POST", "/v1/actions", { actionType: "pr.merge" });
+    const eventId = acmeCall.body.auditEventId as string;
+    // globex has its own chain: empty audit, unknown ids.
+    expect((await gw.call(gw.keys.globexOperator, "GET", "/v1/audit")).body.items).toEqual([]);
+    expect((await gw.call(gw.keys.globexOperator, "GET", "/v1/approvals")).body.approvals).toEqual([]);
+    expect(
+      (await gw.call(gw.keys.globexOperator, "GET", `/v1/approvals/${held.body.approvalId}`)).status,
+    ).toBe(404);
+    expect(
+      (
+        await gw.call(gw.keys.globexOperator, "POST", `/v1/approvals/${held.body.approvalId}/deny`, {
+          reason: "x",
+        })
+      ).status,
+    ).toBe(404);
+    expect(
+      (await gw.call(gw.keys.globexAgent, "POST", `/v1/audit/${eventId}/outcome`, { status: "failure" }))
+        .status,
+    ).toBe(404);
+    expect((await gw.call(gw.keys.globexOperator, "GET", `/v1/receipts/${eventId}`)).status).toBe(404);
+    // The same agent id in another org is another agent: its calls land in its own org only.
+    await gw.call(gw.keys.globexAgent, "POST", "/v1/actions", { actionType: "read.file" });
+    const acmeAudit = await gw.call(gw.keys.operator, "GET", "/v1/audit");
+    expect(acmeAudit.body.items.map((i: { org: string }) => i.org)).toEqual(["acme", "acme"]);
+    // Events: a globex subscriber resuming from the start sees only globex's record.
+    const stream = await fetch(`${gw.url}/v1/events?after=0`, {
+      headers: { authorization: `Bearer ${gw.keys.globexOperator}` },
+    });
+    const [only] = await readEvents(stream, 1);
+    expect(only).toMatchObject({ event: "action.executed", data: { actionType: "read.file", seq: 1 } });
+  });
+
+  it("an agent key sees only its own approvals, audit records, receipts and events", async () => {
+    const gw = await gateway();
+    const mine = await gw.call(gw.keys.agent, "POST", "/v1/actions", { actionType: "read.a" });
+    const theirs = await gw.call(gw.keys.otherAgent, "POST", "/v1/actions", { actionType: "read.b" });
+    const audit = await gw.call(gw.keys.agent, "GET", "/v1/audit");
+    expect(audit.body.items.map((i: { id: string }) => i.id)).toEqual([mine.body.auditEventId]);
+    expect((await gw.call(gw.keys.agent, "GET", `/v1/receipts/${theirs.body.auditEventId}`)).status).toBe(
+      403,
+    );
+    const spy = await gw.call(gw.keys.agent, "GET", "/v1/events?agent=docs-bot");
+    expect(spy.status).toBe(403);
+    const stream = await fetch(`${gw.url}/v1/events?after=0`, {
+      headers: { authorization: `Bearer ${gw.keys.agent}` },
+    });
+    const [own] = await readEvents(stream, 1);
+    expect(own!.data).toMatchObject({ agentId: "release-bot", actionType: "read.a" });
+  });
+});
+
+describe("events (SSE)", () => {
+  it("streams new events with id = seq, and resumes after Last-Event-ID without gaps or repeats", async () => {
+    const gw = await gateway();
+    const response = await fetch(`${gw.url}/v1/events`, {
+      headers: { authorization: `Bearer ${gw.keys.operator}` },
+    });
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toMatch(/^text\/event-stream/);
+    const first = readEvents(response, 2);
+    await gw.call(gw.keys.agent, "POST", "/v1/actions", { actionType: "read.x" });
+    await gw.call(gw.keys.agent, "POST", "/v1/actions", {
+      actionType: "pr.open",
+      metadata: { pr_size: 500 },
+    });
+    const seen = await first;
+    expect(seen.map((e) => [e.id, e.event])).toEqual([
+      ["1", "action.executed"],
+      ["2", "action.denied"],
+    ]);
+    // Missed while disconnected: one more call; a reconnect with Last-Event-ID gets exactly it.
+    await gw.call(gw.keys.agent, "POST", "/v1/actions", { actionType: "read.y" });
+    const resumed = await fetch(`${gw.url}/v1/events?events=action.executed`, {
+      headers: { authorization: `Bearer ${gw.keys.operator}`, "last-event-id": "2" },
+    });
+    const [missed] = await readEvents(resumed, 1);
+    expect(missed).toMatchObject({ id: "3", event: "action.executed", data: { actionType: "read.y" } });
+  });
+
+  it("answers a bad filter or resume point with a JSON error, not a stream", async () => {
+    const gw = await gateway();
+    const unknown = await gw.call(gw.keys.operator, "GET", "/v1/events?events=action.nope");
+    expect(unknown.status).toBe(400);
+    expect(unknown.body.error.message).toMatch(/Unknown event type "action.nope"/);
+    const badResume = await gw.call(gw.keys.operator, "GET", "/v1/events", undefined, {
+      "last-event-id": "x",
+    });
+    expect(badResume.body.error.code).toBe("INVALID_QUERY");
+  });
+});
+
+describe("audit export and shutdown", () => {
+  it("exports JSONL that verifies offline", async () => {
+    const gw = await gateway();
+    await gw.call(gw.keys.agent, "POST", "/v1/actions", { actionType: "read.x", args: { token: "s3cret" } });
+    const exported = await fetch(`${gw.url}/v1/audit/export`, {
+      headers: { authorization: `Bearer ${gw.keys.operator}` },
+    });
+    expect(exported.headers.get("content-type")).toMatch(/^application\/x-ndjson/);
+    const text = await exported.text();
+    expect(text).not.toContain("s3cret");
+    const jwks = await (await fetch(`${gw.url}/v1/jwks.json`)).json();
+    const result = await verifyExport(text.split("\n").filter(Boolean), { jwks });
+    expect(result).toMatchObject({ chainValid: true, records: 1, org: "acme", keySource: "provided" });
+  });
+
+  it("close() ends open event streams and waits; engines write their checkpoint", async () => {
+    const gw = await gateway();
+    await gw.call(gw.keys.agent, "POST", "/v1/actions", { actionType: "read.x" });
+    const stream = await fetch(`${gw.url}/v1/events`, {
+      headers: { authorization: `Bearer ${gw.keys.operator}` },
+    });
+    const reading = stream.text();
+    await gw.gateway.close();
+    current = undefined;
+    await expect(reading).resolves.toContain(": connected");
+    // Reopened on the same database, the chain verifies against the checkpoint written on close.
+    const database = gw.gateway.database;
+    if (database.kind !== "sqlite") throw new Error("the harness uses SQLite");
+    const again = await startGateway({ database: `sqlite:${database.path}` });
+    current = again;
+    const verify = await again.call(again.keys.operator, "GET", "/v1/audit/verify");
+    expect(verify.body).toEqual({ chainValid: true, checked: 1, firstBrokenAtRowId: null });
+  });
+});
+
+describe("bad input writes nothing", () => {
+  it("malformed JSON, wrong types, unknown fields and oversize bodies are refused before the engine", async () => {
+    const gw = await gateway({ bodyLimit: 4096 });
+    const attempts = [
+      await gw.call(gw.keys.agent, "POST", "/v1/actions", '{"actionType": '),
+      await gw.call(gw.keys.agent, "POST", "/v1/actions", { actionType: "read.x", dryRun: "yes" }),
+      await gw.call(gw.keys.agent, "POST", "/v1/actions", { actionType: "read.x", agent: { id: "admin" } }),
+      await gw.call(gw.keys.agent, "POST", "/v1/actions", { actionType: "read.x", args: "x".repeat(5000) }),
+      await gw.call(gw.keys.agent, "POST", "/v1/actions", "actionType=read.x", {
+        "content-type": "application/x-www-form-urlencoded",
+      }),
+      await gw.call(gw.keys.operator, "POST", "/v1/agents/release-bot/contain", { reason: 5 }),
+      await gw.call(gw.keys.admin, "PUT", "/v1/policies", { policy: { version: 2 } }),
+    ];
+    expect(attempts.map((a) => [a.status, a.body.error.code])).toEqual([
+      [400, "INVALID_BODY"],
+      [400, "INVALID_BODY"],
+      [400, "INVALID_BODY"],
+      [413, "PAYLOAD_TOO_LARGE"],
+      [415, "UNSUPPORTED_MEDIA_TYPE"],
+      [400, "INVALID_BODY"],
+      [400, "INVALID_POLICY"],
+    ]);
+    const audit = await gw.call(gw.keys.operator, "GET", "/v1/audit");
+    expect(audit.body.items).toEqual([]);
+    expect((await gw.call(gw.keys.operator, "GET", "/v1/agents")).body.agents).toEqual([]);
+  });
+});
