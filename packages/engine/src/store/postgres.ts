@@ -14,7 +14,7 @@ import { EngineError, storeFailure } from "../errors.js";
 import type { ApprovalState } from "../types.js";
 import { effectApprovalId, effectConflict, idempotencyTaken } from "./effects.js";
 import { POSTGRES_MIGRATIONS } from "./postgres/migrations.js";
-import { Announcer, channelFor, Listener, type PendingChange } from "./postgres/notify.js";
+import { Announcer, channelFor, type PendingChange, watchChannel } from "./postgres/notify.js";
 import type {
   AgentControlRow,
   AppendOutcome,
@@ -105,8 +105,7 @@ export class PostgresStore implements AuditStore {
   /** The NOTIFY channel of this store's schema. */
   readonly #channel: string;
   readonly #announcer: Announcer;
-  readonly #watchers = new Set<(change: StoreChange) => void>();
-  #listener: Listener | undefined;
+  readonly #watches = new Set<{ stop: () => void }>();
 
   private constructor(
     pg: typeof import("pg"),
@@ -261,30 +260,19 @@ export class PostgresStore implements AuditStore {
 
   /**
    * Pushes a hint after every commit to this database's schema by any replica (LISTEN/NOTIFY on
-   * one dedicated connection, opened on the first call and reconnected with backoff when lost).
-   * See {@link StoreChange}; the caller keeps polling as the fallback.
+   * one dedicated connection per process and schema, opened on first use and reconnected with
+   * backoff when lost). See {@link StoreChange}; the caller keeps polling as the fallback.
    */
   watch(listener: (change: StoreChange) => void): { ready: Promise<void>; stop: () => void } {
-    this.#watchers.add(listener);
-    this.#listener ??= new Listener(this.#connection, this.#pg, this.#channel, (change) => {
-      for (const watcher of [...this.#watchers]) {
-        try {
-          watcher(change);
-        } catch {
-          // A watcher's failure must not stop the others; they are hints only.
-        }
-      }
-    });
-    return {
-      ready: this.#listener.ready,
+    const shared = watchChannel(this.#connection, this.#pg, this.#channel, listener);
+    const watch = {
+      ready: shared.ready,
       stop: () => {
-        this.#watchers.delete(listener);
-        if (this.#watchers.size === 0 && this.#listener) {
-          void this.#listener.stop();
-          this.#listener = undefined;
-        }
+        if (this.#watches.delete(watch)) shared.stop();
       },
     };
+    this.#watches.add(watch);
+    return watch;
   }
 
   /**
@@ -660,10 +648,7 @@ export class PostgresStore implements AuditStore {
   }
 
   async close(): Promise<void> {
-    this.#watchers.clear();
-    const listener = this.#listener;
-    this.#listener = undefined;
-    await listener?.stop();
+    for (const watch of [...this.#watches]) watch.stop();
     await this.#announcer.drain();
     this.#announcer.close();
     await this.#pool.end();

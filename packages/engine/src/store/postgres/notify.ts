@@ -19,6 +19,13 @@ const MAX_CHANNEL = 63;
 const MAX_APPROVAL_IDS = 100;
 const RECONNECT_FIRST_MS = 100;
 const RECONNECT_MAX_MS = 5000;
+/**
+ * A LISTEN connection only receives, so a silently dead one (a half-open TCP connection after a
+ * network cut or a failover) would never report an error: it is pinged this often, and a ping
+ * unanswered within PING_TIMEOUT_MS counts as a lost connection.
+ */
+const PING_MS = 30_000;
+const PING_TIMEOUT_MS = 10_000;
 
 /** The channel of one schema, so stores in different schemas of one database do not wake each other. */
 export function channelFor(schema: string | null): string {
@@ -156,6 +163,7 @@ export class Listener {
   #missedSome = false;
   #retryMs = RECONNECT_FIRST_MS;
   #timer: NodeJS.Timeout | undefined;
+  #ping: NodeJS.Timeout | undefined;
   #ready: Promise<void>;
 
   constructor(
@@ -185,7 +193,11 @@ export class Listener {
       if (failed) return;
       failed = true;
       this.#missedSome = true;
-      if (this.#client === client) this.#client = undefined;
+      if (this.#client === client) {
+        this.#client = undefined;
+        clearInterval(this.#ping);
+        this.#ping = undefined;
+      }
       client.removeAllListeners("notification");
       void client.end().catch(() => undefined);
       this.#scheduleReconnect();
@@ -210,6 +222,16 @@ export class Listener {
       return;
     }
     this.#retryMs = RECONNECT_FIRST_MS;
+    this.#ping = setInterval(() => {
+      let timeout: NodeJS.Timeout | undefined;
+      const unanswered = new Promise((_, reject) => {
+        timeout = setTimeout(() => reject(new Error("no answer to the listener's ping")), PING_TIMEOUT_MS);
+      });
+      Promise.race([client.query("SELECT 1"), unanswered])
+        .catch(lost)
+        .finally(() => clearTimeout(timeout));
+    }, PING_MS);
+    this.#ping.unref();
     if (this.#missedSome) {
       this.#missedSome = false;
       this.#onChange({ kind: "resync" });
@@ -231,6 +253,8 @@ export class Listener {
     this.#stopped = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
+    clearInterval(this.#ping);
+    this.#ping = undefined;
     const client = this.#client;
     this.#client = undefined;
     if (client) {
@@ -240,4 +264,53 @@ export class Listener {
       await client.end().catch(() => undefined);
     }
   }
+}
+
+/** Listeners shared by every store of this process on the same server and channel. */
+const sharedListeners = new Map<
+  string,
+  { listener: Listener; watchers: Set<(change: StoreChange) => void> }
+>();
+
+/**
+ * Watches a channel through the one `LISTEN` connection this process keeps for it (a gateway
+ * opens one engine, hence one store, per org: they all share it). The last `stop()` closes it.
+ */
+export function watchChannel(
+  config: ClientConfig,
+  pg: typeof import("pg"),
+  channel: string,
+  onChange: (change: StoreChange) => void,
+): { ready: Promise<void>; stop: () => void } {
+  const key = `${channel}\u0000${config.connectionString ?? ""}`;
+  let entry = sharedListeners.get(key);
+  if (entry === undefined) {
+    const watchers = new Set<(change: StoreChange) => void>();
+    const listener = new Listener(config, pg, channel, (change) => {
+      for (const watcher of [...watchers]) {
+        try {
+          watcher(change);
+        } catch {
+          // One watcher's failure must not stop the others; hints only.
+        }
+      }
+    });
+    entry = { listener, watchers };
+    sharedListeners.set(key, entry);
+  }
+  const shared = entry;
+  shared.watchers.add(onChange);
+  let stopped = false;
+  return {
+    ready: shared.listener.ready,
+    stop: () => {
+      if (stopped) return;
+      stopped = true;
+      shared.watchers.delete(onChange);
+      if (shared.watchers.size === 0) {
+        if (sharedListeners.get(key) === shared) sharedListeners.delete(key);
+        void shared.listener.stop();
+      }
+    },
+  };
 }
