@@ -23,6 +23,13 @@ import {
   result,
   snapshotConditions,
 } from "./decision-results.js";
+import {
+  checkCapabilities,
+  type DelegationDenial,
+  invalidToken,
+  type Resolution,
+} from "./delegation/registry.js";
+import { DelegationService, denialError } from "./delegation/service.js";
 import { approvalNotFound, closedError, EngineError, invalid, reusedKey, storeFailure } from "./errors.js";
 import { DEFAULT_EVENTS_POLL_MS, EventHub } from "./events.js";
 import { exportAuditTo } from "./export.js";
@@ -52,6 +59,11 @@ import type {
   AuditPage,
   AuditQuery,
   DecisionRequest,
+  DelegateOptions,
+  Delegation,
+  DelegationFilter,
+  DelegationGrant,
+  DelegationParent,
   DenialReasonCode,
   EnforcementMode,
   Engine,
@@ -90,6 +102,14 @@ interface ApprovalSnapshot {
   traceId: string | null;
   toolCallId: string | null;
   redactionRules: string[];
+  /** The delegation the call was made under (its state is checked again on release). */
+  delegationId?: string;
+}
+
+/** What the delegation check decided for one call (absent for calls without a delegation token). */
+interface DelegationVerdict {
+  denial: DelegationDenial | undefined;
+  delegationId: string | undefined;
 }
 
 function isCompiled(policy: CompiledPolicy | PolicyDocument): policy is CompiledPolicy {
@@ -215,6 +235,7 @@ export class DecisionEngine implements Engine {
   #unwatch: (() => void) | undefined;
   readonly #breaker: CircuitBreaker;
   readonly #containment: ContainmentView;
+  readonly #delegations: DelegationService;
   readonly #events: EventHub;
   readonly #budgets: Budgets;
   /** Budgets come from the policy file's `budgets:` section unless `openEngine({ budgets })` sets them. */
@@ -246,6 +267,13 @@ export class DecisionEngine implements Engine {
     this.#budgetsFromPolicy = options.budgets === undefined;
     this.#budgets = new Budgets(options.budgets ?? budgetsFromPolicy(policy.document.budgets));
     this.#containment = new ContainmentView(store, org);
+    this.#delegations = new DelegationService({
+      store,
+      org,
+      keyring: () => this.#keyring,
+      append: (item) => this.#writer.append(item),
+      systemFields: (kind, agent, actionType, extra) => this.#systemFields(kind, agent, actionType, extra),
+    });
   }
 
   /** @internal */
@@ -257,6 +285,7 @@ export class DecisionEngine implements Engine {
     // Listening before the first read: nothing another replica commits from here on goes unheard.
     await watch?.ready;
     await this.#containment.start(controlsRefreshMs);
+    await this.#delegations.start(controlsRefreshMs);
     const checkpoints = await this.#store.listCheckpoints(this.#org);
     this.#checkpointedSize = checkpoints.at(-1)?.size ?? 0;
   }
@@ -280,11 +309,65 @@ export class DecisionEngine implements Engine {
     if (this.#closed) return Promise.reject(closedError());
     const problem = describeRequestProblem(request);
     if (problem) return Promise.reject(invalid(problem));
-    if (request.eventId !== undefined && !request.dryRun) return this.#decideIdempotent(request);
-    return this.#decideNow(request, undefined);
+    if (request.delegationToken !== undefined) return this.#decideDelegated(request);
+    if (request.eventId !== undefined && !request.dryRun) return this.#decideIdempotent(request, undefined);
+    return this.#decideNow(request, undefined, undefined);
   }
 
-  async #decideIdempotent(request: DecisionRequest): Promise<ActionResult> {
+  /** A call under a delegation token: resolved from memory once the token was seen (no I/O). */
+  #decideDelegated(request: DecisionRequest): Promise<ActionResult> {
+    const token = request.delegationToken!;
+    const now = Date.now();
+    const registry = this.#delegations.registry;
+    const cached = registry.resolveCached(token, now);
+    if (cached) return this.#decideResolved(request, cached);
+    return registry.resolve(token, now).then((resolution) => this.#decideResolved(request, resolution));
+  }
+
+  /**
+   * Attributes the call to the delegation's child agent with the registry's chain, and denies it
+   * when the token or the delegation is not valid, or the action is outside the capabilities.
+   */
+  #decideResolved(request: DecisionRequest, resolution: Resolution): Promise<ActionResult> {
+    const presenter = request.agent.id;
+    let denial: DelegationDenial | undefined;
+    let agentId = presenter;
+    let chain = [presenter];
+    let delegationId: string | undefined;
+    if (resolution.ok) {
+      const context = resolution.context;
+      agentId = context.agentId;
+      chain = context.chain;
+      delegationId = context.delegationId;
+      denial = checkCapabilities(context, request.actionType);
+    } else {
+      denial = resolution.denial;
+      if (denial.agentId !== undefined) agentId = denial.agentId;
+      if (denial.chain !== undefined) chain = denial.chain;
+    }
+    if (!chain.includes(presenter)) {
+      // A token presented by an agent outside its chain: attributed to the presenter.
+      denial = invalidToken(`${presenter} presented a token of ${agentId}, whose chain it is not part of`);
+      agentId = presenter;
+      chain = [presenter];
+      delegationId = undefined;
+    }
+    const effective: DecisionRequest = {
+      ...request,
+      agent: agentId === presenter ? request.agent : { id: agentId },
+      delegationChain: chain,
+      delegationToken: undefined,
+    };
+    const verdict: DelegationVerdict = { denial, delegationId };
+    if (effective.eventId !== undefined && !effective.dryRun)
+      return this.#decideIdempotent(effective, verdict);
+    return this.#decideNow(effective, undefined, verdict);
+  }
+
+  async #decideIdempotent(
+    request: DecisionRequest,
+    delegated: DelegationVerdict | undefined,
+  ): Promise<ActionResult> {
     const key = request.eventId!;
     const fingerprint = this.#fingerprint(request);
     const inflight = this.#inflight.get(key);
@@ -294,7 +377,7 @@ export class DecisionEngine implements Engine {
     }
     const existing = await this.#lookupIdempotent(key, fingerprint);
     if (existing) return existing;
-    const result = this.#decideNow(request, { key, fingerprint }).catch(async (error: unknown) => {
+    const result = this.#decideNow(request, { key, fingerprint }, delegated).catch(async (error: unknown) => {
       // Another process may have committed the same key first (the store refused ours).
       if (error instanceof EngineError && error.code === "IDEMPOTENCY_KEY_REUSED") {
         const stored = await this.#lookupIdempotent(key, fingerprint);
@@ -338,29 +421,40 @@ export class DecisionEngine implements Engine {
   async #decideNow(
     request: DecisionRequest,
     idempotency: { key: string; fingerprint: string } | undefined,
+    delegated: DelegationVerdict | undefined,
   ): Promise<ActionResult> {
     const mode = request.enforcementMode ?? this.#defaultMode;
     const policy = this.#policy;
     const agentId = request.agent.id;
-    // Operator containment, the calls budget and the circuit breaker come before the policy:
-    // in-memory checks only.
+    // The delegation check, operator containment, the calls budget and the circuit breaker come
+    // before the policy: in-memory checks only.
+    const delegationDenial = mode === "disabled" ? undefined : delegated?.denial;
     const contained =
-      mode === "disabled" ? undefined : this.#containment.blocking(agentId, request.delegationChain);
+      mode === "disabled" || delegationDenial !== undefined
+        ? undefined
+        : this.#containment.blocking(agentId, request.delegationChain);
     const budgeted = mode === "enforce" && !this.#budgets.inactive;
     const budgetClock = budgeted ? Date.now() : 0;
     const overBudget =
-      budgeted && contained === undefined ? this.#budgets.callsExceeded(agentId, budgetClock) : undefined;
+      budgeted && contained === undefined && delegationDenial === undefined
+        ? this.#budgets.callsExceeded(agentId, budgetClock)
+        : undefined;
     const admission: CircuitAdmission =
-      mode === "enforce" && contained === undefined && overBudget === undefined
+      mode === "enforce" &&
+      contained === undefined &&
+      overBudget === undefined &&
+      delegationDenial === undefined
         ? this.#breaker.admit(agentId, Date.now(), request.dryRun !== true)
         : "evaluate";
-    const blockedMessage = contained
-      ? containedMessage(agentId, contained)
-      : overBudget !== undefined
-        ? overBudget
-        : admission === "deny"
-          ? `The circuit breaker for agent ${agentId} is open after repeated denials or failures; calls are denied until it half-opens (${this.#breaker.state(agentId, Date.now()).openUntil ?? "shortly"})`
-          : undefined;
+    const blockedMessage = delegationDenial
+      ? delegationDenial.message
+      : contained
+        ? containedMessage(agentId, contained)
+        : overBudget !== undefined
+          ? overBudget
+          : admission === "deny"
+            ? `The circuit breaker for agent ${agentId} is open after repeated denials or failures; calls are denied until it half-opens (${this.#breaker.state(agentId, Date.now()).openUntil ?? "shortly"})`
+            : undefined;
     const decision: PolicyDecision | undefined =
       mode === "disabled" || blockedMessage !== undefined
         ? undefined
@@ -387,15 +481,24 @@ export class DecisionEngine implements Engine {
       metadata: request.metadata,
       dataAccessed: request.dataAccessed,
     });
-    const conditions = decision
-      ? redacted.fired.length > 0
-        ? redactConditions(decision.conditionsEvaluated, redacted)
-        : decision.conditionsEvaluated
-      : (EMPTY as ConditionResult[]);
+    const conditions = delegationDenial
+      ? delegationDenial.conditions.map((condition) => ({ ...condition }))
+      : decision
+        ? redacted.fired.length > 0
+          ? redactConditions(decision.conditionsEvaluated, redacted)
+          : decision.conditionsEvaluated
+        : (EMPTY as ConditionResult[]);
     const enforced: { status: ActionStatus; denialReason?: DenialReasonCode } =
       blockedMessage === undefined
         ? decisionStatus(decision)
-        : { status: "denied", denialReason: overBudget === undefined ? "CIRCUIT_OPEN" : "BUDGET_EXCEEDED" };
+        : {
+            status: "denied",
+            denialReason: delegationDenial
+              ? delegationDenial.reason
+              : overBudget === undefined
+                ? "CIRCUIT_OPEN"
+                : "BUDGET_EXCEEDED",
+          };
     const status: ActionStatus = mode === "enforce" || blockedMessage ? enforced.status : "executed";
     if (budgeted && status === "executed" && !request.dryRun) this.#budgets.countCall(agentId, budgetClock);
     if (admission !== "evaluate" || status === "denied") {
@@ -475,6 +578,7 @@ export class DecisionEngine implements Engine {
         traceId: request.traceId ?? null,
         toolCallId: request.toolCallId ?? null,
         redactionRules: redacted.fired,
+        ...(delegated?.delegationId === undefined ? {} : { delegationId: delegated.delegationId }),
       };
       effects.push({
         type: "approval.insert",
@@ -852,10 +956,49 @@ export class DecisionEngine implements Engine {
     return rows.map((row) => ({ ...row }));
   }
 
-  /** Re-reads operator containment from the store now (it is also re-read every `controlsRefreshMs`). */
+  /**
+   * Re-reads operator containment and the delegation registry from the store now (both are also
+   * re-read every `controlsRefreshMs`).
+   */
   async refreshControls(): Promise<void> {
     this.#assertOpen();
-    await this.#containment.refresh();
+    await Promise.all([this.#containment.refresh(), this.#delegations.registry.refresh()]);
+  }
+
+  // ---------------------------------------------------------------- delegation
+
+  /** See {@link Engine.delegate}. */
+  delegate(parent: DelegationParent, name: string, options: DelegateOptions): Promise<DelegationGrant> {
+    this.#assertOpen();
+    return this.#delegations.delegate(parent, name, options);
+  }
+
+  /** See {@link Engine.verifyDelegation}. */
+  verifyDelegation(token: string): Promise<Delegation> {
+    this.#assertOpen();
+    return this.#delegations.verify(token);
+  }
+
+  /** See {@link Engine.revokeDelegation}. */
+  revokeDelegation(
+    delegationId: string,
+    revokedBy: string,
+    options?: { agentId?: string },
+  ): Promise<Delegation> {
+    this.#assertOpen();
+    return this.#delegations.revoke(delegationId, revokedBy, options);
+  }
+
+  /** See {@link Engine.listDelegations}. */
+  listDelegations(filter?: DelegationFilter): Promise<Delegation[]> {
+    this.#assertOpen();
+    return this.#delegations.list(filter);
+  }
+
+  /** Audits the expiry of delegations whose time is up now (also done on every registry refresh). */
+  async expireDelegations(): Promise<void> {
+    this.#assertOpen();
+    await this.#delegations.expireDue();
   }
 
   // ---------------------------------------------------------------- approvals
@@ -1120,6 +1263,11 @@ export class DecisionEngine implements Engine {
       );
     }
     const snapshot = JSON.parse(row.request) as ApprovalSnapshot;
+    if (snapshot.delegationId !== undefined) {
+      // Revoked or expired while the call waited for its reviewer: the approval cannot release it.
+      const resolution = await this.#delegations.registry.resolveId(snapshot.delegationId, Date.now());
+      if (!resolution.ok) throw denialError(resolution.denial);
+    }
     const contained = this.#containment.blocking(agentId, snapshot.delegation);
     if (contained) {
       throw new EngineError("AGENT_CONTAINED", 403, containedMessage(agentId, contained), {
@@ -1400,6 +1548,7 @@ export class DecisionEngine implements Engine {
     } finally {
       this.#closed = true;
       this.#containment.stop();
+      this.#delegations.stop();
       this.#events.close();
       this.#unwatch?.();
       for (const id of [...this.#approvalWaiters.keys()]) this.#notifyApproval(id);

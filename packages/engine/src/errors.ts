@@ -25,7 +25,15 @@ export type EngineErrorCode =
   | "STORE_SCHEMA_TOO_NEW"
   | "STORE_WRITE_FAILED"
   | "ENGINE_CLOSED"
-  | "EXPORT_INVALID";
+  | "EXPORT_INVALID"
+  | "DELEGATION_INVALID"
+  | "DELEGATION_EXPIRED"
+  | "DELEGATION_REVOKED"
+  | "DELEGATION_NOT_FOUND"
+  | "DELEGATION_NOT_ACTIVE"
+  | "DELEGATION_EXISTS"
+  | "CAPABILITY_ESCALATION"
+  | "DELEGATION_TTL_EXCEEDED";
 
 /**
  * The only error type @aa/engine throws. `status` is the HTTP status a gateway should answer

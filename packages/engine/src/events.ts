@@ -8,12 +8,13 @@ import { invalid } from "./errors.js";
 import type { AuditStore, StoredEvent } from "./store/types.js";
 import type { EngineEvent, EngineEventType, SubscribeOptions, Subscription } from "./types.js";
 
-/** Every event type, including those reserved for features not built yet (never emitted today). */
+/** Every event type, including `anomaly.detected`, reserved for a feature not built yet (never emitted today). */
 export const ENGINE_EVENT_TYPES: readonly EngineEventType[] = [
   "action.denied",
   "action.executed",
   "approval.requested",
   "approval.resolved",
+  "delegation.created",
   "delegation.expired",
   "delegation.revoked",
   "policy.changed",
@@ -76,6 +77,20 @@ export function eventsOfRecord(row: StoredEvent): EngineEvent[] {
     case "agent.contained":
     case "agent.released":
       return [event("enforcement.triggered", { trigger: kind })];
+    case "delegation.created":
+    case "delegation.revoked":
+    case "delegation.expired": {
+      const metadata = (record.metadata ?? {}) as Record<string, unknown>;
+      return [
+        event(kind, {
+          delegationId: metadata.delegationId ?? null,
+          parentDelegationId: metadata.parentDelegationId ?? null,
+          chain: record.delegation,
+          capabilities: metadata.capabilities ?? null,
+          expiresAt: metadata.expiresAt ?? null,
+        }),
+      ];
+    }
     default:
       return [];
   }

@@ -99,6 +99,7 @@ export type DenialReasonCode =
   | "NOT_DELEGATED"
   | "DELEGATION_EXPIRED"
   | "DELEGATION_REVOKED"
+  | "DELEGATION_INVALID"
   | "CIRCUIT_OPEN"
   | "BUDGET_EXCEEDED"
   | "RATE_LIMITED"
@@ -134,8 +135,19 @@ export interface DecisionRequest {
   dryRun?: boolean;
   /** Set by fail-open paths so the audit record carries the marker. */
   failOpen?: boolean;
-  /** Agent ids from the root agent down to `agent.id` (delegation). Default `[agent.id]`. */
+  /**
+   * Agent ids from the root agent down to `agent.id` (delegation), for trusted in-process callers
+   * that track delegation themselves. Default `[agent.id]`. Ignored when `delegationToken` is set.
+   */
   delegationChain?: string[];
+  /**
+   * A delegation token (`engine.delegate`): the call is attributed to the token's child agent,
+   * limited by its capabilities, and its chain comes from the registry. `agent.id` must be that
+   * child or one of its ancestors (the holder presenting it). A token that does not verify, or a
+   * delegation revoked or expired, denies the call (`DELEGATION_INVALID`, `DELEGATION_REVOKED`,
+   * `DELEGATION_EXPIRED`); an action outside the capabilities denies `NOT_DELEGATED`.
+   */
+  delegationToken?: string;
 }
 
 /** The gate's answer (spec §5 ActionResult). */
@@ -276,7 +288,10 @@ export interface AuditEvent {
     | "approval.released"
     | "policy.changed"
     | "agent.contained"
-    | "agent.released";
+    | "agent.released"
+    | "delegation.created"
+    | "delegation.revoked"
+    | "delegation.expired";
   seq: number;
   time: string;
   org: string;
@@ -309,15 +324,13 @@ export interface AuditEvent {
   outcome?: Outcome & { updatedAt: string };
 }
 
-/**
- * Realtime event types. `delegation.expired`, `delegation.revoked` and `anomaly.detected` are
- * reserved: accepted by filters, never emitted yet (docs/events.md).
- */
+/** Realtime event types. `anomaly.detected` is reserved: accepted by filters, never emitted yet (docs/events.md). */
 export type EngineEventType =
   | "action.denied"
   | "action.executed"
   | "approval.requested"
   | "approval.resolved"
+  | "delegation.created"
   | "delegation.expired"
   | "delegation.revoked"
   | "policy.changed"
@@ -357,6 +370,63 @@ export interface Subscription {
   readonly lastSeq: number;
   /** Stops delivery (an event already being delivered completes). */
   unsubscribe(): void;
+}
+
+/** Who delegates: a root agent (no token) or a delegated agent presenting its token. */
+export interface DelegationParent {
+  agentId: string;
+  /** Required when `agentId` acts under a delegation itself (a child delegating further). */
+  delegationToken?: string;
+}
+
+/** What a child may do and for how long (`engine.delegate`). */
+export interface DelegateOptions {
+  /** Action-type globs (policy `action` syntax); each must be covered by the parent's capabilities. */
+  capabilities: string[];
+  /** Lifetime in seconds, 1 to 86 400, never past the parent's expiry. Default: 3600, or the parent's remaining time if shorter. */
+  ttlSeconds?: number;
+}
+
+export type DelegationState = "active" | "revoked" | "expired";
+
+/** A delegation as the registry holds it. */
+export interface Delegation {
+  /** `dlg_` + 128 random bits (base64url); the token's `jti`. */
+  id: string;
+  name: string;
+  /** The child agent id: `<parent agent id>/<name>`. */
+  agentId: string;
+  parentAgentId: string;
+  /** The parent's own delegation; null when the parent is a root agent. */
+  parentDelegationId: string | null;
+  capabilities: string[];
+  issuedAt: string;
+  expiresAt: string;
+  /** `revoked` also when an ancestor was revoked; `expired` once `expiresAt` has passed. */
+  state: DelegationState;
+  revokedAt?: string;
+  revokedBy?: string;
+  /** Agent ids from the root agent down to `agentId`. */
+  chain: string[];
+  /** 1 for a root agent's child, 2 for a grandchild, ... */
+  depth: number;
+}
+
+/** A new delegation and the token its child presents (`delegationToken`). */
+export interface DelegationGrant {
+  delegation: Delegation;
+  /** Compact EdDSA JWT (`typ` aa-delegation+jwt, `aud` the org), verifiable with `jwks()`. */
+  token: string;
+}
+
+/** Which delegations `listDelegations` returns. */
+export interface DelegationFilter {
+  /** With `role`: whose delegations. Without it: every delegation of the org. */
+  agentId?: string;
+  /** `parent`: delegations `agentId` issued; `child`: delegations `agentId` holds; `ancestor`: every delegation below `agentId`. */
+  role?: "parent" | "child" | "ancestor";
+  /** Only delegations that are active now. */
+  activeOnly?: boolean;
 }
 
 /** Where `exportAudit` writes: a file path or a writable stream (e.g. `process.stdout`). */
@@ -423,4 +493,29 @@ export interface Engine {
    * is reported with `process.emitWarning` and delivery continues.
    */
   subscribe(callback: (event: EngineEvent) => unknown, options?: SubscribeOptions): Promise<Subscription>;
+  /**
+   * Creates a child agent `<parent.agentId>/<name>` that acts for the parent within `capabilities`
+   * (a subset of the parent's: `CAPABILITY_ESCALATION` otherwise) until `ttlSeconds` pass (at most
+   * 86 400 and never past the parent's expiry: `DELEGATION_TTL_EXCEEDED`). Audited
+   * (`delegation.created`). `DELEGATION_EXISTS` while the same child id has an active delegation.
+   */
+  delegate(parent: DelegationParent, name: string, options: DelegateOptions): Promise<DelegationGrant>;
+  /**
+   * Checks a token as `decide` does (signature, alg, typ, aud, registry, chain, expiry) and returns
+   * its delegation. Throws `DELEGATION_INVALID` (401), `DELEGATION_EXPIRED` (401) or `DELEGATION_REVOKED` (403).
+   */
+  verifyDelegation(token: string): Promise<Delegation>;
+  /**
+   * Revokes a delegation and every delegation below it (one `delegation.revoked` record each);
+   * processes sharing the store deny their calls within `controlsRefreshMs`. Revoking a revoked
+   * delegation returns it unchanged. With `options.agentId`, that agent must be the delegation's
+   * child or one of its ancestors (`FORBIDDEN` otherwise).
+   */
+  revokeDelegation(
+    delegationId: string,
+    revokedBy: string,
+    options?: { agentId?: string },
+  ): Promise<Delegation>;
+  /** The org's delegations, oldest first, filtered. */
+  listDelegations(filter?: DelegationFilter): Promise<Delegation[]>;
 }

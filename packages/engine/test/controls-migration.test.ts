@@ -1,12 +1,14 @@
 /**
- * Stores written before the kill switch existed gain `agent_controls` through a new migration on
- * the next open, keep their chain, and then enforce containment (SQLite and PostgreSQL).
+ * Stores written before the kill switch and the delegation registry existed gain `agent_controls`
+ * and `delegations` through the later migrations on the next open, keep their chain, and then
+ * enforce containment and delegation (SQLite and PostgreSQL).
  */
 import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import pg from "pg";
 import { describe, expect, it } from "vitest";
-import { openEngine } from "../src/index.js";
+import { openEngine, SQLITE_MIGRATIONS } from "../src/index.js";
+import { POSTGRES_MIGRATIONS } from "../src/store/postgres/migrations.js";
 import { agent, policy, tempDir } from "./helpers.js";
 import { PG_URL, pgSchemaUrl } from "./pg.js";
 
@@ -17,28 +19,36 @@ async function containAfterUpgrade(store: string, orgId: string) {
   expect(await engine.decide({ agent, actionType: "read.file" })).toMatchObject({
     denialReason: "CIRCUIT_OPEN",
   });
-  expect(await engine.verify()).toMatchObject({ chainValid: true, checked: 3 });
+  const { token } = await engine.delegate({ agentId: "root" }, "helper", { capabilities: ["read.*"] });
+  expect(
+    await engine.decide({ agent: { id: "root" }, actionType: "read.file", delegationToken: token }),
+  ).toMatchObject({ status: "executed" });
+  expect(await engine.verify()).toMatchObject({ chainValid: true, checked: 5 });
   await engine.close();
 }
 
-describe("agent_controls migration", () => {
-  it("SQLite: a version-2 file migrates to version 3", async () => {
+describe("agent_controls and delegations migrations", () => {
+  it("SQLite: a version-2 file migrates to the latest version", async () => {
     const file = join(tempDir(), "v2.db");
     const first = await openEngine({ policy, store: file });
     await first.decide({ agent, actionType: "read.file" });
     await first.close();
     const { DatabaseSync } = await import("node:sqlite");
     const db = new DatabaseSync(file);
-    db.exec("DROP TABLE agent_controls; DELETE FROM schema_version WHERE version > 2;");
+    db.exec(
+      "DROP TABLE agent_controls; DROP TABLE delegations; DELETE FROM schema_version WHERE version > 2;",
+    );
     db.close();
     await containAfterUpgrade(file, "default");
     const check = new DatabaseSync(file);
-    expect(check.prepare("SELECT MAX(version) AS v FROM schema_version").get()).toEqual({ v: 3 });
+    expect(check.prepare("SELECT MAX(version) AS v FROM schema_version").get()).toEqual({
+      v: SQLITE_MIGRATIONS.length,
+    });
     check.close();
   });
 
   const pgUrl = pgSchemaUrl();
-  it("PostgreSQL: a version-3 schema migrates to version 4", async () => {
+  it("PostgreSQL: a version-3 schema migrates to the latest version", async () => {
     const url = pgUrl();
     const orgId = `org-${randomUUID()}`;
     const first = await openEngine({ policy, store: url, orgId });
@@ -48,11 +58,11 @@ describe("agent_controls migration", () => {
     const client = new pg.Client({ connectionString: PG_URL });
     await client.connect();
     await client.query(
-      `DROP TABLE ${schema}.agent_controls; DELETE FROM ${schema}.schema_version WHERE version > 3`,
+      `DROP TABLE ${schema}.agent_controls; DROP TABLE ${schema}.delegations; DELETE FROM ${schema}.schema_version WHERE version > 3`,
     );
     await containAfterUpgrade(url, orgId);
     const { rows } = await client.query(`SELECT MAX(version) AS v FROM ${schema}.schema_version`);
-    expect(rows[0]).toEqual({ v: 4 });
+    expect(rows[0]).toEqual({ v: POSTGRES_MIGRATIONS.length });
     await client.end();
   });
 });

@@ -72,6 +72,35 @@ describe("SQLite store across processes", () => {
     await engine.close();
   });
 
+  it("a delegation revoked by another process denies the child and its descendants within 1 s", async () => {
+    const file = join(dir, "delegation.db");
+    const policy = compilePolicy(
+      parsePolicy("version: 1\ndefault: deny\npolicies:\n  - { name: r, action: 'read.*', effect: allow }\n"),
+    );
+    const engine = await openEngine({ policy, store: file });
+    const a = await engine.delegate({ agentId: "root" }, "a", { capabilities: ["read.*"] });
+    const b = await engine.delegate({ agentId: "root/a", delegationToken: a.token }, "b", {
+      capabilities: ["read.*"],
+    });
+    const call = () =>
+      engine.decide({ agent: { id: "root" }, actionType: "read.x", delegationToken: b.token });
+    expect((await call()).status).toBe("executed");
+    const operator = spawnSync(process.execPath, [fixture("revoke-delegation.mjs"), file, a.delegation.id], {
+      encoding: "utf8",
+    });
+    expect(operator.status, operator.stderr).toBe(0);
+    expect(JSON.parse(operator.stdout)).toMatchObject({ id: a.delegation.id, state: "revoked" });
+    const revokedAt = Date.now();
+    let last = await call();
+    while (last.status === "executed" && Date.now() - revokedAt < 1000) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      last = await call();
+    }
+    expect(last).toMatchObject({ status: "denied", denialReason: "DELEGATION_REVOKED" });
+    expect((await engine.listDelegations()).map((d) => d.state)).toEqual(["revoked", "revoked"]);
+    await engine.close();
+  });
+
   it("refuses a file whose schema is newer than this code knows, naming both versions", async () => {
     const file = join(dir, "future.db");
     const db = new DatabaseSync(file);

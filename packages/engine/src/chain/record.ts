@@ -23,7 +23,10 @@ export type RecordKind =
   | "approval.released"
   | "policy.changed"
   | "agent.contained"
-  | "agent.released";
+  | "agent.released"
+  | "delegation.created"
+  | "delegation.revoked"
+  | "delegation.expired";
 
 /** The fields of a record before it is linked into the chain. */
 export interface RecordFields {

@@ -1,6 +1,6 @@
 /** Errors shared by the stores when a conditional effect does not apply. */
 import { EngineError } from "../errors.js";
-import type { ApprovalRow, StoreEffect } from "./types.js";
+import type { ApprovalRow, DelegationRow, StoreEffect } from "./types.js";
 
 /** Why a conditional effect cannot apply to `current`, or undefined when it can. */
 export function effectConflict(
@@ -76,4 +76,58 @@ export function idempotencyTaken(key: string): EngineError {
       eventId: key,
     },
   );
+}
+
+/** What a store reads before applying a delegation effect (inside its write transaction). */
+export interface DelegationEffectState {
+  /** For `delegation.revoke` / `delegation.expire`: the targeted row. */
+  current?: DelegationRow;
+  /** For `delegation.insert`: an active delegation of the same child agent id, if any. */
+  activeSameChild?: DelegationRow;
+  /** For `delegation.insert` with a parent delegation: that parent. */
+  parent?: DelegationRow;
+}
+
+/** Why a delegation effect cannot apply, or undefined when it can. */
+export function delegationConflict(
+  effect: Extract<StoreEffect, { type: `delegation.${string}` }>,
+  state: DelegationEffectState,
+): EngineError | undefined {
+  if (effect.type === "delegation.insert") {
+    const row = effect.delegation;
+    if (state.activeSameChild) {
+      return new EngineError(
+        "DELEGATION_EXISTS",
+        409,
+        `${row.childAgentId} already has an active delegation (${state.activeSameChild.id}, until ${state.activeSameChild.expiresAt}); revoke it or choose another name`,
+        { agentId: row.childAgentId, delegationId: state.activeSameChild.id },
+      );
+    }
+    if (row.parentDelegationId !== null && (!state.parent || state.parent.revokedAt !== null)) {
+      return new EngineError(
+        "DELEGATION_REVOKED",
+        403,
+        `The parent delegation ${row.parentDelegationId} was revoked; ${row.parentAgentId} can no longer delegate`,
+        { delegationId: row.parentDelegationId },
+      );
+    }
+    return undefined;
+  }
+  const current = state.current;
+  if (!current) return delegationNotFound(effect.delegationId);
+  if (current.revokedAt !== null || (effect.type === "delegation.expire" && current.expiredAt !== null)) {
+    return new EngineError(
+      "DELEGATION_NOT_ACTIVE",
+      409,
+      `Delegation ${effect.delegationId} is already ${current.revokedAt !== null ? `revoked (at ${current.revokedAt})` : `expired (at ${current.expiresAt})`}`,
+      { delegationId: effect.delegationId },
+    );
+  }
+  return undefined;
+}
+
+export function delegationNotFound(id: string): EngineError {
+  return new EngineError("DELEGATION_NOT_FOUND", 404, `No delegation with id ${id} in this organisation`, {
+    delegationId: id,
+  });
 }

@@ -9,7 +9,13 @@
  */
 import { GENESIS_HASH, sealRecord } from "../chain/record.js";
 import type { ApprovalState } from "../types.js";
-import { applyEffectToRow, effectApprovalId, effectConflict, idempotencyTaken } from "./effects.js";
+import {
+  applyEffectToRow,
+  delegationConflict,
+  effectApprovalId,
+  effectConflict,
+  idempotencyTaken,
+} from "./effects.js";
 import type {
   AgentControlRow,
   AppendOutcome,
@@ -17,11 +23,14 @@ import type {
   AuditStore,
   ChainHead,
   Checkpoint,
+  DelegationQuery,
+  DelegationRow,
   IdempotencyRow,
   OutcomeRow,
   PendingAppend,
   StoredEvent,
   StoredKeys,
+  StoreEffect,
 } from "./types.js";
 
 interface OrgData {
@@ -32,10 +41,13 @@ interface OrgData {
   idempotency: Map<string, IdempotencyRow>;
   checkpoints: Checkpoint[];
   controls: Map<string, AgentControlRow>;
+  delegations: Map<string, DelegationRow>;
   keys?: StoredKeys;
   /** Records accepted but not yet sealed, in `seq` order after `events`. */
   pending: (() => PendingAppend)[];
 }
+
+type DelegationEffect = Extract<StoreEffect, { type: `delegation.${string}` }>;
 
 /** Pending records sealed inline once this many are waiting (bounds memory and the delay). */
 const MAX_PENDING = 512;
@@ -120,6 +132,7 @@ export class MemoryStore implements AuditStore {
         idempotency: new Map(),
         checkpoints: [],
         controls: new Map(),
+        delegations: new Map(),
         pending: [],
       };
       this.#orgs.set(org, data);
@@ -148,6 +161,11 @@ export class MemoryStore implements AuditStore {
     for (const effect of item.effects) {
       if (effect.type === "idempotency.insert" && data.idempotency.has(effect.key))
         return idempotencyTaken(effect.key);
+      if (effect.type.startsWith("delegation.")) {
+        const conflict = this.#delegationConflict(data, effect as DelegationEffect);
+        if (conflict) return conflict;
+        continue;
+      }
       const id = effectApprovalId(effect);
       if (id === undefined) continue;
       const conflict = effectConflict(effect, data.approvals.get(id));
@@ -156,9 +174,41 @@ export class MemoryStore implements AuditStore {
     return undefined;
   }
 
+  #delegationConflict(data: OrgData, effect: DelegationEffect) {
+    if (effect.type !== "delegation.insert") {
+      return delegationConflict(effect, { current: data.delegations.get(effect.delegationId) });
+    }
+    const row = effect.delegation;
+    let activeSameChild: DelegationRow | undefined;
+    for (const other of data.delegations.values()) {
+      if (
+        other.childAgentId === row.childAgentId &&
+        other.revokedAt === null &&
+        other.expiresAt > row.issuedAt
+      ) {
+        activeSameChild = other;
+      }
+    }
+    const parent = row.parentDelegationId === null ? undefined : data.delegations.get(row.parentDelegationId);
+    return delegationConflict(effect, {
+      ...(activeSameChild ? { activeSameChild } : {}),
+      ...(parent ? { parent } : {}),
+    });
+  }
+
   #apply(data: OrgData, item: PendingAppend): void {
     for (const effect of item.effects ?? []) {
-      if (effect.type === "approval.insert") data.approvals.set(effect.approval.id, { ...effect.approval });
+      if (effect.type === "delegation.insert") {
+        const row = effect.delegation;
+        data.delegations.set(row.id, { ...row, capabilities: [...row.capabilities] });
+      } else if (effect.type === "delegation.revoke") {
+        const row = data.delegations.get(effect.delegationId)!;
+        data.delegations.set(row.id, { ...row, revokedAt: effect.at, revokedBy: effect.revokedBy });
+      } else if (effect.type === "delegation.expire") {
+        const row = data.delegations.get(effect.delegationId)!;
+        data.delegations.set(row.id, { ...row, expiredAt: effect.at });
+      } else if (effect.type === "approval.insert")
+        data.approvals.set(effect.approval.id, { ...effect.approval });
       else if (effect.type === "agent.control")
         data.controls.set(effect.control.agentId, { ...effect.control });
       else if (effect.type === "idempotency.insert") {
@@ -231,6 +281,23 @@ export class MemoryStore implements AuditStore {
     return [...this.#org(org).controls.values()]
       .map((row) => ({ ...row }))
       .sort((a, b) => (a.agentId < b.agentId ? -1 : a.agentId > b.agentId ? 1 : 0));
+  }
+
+  getDelegation(org: string, id: string): DelegationRow | undefined {
+    const row = this.#org(org).delegations.get(id);
+    return row ? { ...row, capabilities: [...row.capabilities] } : undefined;
+  }
+
+  listDelegations(org: string, query: DelegationQuery = {}): DelegationRow[] {
+    const liveAt = query.liveAt;
+    return [...this.#org(org).delegations.values()]
+      .filter(
+        (row) =>
+          liveAt === undefined ||
+          row.expiresAt > liveAt ||
+          (row.expiredAt === null && row.revokedAt === null),
+      )
+      .map((row) => ({ ...row, capabilities: [...row.capabilities] }));
   }
 
   insertCheckpoint(checkpoint: Checkpoint): void {

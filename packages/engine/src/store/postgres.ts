@@ -12,7 +12,7 @@ import type { ClientConfig, Pool, PoolClient } from "pg";
 import { GENESIS_HASH, sealRecord } from "../chain/record.js";
 import { EngineError, storeFailure } from "../errors.js";
 import type { ApprovalState } from "../types.js";
-import { effectApprovalId, effectConflict, idempotencyTaken } from "./effects.js";
+import { delegationConflict, effectApprovalId, effectConflict, idempotencyTaken } from "./effects.js";
 import { POSTGRES_MIGRATIONS } from "./postgres/migrations.js";
 import { Announcer, channelFor, type PendingChange, watchChannel } from "./postgres/notify.js";
 import type {
@@ -22,6 +22,8 @@ import type {
   AuditStore,
   ChainHead,
   Checkpoint,
+  DelegationQuery,
+  DelegationRow,
   IdempotencyRow,
   OutcomeRow,
   PendingAppend,
@@ -33,6 +35,16 @@ import type {
 export { POSTGRES_MIGRATIONS };
 
 const EVENT_COLUMNS = 'id, seq::int8 AS seq, hash, record AS text, agent, action_type AS "actionType"';
+const DELEGATION_COLUMNS = `id, org, parent_agent_id AS "parentAgentId", child_agent_id AS "childAgentId", name,
+  capabilities, issued_at AS "issuedAt", expires_at AS "expiresAt", revoked_at AS "revokedAt",
+  revoked_by AS "revokedBy", parent_delegation_id AS "parentDelegationId", expired_at AS "expiredAt"`;
+
+/** A delegation row as read (capabilities are stored as a JSON array). */
+function toDelegationRow(raw: unknown): DelegationRow {
+  const row = raw as Omit<DelegationRow, "capabilities"> & { capabilities: string };
+  return { ...row, capabilities: JSON.parse(row.capabilities) as string[] };
+}
+
 const APPROVAL_COLUMNS = `id, org, agent_id AS "agentId", action_type AS "actionType", state, created_at AS "createdAt",
   expires_at AS "expiresAt", audit_event_id AS "auditEventId", policy_name AS "policyName", binding_hash AS "bindingHash",
   decided_by AS "decidedBy", reason, decided_at AS "decidedAt", consumed_at AS "consumedAt", request`;
@@ -404,6 +416,38 @@ export class PostgresStore implements AuditStore {
         if (rowCount) return idempotencyTaken(effect.key);
         continue;
       }
+      if (effect.type === "delegation.insert") {
+        const row = effect.delegation;
+        const { rows: active } = await client.query(
+          `SELECT ${DELEGATION_COLUMNS} FROM delegations
+           WHERE org = $1 AND child_agent_id = $2 AND revoked_at IS NULL AND expires_at > $3 LIMIT 1`,
+          [org, row.childAgentId, row.issuedAt],
+        );
+        const parent =
+          row.parentDelegationId === null
+            ? undefined
+            : (
+                await client.query(
+                  `SELECT ${DELEGATION_COLUMNS} FROM delegations WHERE org = $1 AND id = $2 FOR UPDATE`,
+                  [org, row.parentDelegationId],
+                )
+              ).rows[0];
+        const conflict = delegationConflict(effect, {
+          ...(active[0] ? { activeSameChild: toDelegationRow(active[0]) } : {}),
+          ...(parent ? { parent: toDelegationRow(parent) } : {}),
+        });
+        if (conflict) return conflict;
+        continue;
+      }
+      if (effect.type === "delegation.revoke" || effect.type === "delegation.expire") {
+        const { rows } = await client.query(
+          `SELECT ${DELEGATION_COLUMNS} FROM delegations WHERE org = $1 AND id = $2 FOR UPDATE`,
+          [org, effect.delegationId],
+        );
+        const conflict = delegationConflict(effect, rows[0] ? { current: toDelegationRow(rows[0]) } : {});
+        if (conflict) return conflict;
+        continue;
+      }
       const id = effectApprovalId(effect);
       if (id === undefined) continue;
       const { rows } = await client.query<ApprovalRow>(
@@ -456,6 +500,37 @@ export class PostgresStore implements AuditStore {
           );
           break;
         }
+        case "delegation.insert": {
+          const d = effect.delegation;
+          await client.query(
+            `INSERT INTO delegations (org, id, parent_agent_id, child_agent_id, name, capabilities, issued_at, expires_at, parent_delegation_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+            [
+              org,
+              d.id,
+              d.parentAgentId,
+              d.childAgentId,
+              d.name,
+              JSON.stringify(d.capabilities),
+              d.issuedAt,
+              d.expiresAt,
+              d.parentDelegationId,
+            ],
+          );
+          break;
+        }
+        case "delegation.revoke":
+          await client.query(
+            "UPDATE delegations SET revoked_at = $1, revoked_by = $2 WHERE org = $3 AND id = $4 AND revoked_at IS NULL",
+            [effect.at, effect.revokedBy, org, effect.delegationId],
+          );
+          break;
+        case "delegation.expire":
+          await client.query(
+            "UPDATE delegations SET expired_at = $1 WHERE org = $2 AND id = $3 AND expired_at IS NULL AND revoked_at IS NULL",
+            [effect.at, org, effect.delegationId],
+          );
+          break;
         case "approval.consume":
           await client.query(
             "UPDATE approvals SET consumed_at = $1 WHERE org = $2 AND id = $3 AND state = 'approved' AND consumed_at IS NULL",
@@ -596,6 +671,29 @@ export class PostgresStore implements AuditStore {
        FROM agent_controls WHERE org = $1 ORDER BY agent_id`,
       [org],
     );
+  }
+
+  async getDelegation(org: string, id: string): Promise<DelegationRow | undefined> {
+    const rows = await this.#rows(
+      `SELECT ${DELEGATION_COLUMNS} FROM delegations WHERE org = $1 AND id = $2`,
+      [org, id],
+    );
+    return rows[0] ? toDelegationRow(rows[0]) : undefined;
+  }
+
+  async listDelegations(org: string, query: DelegationQuery = {}): Promise<DelegationRow[]> {
+    const rows =
+      query.liveAt === undefined
+        ? await this.#rows(
+            `SELECT ${DELEGATION_COLUMNS} FROM delegations WHERE org = $1 ORDER BY issued_at, id`,
+            [org],
+          )
+        : await this.#rows(
+            `SELECT ${DELEGATION_COLUMNS} FROM delegations
+             WHERE org = $1 AND (expires_at > $2 OR (expired_at IS NULL AND revoked_at IS NULL)) ORDER BY issued_at, id`,
+            [org, query.liveAt],
+          );
+    return rows.map(toDelegationRow);
   }
 
   async insertCheckpoint(cp: Checkpoint): Promise<void> {

@@ -16,7 +16,7 @@ import { ChainVerifier } from "../chain/verify.js";
 import { EngineError, storeFailure } from "../errors.js";
 import type { ApprovalState } from "../types.js";
 import type { ChainScan } from "../verify-store.js";
-import { effectApprovalId, effectConflict, idempotencyTaken } from "./effects.js";
+import { delegationConflict, effectApprovalId, effectConflict, idempotencyTaken } from "./effects.js";
 import { keyFilePath, loadOrCreateInKeyFile, updateInKeyFile } from "./key-file.js";
 import { loadSqlite } from "./sqlite-module.js";
 import type {
@@ -26,6 +26,8 @@ import type {
   AuditStore,
   ChainHead,
   Checkpoint,
+  DelegationQuery,
+  DelegationRow,
   IdempotencyRow,
   OutcomeRow,
   PendingAppend,
@@ -114,6 +116,24 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
      changed_at TEXT NOT NULL,
      PRIMARY KEY (org, agent_id)
    );`,
+  // 4: the delegation registry (the audit chain keeps every creation, revocation and expiry).
+  `CREATE TABLE IF NOT EXISTS delegations (
+     org TEXT NOT NULL,
+     id TEXT NOT NULL,
+     parent_agent_id TEXT NOT NULL,
+     child_agent_id TEXT NOT NULL,
+     name TEXT NOT NULL,
+     capabilities TEXT NOT NULL,
+     issued_at TEXT NOT NULL,
+     expires_at TEXT NOT NULL,
+     revoked_at TEXT,
+     revoked_by TEXT,
+     parent_delegation_id TEXT,
+     expired_at TEXT,
+     PRIMARY KEY (org, id)
+   );
+   CREATE INDEX IF NOT EXISTS delegations_child ON delegations (org, child_agent_id);
+   CREATE INDEX IF NOT EXISTS delegations_expiry ON delegations (org, expires_at);`,
 ];
 
 /**
@@ -141,6 +161,13 @@ interface Statements {
   beginImmediate: StatementSync;
   commit: StatementSync;
   dataVersion: StatementSync;
+  insertDelegation: StatementSync;
+  revokeDelegation: StatementSync;
+  expireDelegation: StatementSync;
+  getDelegation: StatementSync;
+  activeDelegationOfChild: StatementSync;
+  listDelegations: StatementSync;
+  listLiveDelegations: StatementSync;
   upsertAgentControl: StatementSync;
   listAgentControls: StatementSync;
   verifyRows: StatementSync;
@@ -331,6 +358,24 @@ export class SqliteStore implements AuditStore {
         if (this.#s.getIdempotency.get(org, effect.key)) return idempotencyTaken(effect.key);
         continue;
       }
+      if (effect.type === "delegation.insert") {
+        const row = effect.delegation;
+        const active = this.#s.activeDelegationOfChild.get(org, row.childAgentId, row.issuedAt);
+        const parent =
+          row.parentDelegationId === null ? undefined : this.getDelegation(org, row.parentDelegationId);
+        const conflict = delegationConflict(effect, {
+          ...(active ? { activeSameChild: toDelegationRow(active) } : {}),
+          ...(parent ? { parent } : {}),
+        });
+        if (conflict) return conflict;
+        continue;
+      }
+      if (effect.type === "delegation.revoke" || effect.type === "delegation.expire") {
+        const current = this.getDelegation(org, effect.delegationId);
+        const conflict = delegationConflict(effect, current ? { current } : {});
+        if (conflict) return conflict;
+        continue;
+      }
       const id = effectApprovalId(effect);
       if (id === undefined) continue;
       const conflict = effectConflict(effect, this.getApproval(org, id));
@@ -381,6 +426,27 @@ export class SqliteStore implements AuditStore {
           s.upsertAgentControl.run(org, c.agentId, c.contained ? 1 : 0, c.changedBy, c.reason, c.changedAt);
           break;
         }
+        case "delegation.insert": {
+          const d = effect.delegation;
+          s.insertDelegation.run(
+            org,
+            d.id,
+            d.parentAgentId,
+            d.childAgentId,
+            d.name,
+            JSON.stringify(d.capabilities),
+            d.issuedAt,
+            d.expiresAt,
+            d.parentDelegationId,
+          );
+          break;
+        }
+        case "delegation.revoke":
+          s.revokeDelegation.run(effect.at, effect.revokedBy, org, effect.delegationId);
+          break;
+        case "delegation.expire":
+          s.expireDelegation.run(effect.at, org, effect.delegationId);
+          break;
       }
     }
   }
@@ -459,6 +525,19 @@ export class SqliteStore implements AuditStore {
       contained: number;
     })[];
     return rows.map((row) => ({ ...row, contained: row.contained === 1 }));
+  }
+
+  getDelegation(org: string, id: string): DelegationRow | undefined {
+    const row = this.#s.getDelegation.get(org, id);
+    return row ? toDelegationRow(row) : undefined;
+  }
+
+  listDelegations(org: string, query: DelegationQuery = {}): DelegationRow[] {
+    const rows =
+      query.liveAt === undefined
+        ? this.#s.listDelegations.all(org)
+        : this.#s.listLiveDelegations.all(org, query.liveAt);
+    return rows.map(toDelegationRow);
   }
 
   loadOrCreateKeys(org: string, create: () => StoredKeys): StoredKeys {
@@ -652,6 +731,16 @@ const APPROVAL_COLUMNS = `id, org, agent_id AS agentId, action_type AS actionTyp
 const OUTCOME_COLUMNS =
   "audit_event_id AS auditEventId, agent_id AS agentId, status, message, metadata, updated_at AS updatedAt";
 
+const DELEGATION_COLUMNS = `id, org, parent_agent_id AS parentAgentId, child_agent_id AS childAgentId, name,
+  capabilities, issued_at AS issuedAt, expires_at AS expiresAt, revoked_at AS revokedAt, revoked_by AS revokedBy,
+  parent_delegation_id AS parentDelegationId, expired_at AS expiredAt`;
+
+/** A delegation row as read (capabilities are stored as a JSON array). */
+function toDelegationRow(raw: unknown): DelegationRow {
+  const row = raw as Omit<DelegationRow, "capabilities"> & { capabilities: string };
+  return { ...row, capabilities: JSON.parse(row.capabilities) as string[] };
+}
+
 function prepareAll(db: DatabaseSync): Statements {
   const p = (sql: string) => db.prepare(sql);
   const verifyRows = p(VERIFY_ROWS_SQL);
@@ -721,6 +810,26 @@ function prepareAll(db: DatabaseSync): Statements {
       `INSERT INTO agent_controls (org, agent_id, contained, changed_by, reason, changed_at) VALUES (?, ?, ?, ?, ?, ?)
        ON CONFLICT (org, agent_id) DO UPDATE SET contained = excluded.contained, changed_by = excluded.changed_by,
        reason = excluded.reason, changed_at = excluded.changed_at`,
+    ),
+    insertDelegation: p(
+      `INSERT INTO delegations (org, id, parent_agent_id, child_agent_id, name, capabilities, issued_at, expires_at, parent_delegation_id)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    revokeDelegation: p(
+      "UPDATE delegations SET revoked_at = ?, revoked_by = ? WHERE org = ? AND id = ? AND revoked_at IS NULL",
+    ),
+    expireDelegation: p(
+      "UPDATE delegations SET expired_at = ? WHERE org = ? AND id = ? AND expired_at IS NULL AND revoked_at IS NULL",
+    ),
+    getDelegation: p(`SELECT ${DELEGATION_COLUMNS} FROM delegations WHERE org = ? AND id = ?`),
+    activeDelegationOfChild: p(
+      `SELECT ${DELEGATION_COLUMNS} FROM delegations
+       WHERE org = ? AND child_agent_id = ? AND revoked_at IS NULL AND expires_at > ? LIMIT 1`,
+    ),
+    listDelegations: p(`SELECT ${DELEGATION_COLUMNS} FROM delegations WHERE org = ? ORDER BY issued_at, id`),
+    listLiveDelegations: p(
+      `SELECT ${DELEGATION_COLUMNS} FROM delegations
+       WHERE org = ?1 AND (expires_at > ?2 OR (expired_at IS NULL AND revoked_at IS NULL)) ORDER BY issued_at, id`,
     ),
     listAgentControls: p(
       `SELECT agent_id AS agentId, contained, changed_by AS changedBy, reason, changed_at AS changedAt

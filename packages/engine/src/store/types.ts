@@ -48,7 +48,44 @@ export type StoreEffect =
   | { type: "approval.consume"; approvalId: string; at: string }
   | { type: "idempotency.insert"; key: string; fingerprint: string; result: string }
   /** Unconditional: records an operator's containment (or release) of an agent. */
-  | { type: "agent.control"; control: AgentControlRow };
+  | { type: "agent.control"; control: AgentControlRow }
+  /**
+   * Registers a delegation. Fails with DELEGATION_EXISTS while another delegation of the same child
+   * agent id is active at `delegation.issuedAt`, and with DELEGATION_REVOKED when the parent
+   * delegation (if any) was revoked meanwhile.
+   */
+  | { type: "delegation.insert"; delegation: DelegationRow }
+  /** Marks one delegation revoked; fails with DELEGATION_NOT_ACTIVE when it already is. */
+  | { type: "delegation.revoke"; delegationId: string; revokedBy: string; at: string }
+  /** Records that a delegation's expiry was audited; fails with DELEGATION_NOT_ACTIVE when already recorded or revoked. */
+  | { type: "delegation.expire"; delegationId: string; at: string };
+
+/**
+ * A delegation as persisted: `childAgentId` acts for `parentAgentId` within `capabilities` until
+ * `expiresAt`. `parentDelegationId` is null when the parent is a root agent.
+ */
+export interface DelegationRow {
+  id: string;
+  org: string;
+  parentAgentId: string;
+  childAgentId: string;
+  name: string;
+  /** Action-type globs (policy `action` syntax). */
+  capabilities: string[];
+  issuedAt: string;
+  expiresAt: string;
+  revokedAt: string | null;
+  revokedBy: string | null;
+  parentDelegationId: string | null;
+  /** When the `delegation.expired` audit record was written (null until then). */
+  expiredAt: string | null;
+}
+
+/** Which delegations `listDelegations` returns (all of the org's when empty). */
+export interface DelegationQuery {
+  /** Only rows that expire after this ISO time, or whose expiry is not recorded yet and are not revoked. */
+  liveAt?: string;
+}
 
 /** An operator's kill switch for one agent, as persisted (the latest transition wins). */
 export interface AgentControlRow {
@@ -162,6 +199,9 @@ export interface AuditStore {
   listApprovals(org: string, state?: ApprovalState): MaybePromise<ApprovalRow[]>;
   /** Every agent an operator has ever contained or released, with its current state. */
   listAgentControls(org: string): MaybePromise<AgentControlRow[]>;
+  getDelegation(org: string, id: string): MaybePromise<DelegationRow | undefined>;
+  /** The org's delegations (filtered by `query`), oldest first. */
+  listDelegations(org: string, query?: DelegationQuery): MaybePromise<DelegationRow[]>;
   insertCheckpoint(checkpoint: Checkpoint): MaybePromise<void>;
   listCheckpoints(org: string): MaybePromise<Checkpoint[]>;
   /** Loads the keys, creating them with `create()` on first use (atomically across processes). */

@@ -97,4 +97,11 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   `CREATE TABLE agent_controls (
      org TEXT NOT NULL, agent_id TEXT NOT NULL, contained BOOLEAN NOT NULL, changed_by TEXT NOT NULL,
      reason TEXT, changed_at TEXT NOT NULL, PRIMARY KEY (org, agent_id));`,
+  // 5: the delegation registry (the audit chain keeps every creation, revocation and expiry).
+  `CREATE TABLE delegations (
+     org TEXT NOT NULL, id TEXT NOT NULL, parent_agent_id TEXT NOT NULL, child_agent_id TEXT NOT NULL,
+     name TEXT NOT NULL, capabilities TEXT NOT NULL, issued_at TEXT NOT NULL, expires_at TEXT NOT NULL,
+     revoked_at TEXT, revoked_by TEXT, parent_delegation_id TEXT, expired_at TEXT, PRIMARY KEY (org, id));
+   CREATE INDEX delegations_child ON delegations (org, child_agent_id);
+   CREATE INDEX delegations_expiry ON delegations (org, expires_at);`,
 ];
