@@ -1235,10 +1235,14 @@ export class DecisionEngine implements Engine {
       if (change.org !== this.#org) return;
       if (change.approvals === "all") this.#notifyAllApprovals();
       else for (const id of change.approvals) this.#notifyApproval(id);
-      if (change.controls) void this.#containment.safelyRefresh();
+      if (change.controls) {
+        void this.#containment.safelyRefresh();
+        void this.#delegations.registry.safelyRefresh();
+      }
     } else {
       this.#notifyAllApprovals();
       void this.#containment.safelyRefresh();
+      void this.#delegations.registry.safelyRefresh();
     }
     if (this.#events.listening) this.#events.wake();
   }

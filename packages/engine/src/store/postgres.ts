@@ -80,7 +80,7 @@ function changeOf(items: PendingAppend[], outcomes: AppendOutcome[]): PendingCha
     for (const effect of items[i]!.effects ?? []) {
       if (effect.type === "approval.transition" || effect.type === "approval.consume") {
         approvals.add(effect.approvalId);
-      } else if (effect.type === "agent.control") {
+      } else if (effect.type === "agent.control" || effect.type === "delegation.revoke") {
         controls = true;
       }
     }

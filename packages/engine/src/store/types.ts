@@ -164,7 +164,7 @@ export type StoreChange =
       seq: number;
       /** Approvals whose state changed; `"all"` when the sender did not list them. */
       approvals: readonly string[] | "all";
-      /** An operator control (kill switch) changed. */
+      /** An operator control (kill switch) changed, or a delegation was revoked. */
       controls: boolean;
     }
   | { kind: "resync" };
