@@ -153,3 +153,32 @@ export async function decideWithRetries(
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
+
+/** An SSE stream's frames as they arrive (`id` and `event` of each), until `close()`. */
+export function readEvents(url: string, key: string, path: string): { ids: number[]; close: () => void } {
+  const ids: number[] = [];
+  const controller = new AbortController();
+  void (async () => {
+    try {
+      const response = await fetch(`${url}/v1${path}`, {
+        headers: { authorization: `Bearer ${key}`, accept: "text/event-stream" },
+        signal: controller.signal,
+      });
+      const decoder = new TextDecoder();
+      let buffered = "";
+      for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
+        buffered += decoder.decode(chunk, { stream: true });
+        let end = buffered.indexOf("\n\n");
+        while (end !== -1) {
+          const id = /^id: (\d+)$/m.exec(buffered.slice(0, end));
+          if (id) ids.push(Number(id[1]));
+          buffered = buffered.slice(end + 2);
+          end = buffered.indexOf("\n\n");
+        }
+      }
+    } catch {
+      // Closed by the test (or the gateway went away): what arrived is what the test checks.
+    }
+  })();
+  return { ids, close: () => controller.abort() };
+}

@@ -11,13 +11,30 @@ import { type AuditEvent, openEngine } from "@aa/engine";
 import { compilePolicy, parsePolicy } from "@aa/policy";
 import { afterAll, describe, expect, it } from "vitest";
 import { pgSchemas } from "./pg.js";
-import { type CallLog, decideWithRetries, freePort, GatewayProcess, keysFor, send } from "./processes.js";
+import {
+  type CallLog,
+  decideWithRetries,
+  freePort,
+  GatewayProcess,
+  keysFor,
+  readEvents,
+  send,
+} from "./processes.js";
 
 const dir = mkdtempSync(join(tmpdir(), "aa-gateway-reliability-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const pgUrl = pgSchemas();
 const policy = compilePolicy(parsePolicy("version: 1\ndefault: deny\npolicies: []\n"));
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Waits (up to 20 s) until `ready()` holds; fails with what was seen otherwise. */
+async function until(ready: () => boolean, seen: () => unknown): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (!ready()) {
+    if (Date.now() > deadline) throw new Error(`condition not met; saw ${JSON.stringify(seen())}`);
+    await sleep(20);
+  }
+}
 
 /** Every record of an org's chain, read after the gateways are gone. */
 async function chainOf(database: string, orgId: string) {
@@ -131,18 +148,22 @@ describe("two gateway replicas on one PostgreSQL database", () => {
     const database = pgUrl();
     const orgId = "org-replicas";
     const keys = await keysFor(database, orgId, "worker");
+    // Another agent for the pairs: the workers' denials open their circuit breaker.
+    const pairKeys = await keysFor(database, orgId, "pairs");
     const [a, b] = await Promise.all([
       GatewayProcess.start(database, await freePort()),
       GatewayProcess.start(database, await freePort()),
     ]);
+    // An operator's event stream on B, from the start of the chain.
+    const stream = readEvents(b.url, keys.operator, "/events?after=0");
     try {
       // Half the clients on each replica, for 3 s.
-      const until = Date.now() + 3000;
+      const loadEnds = Date.now() + 3000;
       const { logs, done } = runClients(
         6,
         (client) => (client % 2 === 0 ? a.url : b.url),
         keys.agent,
-        () => Date.now() > until,
+        () => Date.now() > loadEnds,
       );
       // Meanwhile: held on B, long-polled on B, approved on A.
       const held = await send(b.url, keys.agent, "POST", "/actions", { actionType: "pr.merge" });
@@ -167,20 +188,42 @@ describe("two gateway replicas on one PostgreSQL database", () => {
       });
       const released = await send(b.url, keys.agent, "POST", `/approvals/${approvalId}/release`);
       expect(released).toMatchObject({ status: 200, body: { status: "executed", approvalId } });
+      // One idempotency key sent to both replicas at once: one decision, the same answer twice.
+      const pairs = 10;
+      for (let n = 0; n < pairs; n++) {
+        const request = { actionType: "read.file", args: { pair: n }, eventId: randomUUID() };
+        const [onA, onB] = await Promise.all([
+          send(a.url, pairKeys.agent, "POST", "/actions", request),
+          send(b.url, pairKeys.agent, "POST", "/actions", request),
+        ]);
+        expect(onA).toMatchObject({ status: 200, body: { status: "executed" } });
+        expect(onB?.body.auditEventId).toBe(onA!.body.auditEventId);
+      }
       await done;
       expect(logs.filter((log) => log.answer?.status !== 200)).toEqual([]);
       for (const replica of [0, 1]) {
         expect(logs.filter((log) => log.args.client % 2 === replica).length).toBeGreaterThan(10);
       }
+      // The clients' calls, the held call, its approval and its release, and one per pair.
+      const total = logs.length + 3 + pairs;
+      // B streamed every record, A's included, in chain order (a record yields one event, or two
+      // for a denial by the circuit breaker: action.denied and enforcement.triggered).
+      await until(
+        () => new Set(stream.ids).size >= total,
+        () => stream.ids.length,
+      );
+      expect(stream.ids.every((id, i) => i === 0 || id >= stream.ids[i - 1]!)).toBe(true);
+      expect([...new Set(stream.ids)]).toEqual(Array.from({ length: total }, (_, i) => i + 1));
+      stream.close();
       await Promise.all([a.stop(), b.stop()]);
 
       const { records, verify } = await chainOf(database, orgId);
-      // The clients' calls, plus the held call, its approval and its release.
-      expect(verify).toMatchObject({ chainValid: true, checked: logs.length + 3 });
+      expect(verify).toMatchObject({ chainValid: true, checked: total });
       expect(records.map((r) => r.seq)).toEqual(records.map((_, i) => i + 1));
       const told = new Set(logs.map((log) => log.answer!.body.auditEventId as string));
       expect(records.filter((r) => told.has(r.id))).toHaveLength(logs.length);
     } finally {
+      stream.close();
       await Promise.allSettled([a.kill(), b.kill()]);
     }
   }, 60_000);
