@@ -12,6 +12,7 @@ import type {
   BudgetUsage,
   CircuitState,
   DecisionRequest,
+  DelegationGrant,
   EngineEvent,
   Outcome,
   Posture,
@@ -20,6 +21,7 @@ import type {
   VerifyResult,
 } from "@aa/engine";
 import type { PolicyRule } from "@aa/policy";
+import { type DelegationMethods, delegationMethods } from "./delegation.js";
 import { toAssemblyError } from "./gate/errors.js";
 import type { Gate } from "./internal-types.js";
 import type { EnforcementMode } from "./options.js";
@@ -71,6 +73,15 @@ export interface WhoAmI {
   contained: boolean;
   /** This agent's use of each configured budget (policy file `budgets:`) in its current window. */
   budgets: Partial<Record<BudgetKind, BudgetUsage>>;
+  /** For a delegated (child) client: the delegation it acts under. */
+  delegation?: {
+    id: string;
+    parentAgentId: string;
+    /** Agent ids from the root agent down to this one. */
+    chain: string[];
+    capabilities: string[];
+    expiresAt: string;
+  };
 }
 
 /** Tokens and cost held for one LLM call (`reserve`); reconcile it with what the call used. */
@@ -94,8 +105,8 @@ export interface PolicySummary {
   conditions: number;
 }
 
-/** The governance methods on an AssemblyContext. */
-export interface GovernanceClient {
+/** The governance methods on an AssemblyContext (and on every delegated child client). */
+export interface GovernanceClient extends DelegationMethods {
   /** Ask the gate whether to perform an action; recorded in the audit trail. Never throws for a denial. */
   execute(actionType: string, options?: ActionOptions): Promise<ActionResult>;
   /** Like `execute`, but waits for approval when held and throws when denied (`AssemblyDeniedError`) or not decided in time (`AssemblyTimeoutError`). */
@@ -152,8 +163,11 @@ export function createGovernanceClient(settings: {
   agent: { id: string; name?: string };
   enforcementMode: EnforcementMode;
   policyRules: () => PolicyRule[] | Promise<PolicyRule[]>;
+  /** Set for a child client: the delegation it acts under (its token goes with every request). */
+  delegation?: DelegationGrant;
 }): GovernanceClient {
   const { gate, agent, enforcementMode } = settings;
+  const token = settings.delegation?.token;
   const request = (actionType: string, options: ActionOptions = {}, dryRun = false): DecisionRequest => {
     if (typeof actionType !== "string" || actionType === "") {
       throw toAssemblyError({
@@ -170,7 +184,16 @@ export function createGovernanceClient(settings: {
       eventId: options.eventId,
       enforcementMode,
       dryRun,
+      ...(token === undefined ? {} : { delegationToken: token }),
     };
+  };
+  const delegation = settings.delegation?.delegation;
+  const delegationInfo: WhoAmI["delegation"] = delegation && {
+    id: delegation.id,
+    parentAgentId: delegation.parentAgentId,
+    chain: [...delegation.chain],
+    capabilities: [...delegation.capabilities],
+    expiresAt: delegation.expiresAt,
   };
   const decide = async (req: DecisionRequest): Promise<ActionResult> => {
     try {
@@ -230,6 +253,7 @@ export function createGovernanceClient(settings: {
           cbState: remote.contained ? "open" : (remote.cbState ?? "closed"),
           contained: remote.contained ?? false,
           budgets: {},
+          ...(delegationInfo ? { delegation: delegationInfo } : {}),
         };
       }
       const state = gate.agentState?.(agent.id);
@@ -242,6 +266,7 @@ export function createGovernanceClient(settings: {
         cbState: state?.contained ? "open" : (state?.cbState ?? "closed"),
         contained: state?.contained ?? false,
         budgets: state?.budgets ?? {},
+        ...(delegationInfo ? { delegation: delegationInfo } : {}),
       };
     },
 
@@ -298,6 +323,17 @@ export function createGovernanceClient(settings: {
     getApproval: (id) => gate.getApproval(id),
     approve: (id, reviewer, reason) => gate.approve(id, reviewer, reason),
     deny: (id, reviewer, reason) => gate.deny(id, reviewer, reason),
+    ...delegationMethods({
+      gate,
+      agentId: agent.id,
+      token,
+      clientFor: (grant) =>
+        createGovernanceClient({
+          ...settings,
+          agent: { id: grant.delegation.agentId },
+          delegation: grant,
+        }),
+    }),
   };
 }
 

@@ -16,6 +16,8 @@ export type {
   AuditQuery,
   BudgetKind,
   BudgetUsage,
+  Delegation,
+  DelegationState,
   DenialReasonCode,
   EngineEvent,
   EngineEventType,
@@ -40,6 +42,12 @@ export type {
 export type { RegisterConfig } from "./config-file.js";
 export { CONFIG_ENV_VARIABLES, CONFIG_FILE_NAME, loadRegisterConfig } from "./config-file.js";
 export { getAssembly } from "./current.js";
+export type {
+  DelegatedClient,
+  DelegateOptions,
+  DelegationSpec,
+  DelegationsQuery,
+} from "./delegation.js";
 export { DISCOVERY_FIELD, discoverAdapters } from "./discovery.js";
 export { AssemblyDeniedError, AssemblyError, AssemblyTimeoutError, ConfigurationError } from "./errors.js";
 export type {

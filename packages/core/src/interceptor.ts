@@ -5,6 +5,7 @@
  */
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { ActionResult, DecisionRequest } from "@aa/engine";
+import { currentDelegation } from "./delegation.js";
 import { AssemblyDeniedError, type AssemblyError } from "./errors.js";
 import { toAssemblyError } from "./gate/errors.js";
 import type { Gate } from "./internal-types.js";
@@ -87,8 +88,10 @@ export class GateInterceptor implements Interceptor {
       const earlier = this.#executed.get(eventId);
       if (earlier) return earlier as Promise<T>;
     }
+    // Inside `child.run()` the call is the child's: attributed to it, limited by its delegation.
+    const delegated = currentDelegation();
     const request: DecisionRequest = {
-      agent: this.#settings.agent,
+      agent: delegated === undefined ? this.#settings.agent : { id: delegated.agentId },
       actionType: call.actionType ?? call.toolName,
       toolName: call.toolName,
       framework: call.framework,
@@ -99,6 +102,7 @@ export class GateInterceptor implements Interceptor {
       eventId,
       enforcementMode: this.#settings.enforcementMode,
     };
+    if (delegated !== undefined) request.delegationToken = delegated.token;
     let result: ActionResult;
     try {
       result = await this.#settings.gate.decide(request);
@@ -113,7 +117,7 @@ export class GateInterceptor implements Interceptor {
       case "denied":
         throw deniedError(result, call);
       case "requested":
-        return this.#held(result, call, invoke, opts, markNested);
+        return this.#held(result, call, invoke, opts, markNested, request.agent.id);
       default:
         throw new AssemblyDeniedError({
           reason: "GATE_UNAVAILABLE",
@@ -160,6 +164,7 @@ export class GateInterceptor implements Interceptor {
     invoke: () => T | Promise<T>,
     options: InterceptOptions | undefined,
     markNested: boolean,
+    agentId: string,
   ): Promise<T> {
     const approvalId = result.approvalId;
     if (!approvalId)
@@ -175,7 +180,7 @@ export class GateInterceptor implements Interceptor {
     await awaitRelease(
       this.#settings.gate,
       { ...result, approvalId },
-      this.#settings.agent.id,
+      agentId,
       call.toolName,
       this.#settings.approvalWaitMs ?? DEFAULT_APPROVAL_WAIT_MS,
     );

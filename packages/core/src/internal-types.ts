@@ -11,6 +11,11 @@ import type {
   AuditQuery,
   CircuitState,
   DecisionRequest,
+  DelegateOptions,
+  Delegation,
+  DelegationFilter,
+  DelegationGrant,
+  DelegationParent,
   EngineEvent,
   Outcome,
   Posture,
@@ -50,6 +55,14 @@ export interface Gate {
   readonly orgId?: string;
   /** Realtime events from the audit chain (a remote gate may not offer them). */
   subscribe?(callback: (event: EngineEvent) => unknown, options?: SubscribeOptions): Promise<Subscription>;
+  /** Delegation (a remote gate may not offer it yet). */
+  delegate?(parent: DelegationParent, name: string, options: DelegateOptions): Promise<DelegationGrant>;
+  revokeDelegation?(
+    delegationId: string,
+    revokedBy: string,
+    options?: { agentId?: string },
+  ): Promise<Delegation>;
+  listDelegations?(filter?: DelegationFilter): Promise<Delegation[]>;
   /** The governance posture score (a remote gate may not offer it). */
   posture?(): Promise<Posture>;
   close(): Promise<void>;

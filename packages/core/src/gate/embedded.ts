@@ -48,6 +48,9 @@ export async function openEmbeddedGate(options: { policy: PolicyDocument; store:
     audit: (query) => call(() => engine.audit(query)),
     verify: () => call(() => engine.verify()),
     posture: () => call(() => engine.posture()),
+    delegate: (parent, name, options) => call(() => engine.delegate(parent, name, options)),
+    revokeDelegation: (id, by, options) => call(() => engine.revokeDelegation(id, by, options)),
+    listDelegations: (filter) => call(() => engine.listDelegations(filter)),
     subscribe: (callback, options) => call(() => engine.subscribe(callback, options)),
     close: () => call(() => engine.close()),
   };
