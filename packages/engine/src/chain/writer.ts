@@ -2,10 +2,14 @@
  * Group commit: appends issued in the same tick share one store transaction. A lone caller is
  * flushed on the next microtask, so it pays no timer and still gets its own immediate commit;
  * under concurrency everyone queued before the flush starts waits for that one commit. Stores that
- * append synchronously in memory bypass the queue entirely.
+ * append synchronously in memory bypass the queue entirely. A store that pipelines (SQLite with its
+ * append worker) is handed the next batch while the previous one is still being committed.
  */
 import { EngineError, storeFailure } from "../errors.js";
 import type { AppendOutcome, AuditStore, PendingAppend } from "../store/types.js";
+
+/** A pipelining store's batch is split in two when each half would have at least this many records. */
+const PIPELINE_HALF_MIN = 64;
 
 interface Waiter {
   item: PendingAppend;
@@ -19,7 +23,8 @@ export class ChainWriter {
   readonly #afterCommit: (lastSeq: number, lastHash: string | undefined) => void;
   #queue: Waiter[] = [];
   #scheduled = false;
-  #flushing = false;
+  /** Batches handed to the store and not settled yet. */
+  #inFlight = 0;
   #idle: (() => void)[] = [];
 
   constructor(
@@ -64,50 +69,93 @@ export class ChainWriter {
     }
     return new Promise((resolve, reject) => {
       this.#queue.push({ item, resolve, reject });
-      if (!this.#scheduled && !this.#flushing) {
-        this.#scheduled = true;
-        queueMicrotask(() => void this.#flush());
-      }
+      this.#schedule();
     });
   }
 
   /** Resolves when nothing is queued or being written. */
   drain(): Promise<void> {
-    if (!this.#scheduled && !this.#flushing && this.#queue.length === 0) return Promise.resolve();
+    if (!this.#scheduled && this.#inFlight === 0 && this.#queue.length === 0) return Promise.resolve();
     return new Promise((resolve) => this.#idle.push(resolve));
   }
 
-  async #flush(): Promise<void> {
+  /**
+   * Flushes on the next microtask, so every append issued in this tick joins the batch. A store
+   * that pipelines (commits in call order) gets a second batch while the first is being written;
+   * any other store gets the next batch once the previous one settled.
+   */
+  #schedule(): void {
+    if (this.#scheduled || this.#queue.length === 0) return;
+    if (this.#inFlight >= (this.#store.pipelines ? 2 : 1)) return; // #settle schedules again
+    this.#scheduled = true;
+    queueMicrotask(() => this.#flush());
+  }
+
+  #flush(): void {
     this.#scheduled = false;
-    this.#flushing = true;
-    while (this.#queue.length > 0) {
-      const batch = this.#queue;
-      this.#queue = [];
-      try {
-        const pending = this.#store.appendBatch(
-          this.#org,
-          batch.map((w) => w.item),
-        );
-        // A synchronous store (SQLite) answers at once: no extra promise hop for its callers.
-        const outcomes = pending instanceof Promise ? await pending : pending;
-        let last: AppendOutcome | undefined;
-        for (let i = 0; i < batch.length; i++) {
-          const outcome = outcomes[i]!;
-          if (outcome.ok) last = outcome;
-          batch[i]!.resolve(outcome);
-        }
-        if (last?.ok) this.#afterCommit(last.seq, last.hash);
-      } catch (error) {
-        const failure =
-          error instanceof EngineError
-            ? error
-            : storeFailure("STORE_WRITE_FAILED", "Appending audit records", error);
-        for (const waiter of batch) waiter.reject(failure);
-      }
+    if (this.#queue.length === 0) return;
+    const batch = this.#queue;
+    if (this.#store.pipelines && this.#inFlight === 0 && batch.length >= 2 * PIPELINE_HALF_MIN) {
+      // Fill the pipeline: half now, half right behind it. When the first half is answered its
+      // callers decide again while the second half is still being committed, and so on.
+      this.#queue = batch.splice(batch.length >> 1);
+      this.#scheduled = true;
+      queueMicrotask(() => this.#flush());
+    } else this.#queue = [];
+    this.#inFlight++;
+    let pending: ReturnType<AuditStore["appendBatch"]>;
+    try {
+      pending = this.#store.appendBatch(
+        this.#org,
+        batch.map((w) => w.item),
+      );
+    } catch (error) {
+      this.#settle(batch, undefined, error);
+      return;
     }
-    this.#flushing = false;
-    const idle = this.#idle;
-    this.#idle = [];
-    for (const resolve of idle) resolve();
+    if (pending instanceof Promise) {
+      pending.then(
+        (outcomes) => this.#settle(batch, outcomes, undefined),
+        (error: unknown) => this.#settle(batch, undefined, error),
+      );
+      // A pipelining store takes the next batch now (it commits after this one).
+      this.#schedule();
+    } else {
+      // A synchronous store (SQLite, small batch) answers at once: no promise hop for its callers.
+      this.#settle(batch, pending, undefined);
+    }
+  }
+
+  /** Answers one batch's callers (batches settle in the order they were flushed). */
+  #settle(batch: Waiter[], outcomes: AppendOutcome[] | undefined, error: unknown): void {
+    this.#inFlight--;
+    if (outcomes) {
+      let last: AppendOutcome | undefined;
+      for (let i = 0; i < batch.length; i++) {
+        const outcome = outcomes[i]!;
+        if (outcome.ok) last = outcome;
+        batch[i]!.resolve(outcome);
+      }
+      if (last?.ok) {
+        try {
+          this.#afterCommit(last.seq, last.hash);
+        } catch {
+          // The batch is committed and answered; a failing follow-up (checkpoint scheduling,
+          // event fan-out) must not turn into an unhandled rejection here.
+        }
+      }
+    } else {
+      const failure =
+        error instanceof EngineError
+          ? error
+          : storeFailure("STORE_WRITE_FAILED", "Appending audit records", error);
+      for (const waiter of batch) waiter.reject(failure);
+    }
+    this.#schedule();
+    if (this.#inFlight === 0 && !this.#scheduled && this.#queue.length === 0) {
+      const idle = this.#idle;
+      this.#idle = [];
+      for (const resolve of idle) resolve();
+    }
   }
 }

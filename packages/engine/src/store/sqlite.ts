@@ -18,6 +18,7 @@ import type { ApprovalState } from "../types.js";
 import type { ChainScan } from "../verify-store.js";
 import { delegationConflict, effectApprovalId, effectConflict, idempotencyTaken } from "./effects.js";
 import { keyFilePath, loadOrCreateInKeyFile, updateInKeyFile } from "./key-file.js";
+import { AppendWorker, appendWorkerTuning } from "./sqlite-append.js";
 import { loadSqlite } from "./sqlite-module.js";
 import type {
   AgentControlRow,
@@ -29,6 +30,7 @@ import type {
   DelegationQuery,
   DelegationRow,
   IdempotencyRow,
+  MaybePromise,
   OutcomeRow,
   PendingAppend,
   StoredEvent,
@@ -203,6 +205,8 @@ interface Statements {
 export class SqliteStore implements AuditStore {
   readonly kind = "sqlite" as const;
   readonly immediate = false;
+  /** Batches may be handed over while earlier ones are still being committed (by the append worker). */
+  readonly pipelines = true;
   readonly filePath: string;
   readonly #db: DatabaseSync;
   readonly #s: Statements;
@@ -213,14 +217,22 @@ export class SqliteStore implements AuditStore {
   /** Per org, the last `seq` whose id is in `audit_event_ids` (same validity as `#heads`). */
   readonly #idMarks = new Map<string, number>();
 
-  private constructor(filePath: string, db: DatabaseSync) {
+  /** Commits large batches on another thread; started by the first large batch. */
+  #appendWorker: AppendWorker | undefined;
+  #useAppendWorker: boolean;
+
+  private constructor(filePath: string, db: DatabaseSync, useAppendWorker: boolean) {
     this.filePath = filePath;
     this.#db = db;
+    this.#useAppendWorker = useAppendWorker;
     this.#s = prepareAll(db);
   }
 
-  /** Opens (creating directory, file and schema as needed) the SQLite store at `path`. */
-  static async open(path: string): Promise<SqliteStore> {
+  /**
+   * Opens (creating directory, file and schema as needed) the SQLite store at `path`.
+   * `appendWorker: false` keeps every commit on the calling thread (the append worker's own store).
+   */
+  static async open(path: string, options: { appendWorker?: boolean } = {}): Promise<SqliteStore> {
     const { DatabaseSync } = await loadSqlite();
     const filePath = resolve(path);
     try {
@@ -257,14 +269,37 @@ export class SqliteStore implements AuditStore {
     }
     try {
       migrate(db, filePath);
-      return new SqliteStore(filePath, db);
+      return new SqliteStore(filePath, db, options.appendWorker !== false);
     } catch (error) {
       db.close();
       throw error;
     }
   }
 
-  appendBatch(org: string, items: PendingAppend[]): AppendOutcome[] {
+  /**
+   * Large batches go to the append worker (started by the first one; until it is ready, and if it
+   * fails, they are committed here). While the worker has batches in flight every batch follows
+   * them, so records are committed in the order they were handed over. Small batches with the
+   * worker idle (a lone caller) are committed here, without a thread hop.
+   */
+  appendBatch(org: string, items: PendingAppend[]): MaybePromise<AppendOutcome[]> {
+    const worker = this.#appendWorker;
+    if (worker !== undefined && !worker.dead) {
+      if (worker.busy || (worker.usable && items.length >= appendWorkerTuning.minBatch)) {
+        return worker.append(org, items);
+      }
+    } else if (worker === undefined && this.#useAppendWorker && items.length >= appendWorkerTuning.minBatch) {
+      try {
+        this.#appendWorker = new AppendWorker(this.filePath);
+      } catch {
+        this.#useAppendWorker = false; // cannot start a thread here: commit on this one
+      }
+    }
+    return this.appendBatchNow(org, items);
+  }
+
+  /** Appends on this connection, in this thread (the append worker calls this on its own store). */
+  appendBatchNow(org: string, items: PendingAppend[]): AppendOutcome[] {
     const db = this.#db;
     const s = this.#s;
     s.beginImmediate.run();
@@ -590,6 +625,7 @@ export class SqliteStore implements AuditStore {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#appendWorker?.close();
     this.#db.close();
   }
 }

@@ -178,6 +178,12 @@ export interface AuditStore {
   readonly filePath?: string;
   /** True when `appendBatch` completes synchronously and cheaply (no group commit needed). */
   readonly immediate: boolean;
+  /**
+   * True when `appendBatch` may be called again before the previous call's promise settled: the
+   * store commits the batches in call order (SQLite with its append worker). The writer then keeps
+   * two batches in flight, so deciding the next batch overlaps committing the previous one.
+   */
+  readonly pipelines?: boolean;
   /** Appends the items in order, in one transaction; items whose conditional effects fail are skipped. */
   appendBatch(org: string, items: PendingAppend[]): MaybePromise<AppendOutcome[]>;
   /**
