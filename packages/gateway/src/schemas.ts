@@ -84,6 +84,22 @@ export const CreateKeyRequest = {
   },
 } as const;
 
+export const DelegateRequest = {
+  type: "object",
+  additionalProperties: false,
+  required: ["name", "capabilities"],
+  properties: {
+    name: { type: "string", minLength: 1, maxLength: 100 },
+    capabilities: {
+      type: "array",
+      minItems: 1,
+      maxItems: 100,
+      items: { type: "string", minLength: 1, maxLength: 256 },
+    },
+    ttlSeconds: { type: "integer", minimum: 1, maximum: 86400 },
+  },
+} as const;
+
 /** The named request schemas, as `components/schemas` of the OpenAPI file names them. */
 export const REQUEST_SCHEMAS = {
   ActionRequest,
@@ -92,4 +108,5 @@ export const REQUEST_SCHEMAS = {
   ReasonRequest,
   OutcomeRequest,
   CreateKeyRequest,
+  DelegateRequest,
 } as const;

@@ -198,16 +198,16 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
 
       v1.post("/actions", { schema: { body: schemas.ActionRequest } }, async (request) => {
         const principal = await authenticate(request, "agent");
-        if (request.headers["aa-delegation"] !== undefined) {
-          throw new GatewayError(
-            "DELEGATION_UNSUPPORTED",
-            400,
-            "This gateway does not accept delegation tokens yet; send the call with the delegated agent's own key",
-          );
-        }
+        const delegationToken = delegationHeader(request);
         const engine = await pool.get(principal.orgId);
         const body = request.body as Omit<DecisionRequest, "agent">;
-        return engine.decide({ ...body, agent: { id: principal.agentId! } });
+        // With a token, the engine attributes the call to the token's child agent, which must
+        // descend from the key's agent (the holder presenting it).
+        return engine.decide({
+          ...body,
+          agent: { id: principal.agentId! },
+          ...(delegationToken !== undefined ? { delegationToken } : {}),
+        });
       });
 
       // -------------------------------------------------------------- approvals
@@ -436,6 +436,81 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         );
       });
 
+      // -------------------------------------------------------------- delegations
+
+      v1.post("/delegations", { schema: { body: schemas.DelegateRequest } }, async (request, reply) => {
+        const principal = await authenticate(request, "agent");
+        const delegationToken = delegationHeader(request);
+        const { name, capabilities, ttlSeconds } = request.body as {
+          name: string;
+          capabilities: string[];
+          ttlSeconds?: number;
+        };
+        const engine = await pool.get(principal.orgId);
+        // With a token the parent is the token's child agent (delegating further, narrower only);
+        // the key's agent must be on that child's chain, as for a decision.
+        let parent: { agentId: string; delegationToken?: string } = { agentId: principal.agentId! };
+        if (delegationToken !== undefined) {
+          const held = await engine.verifyDelegation(delegationToken);
+          if (!held.chain.includes(principal.agentId!)) {
+            throw new GatewayError(
+              "FORBIDDEN",
+              403,
+              `${principal.agentId} presented a delegation token of ${held.agentId}, whose chain it is not part of; use the key of ${held.chain[0]}`,
+              { delegationId: held.id },
+            );
+          }
+          parent = { agentId: held.agentId, delegationToken };
+        }
+        const grant = await engine.delegate(parent, name, {
+          capabilities,
+          ...(ttlSeconds !== undefined ? { ttlSeconds } : {}),
+        });
+        return reply.code(201).send(grant);
+      });
+
+      v1.get("/delegations", async (request) => {
+        const principal = await authenticate(request, ...anyRole);
+        const query = request.query as { role?: string; activeOnly?: string; agent?: string };
+        if (query.role !== undefined && !["parent", "child", "ancestor"].includes(query.role)) {
+          throw new GatewayError("INVALID_QUERY", 400, "role must be one of parent, child, ancestor", {
+            field: "role",
+          });
+        }
+        if (query.activeOnly !== undefined && !["true", "false"].includes(query.activeOnly)) {
+          throw new GatewayError("INVALID_QUERY", 400, "activeOnly must be true or false", {
+            field: "activeOnly",
+          });
+        }
+        if (principal.kind === "agent" && query.agent !== undefined && query.agent !== principal.agentId) {
+          throw new GatewayError(
+            "FORBIDDEN",
+            403,
+            "An agent key lists only its own delegations; drop the agent parameter or use an operator key",
+          );
+        }
+        // An agent key sees the delegations below it (default role `ancestor`); an operator the
+        // whole org's, or one agent's with `agent` (and `role`, default `ancestor`).
+        const agentId = principal.kind === "agent" ? principal.agentId : query.agent;
+        const role = (query.role ?? "ancestor") as "parent" | "child" | "ancestor";
+        const engine = await pool.get(principal.orgId);
+        const delegations = await engine.listDelegations({
+          ...(agentId !== undefined ? { agentId, role } : {}),
+          ...(query.activeOnly === "true" ? { activeOnly: true } : {}),
+        });
+        return { delegations };
+      });
+
+      v1.delete("/delegations/:delegationId", async (request) => {
+        const principal = await authenticate(request, ...anyRole);
+        const id = (request.params as { delegationId: string }).delegationId;
+        const engine = await pool.get(principal.orgId);
+        // An agent may revoke only a delegation it holds or that descends from it (the engine checks).
+        return principal.kind === "agent"
+          ? engine.revokeDelegation(id, principal.agentId!, { agentId: principal.agentId! })
+          : engine.revokeDelegation(id, principal.reviewer);
+      });
+
       // -------------------------------------------------------------- events
 
       v1.get("/events", async (request, reply) => {
@@ -525,6 +600,20 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       if (problems.length > 0) throw new AggregateError(problems, "the gateway did not close cleanly");
     },
   };
+}
+
+/** The delegation token a request presents in `AA-Delegation`, if any. */
+function delegationHeader(request: FastifyRequest): string | undefined {
+  const header = request.headers["aa-delegation"];
+  if (header === undefined) return undefined;
+  if (typeof header !== "string" || header.trim() === "") {
+    throw new GatewayError(
+      "INVALID_DELEGATION_HEADER",
+      400,
+      "AA-Delegation must be one delegation token (the `token` returned when the delegation was created)",
+    );
+  }
+  return header.trim();
 }
 
 /** Routes whose body is optional: no body at all is validated as `{}`. */

@@ -11,6 +11,7 @@ describe("the gateway's request schemas are the OpenAPI file's", () => {
     "ReasonRequest",
     "OutcomeRequest",
     "CreateKeyRequest",
+    "DelegateRequest",
   ] as const;
   for (const name of named) {
     it(`${name} is the same schema on both sides`, () => {

@@ -113,10 +113,17 @@ export interface Fixture {
   exchanges: { name: string; request: FixtureRequest; response: { status: number; body: unknown } }[];
 }
 
+/**
+ * The recorded fixtures: `fixtures/` (replayed by the gateway and the client) and `pending/`
+ * (replayed by the gateway only, until the client can send every exchange in them).
+ */
 export function loadFixtures(): Fixture[] {
-  const dir = join(contractDir, "fixtures");
-  return readdirSync(dir)
-    .filter((f) => f.endsWith(".json"))
-    .sort()
-    .map((f) => JSON.parse(readFileSync(join(dir, f), "utf8")) as Fixture);
+  return ["fixtures", "pending"]
+    .flatMap((folder) => {
+      const dir = join(contractDir, folder);
+      return readdirSync(dir)
+        .filter((f) => f.endsWith(".json"))
+        .map((f) => JSON.parse(readFileSync(join(dir, f), "utf8")) as Fixture);
+    })
+    .sort((a, b) => a.name.localeCompare(b.name));
 }

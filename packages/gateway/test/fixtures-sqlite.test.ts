@@ -16,6 +16,7 @@ describe("wire-contract fixtures replayed against a gateway on SQLite", () => {
       "approvals",
       "audit",
       "auth-errors",
+      "delegations",
       "keys",
       "outcomes",
       "service",
