@@ -3,7 +3,9 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { expect, it } from "vitest";
 
-it("runs the release bot: allowed, denied then self-corrected, held and approved, verified", { timeout: 60_000 }, async () => {
+it("runs the release bot: allowed, denied then self-corrected, held and approved, verified", {
+  timeout: 60_000,
+}, async () => {
   const main = new URL("../dist/main.js", import.meta.url).pathname;
   const { stdout } = await promisify(execFile)(process.execPath, [main], {
     env: { ...process.env, NO_COLOR: "1" },

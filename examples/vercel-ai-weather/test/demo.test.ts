@@ -8,7 +8,9 @@ const root = new URL("..", import.meta.url).pathname;
 const main = new URL("../dist/main.js", import.meta.url).pathname;
 const env = { ...process.env, NO_COLOR: "1" };
 
-it("runs the weather assistant: allowed, denied then corrected, held and approved, verified", { timeout: 60_000 }, async () => {
+it("runs the weather assistant: allowed, denied then corrected, held and approved, verified", {
+  timeout: 60_000,
+}, async () => {
   // As `pnpm start` does: the import hook first, so the adapter can hook `ai` before the app imports it.
   const { stdout } = await run(process.execPath, ["--import", "@aa/adapter-vercel-ai/register", main], {
     cwd: root,
@@ -47,7 +49,9 @@ it("runs the weather assistant: allowed, denied then corrected, held and approve
   expect(stdout).toMatch(/verify\s+chainValid: true \(6 records checked\)/);
 });
 
-it("refuses to run ungoverned when node was started without the import hook (fail closed)", { timeout: 60_000 }, async () => {
+it("refuses to run ungoverned when node was started without the import hook (fail closed)", {
+  timeout: 60_000,
+}, async () => {
   const failure = await run(process.execPath, [main], { cwd: root, env }).then(
     () => undefined,
     (error: { code?: number; stderr?: string; stdout?: string }) => error,
