@@ -492,6 +492,37 @@ export function delegationContract(name: string, storeFor: () => string): void {
       await engine.close();
     });
 
+    if (name === "postgres") {
+      it("PostgreSQL replicas: a revocation's hint makes another replica re-read the registry at once", async () => {
+        const store = storeFor();
+        const orgId = `org-${randomUUID()}`;
+        // A refresh interval far longer than the test: only the LISTEN/NOTIFY hint can bring the revocation.
+        const agentSide = await openEngine({
+          policy: DELEGATION_POLICY,
+          store,
+          orgId,
+          controlsRefreshMs: 600_000,
+        });
+        const operatorSide = await open(orgId, store);
+        const a = await agentSide.delegate({ agentId: "root" }, "a", { capabilities: ["read.*"] });
+        expect(
+          await agentSide.decide({ agent: root, actionType: "read.x", delegationToken: a.token }),
+        ).toMatchObject({
+          status: "executed",
+        });
+        await operatorSide.revokeDelegation(a.delegation.id, "ops-carol");
+        let last = await agentSide.decide({ agent: root, actionType: "read.x", delegationToken: a.token });
+        // Bounded by the test timeout.
+        while (last.status === "executed") {
+          await sleep(10);
+          last = await agentSide.decide({ agent: root, actionType: "read.x", delegationToken: a.token });
+        }
+        expect(last).toMatchObject({ status: "denied", denialReason: "DELEGATION_REVOKED" });
+        await operatorSide.close();
+        await agentSide.close();
+      });
+    }
+
     if (name !== "memory") {
       it("a revocation by another engine on the same store denies the child within 1 s", async () => {
         const store = storeFor();

@@ -16,6 +16,7 @@ import { type VerifiedToken, verifyDelegationToken } from "./token.js";
 /** Delegation chains deeper than this are refused (and a corrupted registry cannot loop). */
 export const MAX_DELEGATION_DEPTH = 16;
 const TOKEN_CACHE_LIMIT = 10_000;
+const CHAIN_CACHE_LIMIT = 10_000;
 const ACTION_MEMO_LIMIT = 256;
 
 export type DelegationDenialReason =
@@ -183,7 +184,7 @@ export class DelegationRegistry {
       const walked = this.#walk(verified, nowMs);
       if (walked === undefined) return undefined;
       resolution = walked;
-      this.#chains.set(verified.delegationId, { version: this.#version, resolution });
+      this.#remember(verified.delegationId, resolution);
     }
     if (resolution.ok && nowMs >= resolution.context.expiresAtMs)
       return expiredDenial(resolution.context, nowMs);
@@ -212,12 +213,17 @@ export class DelegationRegistry {
     if (resolution.ok && !verified.expired) {
       if (this.#tokens.size >= TOKEN_CACHE_LIMIT) this.#tokens.clear();
       this.#tokens.set(token, verified);
-      this.#chains.set(verified.delegationId, { version: this.#version, resolution });
+      this.#remember(verified.delegationId, resolution);
     }
     if (resolution.ok && (verified.expired || nowMs >= resolution.context.expiresAtMs)) {
       return expiredDenial(resolution.context, nowMs);
     }
     return resolution;
+  }
+
+  #remember(delegationId: string, resolution: Resolution): void {
+    if (this.#chains.size >= CHAIN_CACHE_LIMIT) this.#chains.clear();
+    this.#chains.set(delegationId, { version: this.#version, resolution });
   }
 
   /**
