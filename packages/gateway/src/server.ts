@@ -80,6 +80,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   const pool = new EnginePool(engineStoreFor(database), store, options.policy, options.engine ?? {});
   const keys = new KeyVerifier(store, options.keyCacheMs ?? 1000);
   const streams: EventStreams = new Set();
+  /** Aborted when the gateway starts closing: long polls answer, event streams end. */
+  const closing = new AbortController();
 
   const app = Fastify({
     logger: options.logger
@@ -248,13 +250,20 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         const approval = await findApproval(engine, id);
         assertOwnApproval(principal, approval);
         if (approval.state !== "pending") return approval;
+        // Stop waiting when the client goes away, or answer at once (still pending) when the
+        // gateway shuts down: a long poll must not hold a graceful shutdown for 30 s.
         const gone = new AbortController();
         const onClose = () => gone.abort();
         request.raw.once("close", onClose);
+        const signal = AbortSignal.any([gone.signal, closing.signal]);
         try {
-          return await engine.awaitApproval(id, { timeoutMs, signal: gone.signal });
+          return await engine.awaitApproval(id, { timeoutMs, signal });
         } catch (error) {
-          if (error instanceof EngineError && error.code === "APPROVAL_WAIT_TIMEOUT") {
+          if (
+            error instanceof EngineError &&
+            (error.code === "APPROVAL_WAIT_TIMEOUT" ||
+              (error.code === "APPROVAL_WAIT_ABORTED" && closing.signal.aborted))
+          ) {
             return findApproval(engine, id);
           }
           throw error;
@@ -579,6 +588,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   );
 
   app.addHook("preClose", async () => {
+    closing.abort();
     for (const end of streams) end();
   });
 

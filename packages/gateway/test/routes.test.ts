@@ -160,6 +160,24 @@ describe("audit export and shutdown", () => {
     expect(result).toMatchObject({ chainValid: true, records: 1, org: "acme", keySource: "provided" });
   });
 
+  it("close() answers an open long poll at once (still pending) instead of holding the shutdown", async () => {
+    const gw = await gateway();
+    const held = await gw.call(gw.keys.agent, "POST", "/v1/actions", { actionType: "pr.merge" });
+    const id = held.body.approvalId as string;
+    // Fastify has accepted the request once the server emitted it (its own listener runs first).
+    const accepted = new Promise((resolve) => gw.gateway.app.server.once("request", resolve));
+    const waiting = fetch(`${gw.url}/v1/approvals/${id}/wait?timeoutMs=30000`, {
+      headers: { authorization: `Bearer ${gw.keys.agent}` },
+    });
+    await accepted;
+    // Were the 30 s wait held, close() would outlast this test's timeout.
+    await gw.gateway.close();
+    current = undefined;
+    const answer = await waiting;
+    expect(answer.status).toBe(200);
+    expect(await answer.json()).toMatchObject({ id, state: "pending" });
+  });
+
   it("close() ends open event streams and waits; engines write their checkpoint", async () => {
     const gw = await gateway();
     await gw.call(gw.keys.agent, "POST", "/v1/actions", { actionType: "read.x" });
