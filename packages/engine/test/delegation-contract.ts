@@ -533,21 +533,28 @@ export function delegationContract(name: string, storeFor: () => string): void {
         const b = await agentSide.delegate({ agentId: "root/a", delegationToken: a.token }, "b", {
           capabilities: ["read.*"],
         });
-        expect(
-          await agentSide.decide({ agent: root, actionType: "read.x", delegationToken: b.token }),
-        ).toMatchObject({
-          status: "executed",
-        });
+        // A third engine that knew no delegation until the token reached it (e.g. another gateway replica).
+        const observer = await open(orgId, store);
+        for (const engine of [agentSide, observer]) {
+          expect(
+            await engine.decide({ agent: root, actionType: "read.x", delegationToken: b.token }),
+          ).toMatchObject({
+            status: "executed",
+          });
+        }
         // The operator's engine sees a delegation created elsewhere, and revokes its parent.
         await operatorSide.revokeDelegation(a.delegation.id, "ops-carol");
         const revokedAt = Date.now();
-        let last = await agentSide.decide({ agent: root, actionType: "read.x", delegationToken: b.token });
-        while (last.status === "executed" && Date.now() - revokedAt < 1000) {
-          await sleep(20);
-          last = await agentSide.decide({ agent: root, actionType: "read.x", delegationToken: b.token });
+        for (const engine of [agentSide, observer]) {
+          let last = await engine.decide({ agent: root, actionType: "read.x", delegationToken: b.token });
+          while (last.status === "executed" && Date.now() - revokedAt < 1000) {
+            await sleep(20);
+            last = await engine.decide({ agent: root, actionType: "read.x", delegationToken: b.token });
+          }
+          expect(last).toMatchObject({ status: "denied", denialReason: "DELEGATION_REVOKED" });
         }
-        expect(last).toMatchObject({ status: "denied", denialReason: "DELEGATION_REVOKED" });
         expect(await operatorSide.verify()).toMatchObject({ chainValid: true });
+        await observer.close();
         await operatorSide.close();
         await agentSide.close();
       });

@@ -93,10 +93,16 @@ export class DelegationRegistry {
     this.#jwks = jwks;
   }
 
-  /** Loads the live rows, then re-reads them every `intervalMs`, calling `onTick` after each read. */
+  /**
+   * Loads the live rows, then re-reads them every `intervalMs` while any are known, calling
+   * `onTick` after each read.
+   */
   async start(intervalMs: number, onTick: () => void): Promise<void> {
     await this.refresh();
     this.#timer = setInterval(() => {
+      // Nothing known, nothing to keep fresh: a token seen later is read from the store then, so
+      // an engine (e.g. one of a gateway's many orgs) that meets no delegation reads nothing.
+      if (this.#rows.size === 0) return;
       void this.safelyRefresh().then(onTick);
     }, intervalMs);
     this.#timer.unref();
