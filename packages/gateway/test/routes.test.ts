@@ -198,6 +198,20 @@ describe("audit export and shutdown", () => {
   });
 });
 
+describe("readiness", () => {
+  it("is 503 GATE_UNAVAILABLE with Retry-After while the database does not answer", async () => {
+    const gw = await gateway();
+    expect((await gw.call(undefined, "GET", "/v1/ready")).body).toEqual({ status: "ready", store: "sqlite" });
+    // The database goes away under the running gateway.
+    await gw.gateway.store.close();
+    const down = await gw.call(undefined, "GET", "/v1/ready");
+    expect(down.status).toBe(503);
+    expect(down.headers.get("retry-after")).toBe("1");
+    expect(down.body.error).toMatchObject({ code: "GATE_UNAVAILABLE", details: { store: "sqlite" } });
+    expect((await gw.call(undefined, "GET", "/v1/health")).body).toEqual({ status: "ok" });
+  });
+});
+
 describe("bad input writes nothing", () => {
   it("malformed JSON, wrong types, unknown fields and oversize bodies are refused before the engine", async () => {
     const gw = await gateway({ bodyLimit: 4096 });
