@@ -231,6 +231,8 @@ export class DecisionEngine implements Engine {
    * waiter that read a pending row just before a change arrived re-reads instead of sleeping.
    */
   #approvalChanges = 0;
+  /** How far `adoptRecordedPolicy` has read the chain's policy changes, and the newest one's hash. */
+  readonly #policyScan: { seq: number; hash: string | undefined } = { seq: 0, hash: undefined };
   /** Stops the store's push notifications (PostgreSQL LISTEN), when it has them. */
   #unwatch: (() => void) | undefined;
   readonly #breaker: CircuitBreaker;
@@ -769,6 +771,40 @@ export class DecisionEngine implements Engine {
     });
     const outcome = await this.#writer.append({ fields, encoded: encodeRecord(fields) });
     if (!outcome.ok) throw outcome.error;
+    this.#usePolicy(next);
+  }
+
+  /**
+   * Adopts a policy that another process sharing this store (a gateway replica) already recorded
+   * with `setPolicy`, when the newest `policy.changed` record of this org's chain is that policy's.
+   * Nothing is appended: a change made on one replica is audited once and enforced by all.
+   * Resolves `false`, changing nothing, when the chain's newest policy change is another policy
+   * (so no process can switch this engine to a policy the audit does not show).
+   */
+  async adoptRecordedPolicy(policy: CompiledPolicy | PolicyDocument): Promise<boolean> {
+    this.#assertOpen();
+    const next = compileOption(policy);
+    const scan = this.#policyScan;
+    // Every record up to the head read here is visible: after the scan, none of them is re-read.
+    const head = (await this.#store.head(this.#org)).seq;
+    for (;;) {
+      const rows = await this.#store.readEvents(this.#org, scan.seq, 1000, "policy.change");
+      for (const row of rows) {
+        const record = JSON.parse(row.text) as { kind?: string; policy_hash?: string };
+        if (record.kind === "policy.changed" && typeof record.policy_hash === "string") {
+          scan.hash = record.policy_hash;
+        }
+        scan.seq = row.seq;
+      }
+      if (rows.length < 1000) break;
+    }
+    scan.seq = Math.max(scan.seq, head);
+    if (scan.hash !== next.hash) return false;
+    if (this.#policy.hash !== next.hash) this.#usePolicy(next);
+    return true;
+  }
+
+  #usePolicy(next: CompiledPolicy): void {
     this.#policy = next;
     this.#redactor = buildRedactor(next.document, this.#hmac);
     if (this.#budgetsFromPolicy) this.#budgets.setLimits(budgetsFromPolicy(next.document.budgets));

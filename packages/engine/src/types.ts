@@ -469,6 +469,11 @@ export interface Engine {
   rotateSigningKey(): Promise<string>;
   /** Replaces the policy, recording a `policy.changed` audit record. */
   setPolicy(policy: CompiledPolicy | PolicyDocument, changedBy?: string): Promise<void>;
+  /**
+   * Adopts a policy another process already recorded with `setPolicy` (the chain's newest
+   * `policy.changed` record must carry its hash); appends nothing. False when it does not.
+   */
+  adoptRecordedPolicy(policy: CompiledPolicy | PolicyDocument): Promise<boolean>;
   /** Operator kill switch: every call of the agent (and of agents it delegated to) is denied until released. Audited (`agent.contained`). */
   contain(agentId: string, operator: string, reason: string): Promise<AgentControl>;
   /** Lifts a containment (`agent.released`); an agent may not release itself (`SELF_RELEASE_FORBIDDEN`). */

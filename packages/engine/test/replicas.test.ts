@@ -7,6 +7,7 @@
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { compilePolicy, parsePolicy } from "@aa/policy";
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { type DecisionEngine, type EngineEvent, openEngine } from "../src/index.js";
@@ -245,5 +246,42 @@ describe("PostgreSQL replicas push changes to each other (LISTEN/NOTIFY)", () =>
       status: "denied",
       denialReason: "CIRCUIT_OPEN",
     });
+  }, 30_000);
+
+  it("a policy recorded by another replica is adopted without a second record, never one the chain does not show", async () => {
+    const orgId = freshOrg();
+    const url = pgUrl();
+    const here = await replicaHere(orgId, url);
+    const other = await openEngine({ policy, store: url, orgId });
+    opened.push(other);
+    const withDeploys = (extra: string) =>
+      compilePolicy(
+        parsePolicy(
+          `version: 1\ndefault: deny\npolicies:\n  - { name: deploys, action: deploy.run, effect: allow${extra} }\n`,
+        ),
+      );
+    const recorded = withDeploys("");
+    const unrecorded = withDeploys(", description: never recorded");
+    await other.setPolicy(recorded, "admin");
+    expect(await here.adoptRecordedPolicy(unrecorded)).toBe(false);
+    expect(here.policyHash).toBe(policy.hash);
+    expect(await here.adoptRecordedPolicy(recorded)).toBe(true);
+    expect(here.policyHash).toBe(recorded.hash);
+    expect(await here.decide({ agent: { id: "bot" }, actionType: "deploy.run" })).toMatchObject({
+      status: "executed",
+      policyName: "deploys",
+    });
+    // A newer change supersedes it: the older policy is no longer adoptable.
+    await other.setPolicy(policy, "admin");
+    expect(await here.adoptRecordedPolicy(recorded)).toBe(false);
+    expect(await here.adoptRecordedPolicy(unrecorded)).toBe(false);
+    expect(here.policyHash).toBe(recorded.hash);
+    expect(await here.adoptRecordedPolicy(policy)).toBe(true);
+    expect(here.policyHash).toBe(policy.hash);
+    const changes = (await here.audit({ actionType: "policy.change" })).items;
+    expect(changes.map((r) => [r.kind, r.policy_hash])).toEqual([
+      ["policy.changed", recorded.hash],
+      ["policy.changed", policy.hash],
+    ]);
   }, 30_000);
 });

@@ -9,12 +9,16 @@ import type { GatewayStore } from "./gateway-store.js";
 /** Engine settings every org's engine gets (everything but the store, the org and the policy). */
 export type SharedEngineOptions = Omit<EngineOptions, "store" | "orgId" | "policy">;
 
+/** How often each open org's stored policy is compared with the one its engine enforces. */
+const POLICY_CHECK_MS = 1000;
+
 export class EnginePool {
   readonly #store: string;
   readonly #gatewayStore: GatewayStore;
   readonly #defaultPolicy: CompiledPolicy | PolicyDocument;
   readonly #options: SharedEngineOptions;
   readonly #engines = new Map<string, Promise<DecisionEngine>>();
+  readonly #timers: NodeJS.Timeout[] = [];
   #closed = false;
 
   constructor(
@@ -50,17 +54,61 @@ export class EnginePool {
   async #open(orgId: string): Promise<DecisionEngine> {
     if (this.#closed) throw new Error("the gateway is shutting down");
     const stored = await this.#gatewayStore.getPolicy(orgId);
-    return openEngine({
+    const engine = await openEngine({
       ...this.#options,
       store: this.#store,
       orgId,
       policy: stored?.policy ?? this.#defaultPolicy,
     });
+    if (this.#gatewayStore.kind !== "memory") this.#followPolicies(orgId, engine);
+    return engine;
+  }
+
+  /**
+   * Replicas: a policy replaced through another gateway on this database is enforced here too.
+   * Every POLICY_CHECK_MS the org's stored policy hash (one row) is compared with the engine's;
+   * when they differ the engine adopts the stored policy, but only once the audit chain records
+   * it as the newest change (the replica that made it appends the record first, then stores it).
+   */
+  #followPolicies(orgId: string, engine: DecisionEngine): void {
+    let warnedAbout: string | undefined;
+    /** A mismatch seen once may be this replica's own change between its record and its store write. */
+    let seenOnce: string | undefined;
+    let checking = false;
+    const timer = setInterval(() => {
+      if (checking || this.#closed) return;
+      checking = true;
+      void (async () => {
+        try {
+          const stored = await this.#gatewayStore.getPolicy(orgId);
+          if (stored === undefined || stored.policyHash === engine.policyHash) return;
+          if (await engine.adoptRecordedPolicy(stored.policy)) return;
+          if (seenOnce !== stored.policyHash) {
+            seenOnce = stored.policyHash;
+            return;
+          }
+          if (warnedAbout !== stored.policyHash) {
+            warnedAbout = stored.policyHash;
+            process.emitWarning(
+              `org ${orgId}: the stored policy ${stored.policyHash} is not the newest policy change in the audit chain; this gateway keeps enforcing ${engine.policyHash} (replace the policy again with PUT /v1/policies to settle it)`,
+              "AssemblyGatewayWarning",
+            );
+          }
+        } catch {
+          // Store unreachable or engine closing: the next tick tries again.
+        } finally {
+          checking = false;
+        }
+      })();
+    }, POLICY_CHECK_MS);
+    timer.unref();
+    this.#timers.push(timer);
   }
 
   /** Closes every engine (each writes its final checkpoint); failures are collected, not hidden. */
   async close(): Promise<void> {
     this.#closed = true;
+    for (const timer of this.#timers.splice(0)) clearInterval(timer);
     const engines = await this.openEngines();
     this.#engines.clear();
     const results = await Promise.allSettled(engines.map((engine) => engine.close()));

@@ -72,17 +72,18 @@ export class GatewayProcess {
   }
 }
 
-/** Creates an agent key and an operator key for `orgId` in the gateway's database. */
+/** Creates an agent, an operator and an admin key for `orgId` in the gateway's database. */
 export async function keysFor(
   database: string,
   orgId: string,
   agentId: string,
-): Promise<{ agent: string; operator: string }> {
+): Promise<{ agent: string; operator: string; admin: string }> {
   const store = await openGatewayStore(parseDatabase(database));
   try {
     const agent = await createKey(store, { kind: "agent", orgId, agentId });
     const operator = await createKey(store, { kind: "operator", orgId, name: "ops" });
-    return { agent: agent.key, operator: operator.key };
+    const admin = await createKey(store, { kind: "admin", orgId, name: "admin" });
+    return { agent: agent.key, operator: operator.key, admin: admin.key };
   } finally {
     await store.close();
   }

@@ -27,10 +27,12 @@ const pgUrl = pgSchemas();
 const policy = compilePolicy(parsePolicy("version: 1\ndefault: deny\npolicies: []\n"));
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Waits (up to 20 s) until `ready()` holds; fails with what was seen otherwise. */
-async function until(ready: () => boolean, seen: () => unknown): Promise<void> {
+/** Waits (up to 20 s) until `ready()` holds, running `step` before each look; fails with what was seen otherwise. */
+async function until(ready: () => boolean, seen: () => unknown, step?: () => Promise<void>): Promise<void> {
   const deadline = Date.now() + 20_000;
-  while (!ready()) {
+  for (;;) {
+    await step?.();
+    if (ready()) return;
     if (Date.now() > deadline) throw new Error(`condition not met; saw ${JSON.stringify(seen())}`);
     await sleep(20);
   }
@@ -199,13 +201,38 @@ describe("two gateway replicas on one PostgreSQL database", () => {
         expect(onA).toMatchObject({ status: 200, body: { status: "executed" } });
         expect(onB?.body.auditEventId).toBe(onA!.body.auditEventId);
       }
+      // A policy replaced through A is enforced by B too, recorded once (by A).
+      const replaced = await send(a.url, keys.admin, "PUT", "/policies", {
+        policy: {
+          version: 1,
+          default: "deny",
+          policies: [
+            { name: "reads", action: "read.*", effect: "allow" },
+            { name: "merges", action: "pr.merge", effect: "require_approval" },
+            { name: "deploys", action: "deploy.run", effect: "allow" },
+          ],
+        },
+      });
+      expect(replaced).toMatchObject({ status: 200, body: { policyHash: expect.any(String) } });
+      const policyHash = replaced!.body.policyHash;
+      let seenOnB: unknown;
+      await until(
+        () => seenOnB === policyHash,
+        () => seenOnB,
+        async () => {
+          seenOnB = (await send(b.url, pairKeys.agent, "GET", "/whoami"))?.body.policyHash;
+        },
+      );
+      const deployed = await send(b.url, pairKeys.agent, "POST", "/actions", { actionType: "deploy.run" });
+      expect(deployed).toMatchObject({ status: 200, body: { status: "executed", policyName: "deploys" } });
       await done;
       expect(logs.filter((log) => log.answer?.status !== 200)).toEqual([]);
       for (const replica of [0, 1]) {
         expect(logs.filter((log) => log.args.client % 2 === replica).length).toBeGreaterThan(10);
       }
-      // The clients' calls, the held call, its approval and its release, and one per pair.
-      const total = logs.length + 3 + pairs;
+      // The clients' calls, the held call, its approval and its release, one per pair, the policy
+      // change and the deploy.
+      const total = logs.length + 3 + pairs + 2;
       // B streamed every record, A's included, in chain order (a record yields one event, or two
       // for a denial by the circuit breaker: action.denied and enforcement.triggered).
       await until(
@@ -222,6 +249,7 @@ describe("two gateway replicas on one PostgreSQL database", () => {
       expect(records.map((r) => r.seq)).toEqual(records.map((_, i) => i + 1));
       const told = new Set(logs.map((log) => log.answer!.body.auditEventId as string));
       expect(records.filter((r) => told.has(r.id))).toHaveLength(logs.length);
+      expect(records.filter((r) => r.kind === "policy.changed")).toMatchObject([{ policy_hash: policyHash }]);
     } finally {
       stream.close();
       await Promise.allSettled([a.kill(), b.kill()]);
