@@ -88,6 +88,8 @@ const barePerRound = [];
 const decidePerRound = [];
 const bareP99 = [];
 const decideP99 = [];
+const bareCpu = [];
+const decideCpu = [];
 for (let round = 0; round < (quick ? 3 : 7); round++) {
   const b = measure(
     () => {
@@ -100,24 +102,28 @@ for (let round = 0; round < (quick ? 3 : 7); round++) {
   const d = await measureAsync(() => engine.decide(request), { iterations: 3_000, warmup: 500 });
   barePerRound.push(b.p50);
   bareP99.push(b.p99);
+  bareCpu.push(b.cpu);
   decidePerRound.push(d.p50);
   decideP99.push(d.p99);
+  decideCpu.push(d.cpu);
 }
 bare1.close();
-const bareStats = { p50: median(barePerRound), p99: median(bareP99) };
-const decideStats = { p50: median(decidePerRound), p99: median(decideP99) };
+const bareStats = { p50: median(barePerRound), p99: median(bareP99), cpu: median(bareCpu) };
+const decideStats = { p50: median(decidePerRound), p99: median(decideP99), cpu: median(decideCpu) };
 rows.unshift({
   measure: `bare SQLite insert, 1 row/txn (${text.length} B record, same table)`,
   p50: us(bareStats.p50),
   p99: us(bareStats.p99),
   "events/s": Math.round(1e9 / bareStats.p50),
+  "CPU µs/event": (bareStats.cpu / 1000).toFixed(1),
 });
 rows.push({
   measure: "decide() allowed + durable commit (lone caller)",
   p50: us(decideStats.p50),
   p99: us(decideStats.p99),
   "events/s": Math.round(1e9 / decideStats.p50),
-  "vs bare insert": `${(decideStats.p50 / bareStats.p50).toFixed(2)}x (+${us(decideStats.p50 - bareStats.p50)})`,
+  "vs bare insert": `${(decideStats.p50 / bareStats.p50).toFixed(2)}x (+${us(decideStats.p50 - bareStats.p50)}); CPU ${(decideStats.cpu / bareStats.cpu).toFixed(2)}x`,
+  "CPU µs/event": (decideStats.cpu / 1000).toFixed(1),
 });
 
 // 3. Group commit: many concurrent decide() calls share one transaction per flush; large batches
