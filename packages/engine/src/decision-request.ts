@@ -1,4 +1,5 @@
 /** Checks a decision request before anything is evaluated or recorded. */
+import { describePrincipalProblem } from "./identity.js";
 import type { DecisionRequest } from "./types.js";
 
 /** What is wrong with the request, for the caller, or undefined when it is well formed. */
@@ -30,5 +31,6 @@ export function describeRequestProblem(request: DecisionRequest): string | undef
   ) {
     return "request.enforcementMode must be enforce, observe or disabled";
   }
+  if (request.principal !== undefined) return describePrincipalProblem(request.principal);
   return undefined;
 }

@@ -13,6 +13,7 @@ import { Budgets, budgetsFromPolicy } from "./controls/budgets.js";
 import { type CircuitAdmission, CircuitBreaker } from "./controls/circuit-breaker.js";
 import { ContainmentView } from "./controls/containment.js";
 import { computePosture, POSTURE_WINDOW, type PostureRecord } from "./controls/posture.js";
+import { RateLimits, rateLimitsFromPolicy } from "./controls/rate-limits.js";
 import { Keyring } from "./crypto/keyring.js";
 import { HmacKeySet } from "./crypto/secret.js";
 import { describeRequestProblem } from "./decision-request.js";
@@ -33,6 +34,7 @@ import { DelegationService, denialError } from "./delegation/service.js";
 import { approvalNotFound, closedError, EngineError, invalid, reusedKey, storeFailure } from "./errors.js";
 import { DEFAULT_EVENTS_POLL_MS, EventHub } from "./events.js";
 import { exportAuditTo } from "./export.js";
+import { evaluationUser, type RecordUser, recordUser } from "./identity.js";
 import { nowWithIso, uuidv7 } from "./ids.js";
 import { hashOutcomeMessage, signReceipt } from "./receipts/receipt.js";
 import { type CallRedactor, type RedactedCall, redactText } from "./redact.js";
@@ -102,6 +104,8 @@ interface ApprovalSnapshot {
   traceId: string | null;
   toolCallId: string | null;
   redactionRules: string[];
+  /** The end user the held call was made for (absent in snapshots written before principals). */
+  user?: RecordUser | null;
   /** The delegation the call was made under (its state is checked again on release). */
   delegationId?: string;
 }
@@ -242,6 +246,9 @@ export class DecisionEngine implements Engine {
   readonly #budgets: Budgets;
   /** Budgets come from the policy file's `budgets:` section unless `openEngine({ budgets })` sets them. */
   readonly #budgetsFromPolicy: boolean;
+  readonly #rateLimits: RateLimits;
+  /** Rate limits come from the policy file's `rate_limits:` section unless `openEngine({ rateLimits })` sets them. */
+  readonly #rateLimitsFromPolicy: boolean;
 
   constructor(
     store: AuditStore,
@@ -276,6 +283,11 @@ export class DecisionEngine implements Engine {
       append: (item) => this.#writer.append(item),
       systemFields: (kind, agent, actionType, extra) => this.#systemFields(kind, agent, actionType, extra),
     });
+    this.#rateLimitsFromPolicy = options.rateLimits === undefined;
+    this.#rateLimits = new RateLimits(
+      options.rateLimits ?? rateLimitsFromPolicy(policy.document.rate_limits),
+      org,
+    );
   }
 
   /** @internal */
@@ -415,6 +427,8 @@ export class DecisionEngine implements Engine {
       toolCallId: request.toolCallId ?? null,
       delegationChain: request.delegationChain ?? null,
       enforcementMode: request.enforcementMode ?? null,
+      // Only when present, so keys stored before principals existed keep their fingerprint.
+      ...(request.principal === undefined ? {} : { principal: request.principal }),
     });
     const key = this.#hmac.activeKey();
     return `v${key.version}:${createHmac("sha256", key.secret).update(canonical).digest("hex")}`;
@@ -441,10 +455,17 @@ export class DecisionEngine implements Engine {
       budgeted && contained === undefined && delegationDenial === undefined
         ? this.#budgets.callsExceeded(agentId, budgetClock)
         : undefined;
+    const rateLimited = mode === "enforce" && !this.#rateLimits.inactive;
+    const rateClock = rateLimited ? (budgeted ? budgetClock : Date.now()) : 0;
+    const overRate =
+      rateLimited && contained === undefined && overBudget === undefined && delegationDenial === undefined
+        ? this.#rateLimits.exceeded(agentId, request.principal, rateClock)
+        : undefined;
     const admission: CircuitAdmission =
       mode === "enforce" &&
       contained === undefined &&
       overBudget === undefined &&
+      overRate === undefined &&
       delegationDenial === undefined
         ? this.#breaker.admit(agentId, Date.now(), request.dryRun !== true)
         : "evaluate";
@@ -454,6 +475,8 @@ export class DecisionEngine implements Engine {
         ? containedMessage(agentId, contained)
         : overBudget !== undefined
           ? overBudget
+          : overRate !== undefined
+            ? overRate
           : admission === "deny"
             ? `The circuit breaker for agent ${agentId} is open after repeated denials or failures; calls are denied until it half-opens (${this.#breaker.state(agentId, Date.now()).openUntil ?? "shortly"})`
             : undefined;
@@ -477,6 +500,7 @@ export class DecisionEngine implements Engine {
                 ? { name: request.toolName, framework: request.framework }
                 : { name: request.toolName, framework: request.framework, mcpServer: request.mcpServer },
             dataAccessed: request.dataAccessed,
+            user: request.principal === undefined ? undefined : evaluationUser(request.principal),
           });
     const redacted = this.#redactor({
       args: request.args,
@@ -497,12 +521,17 @@ export class DecisionEngine implements Engine {
             status: "denied",
             denialReason: delegationDenial
               ? delegationDenial.reason
-              : overBudget === undefined
-                ? "CIRCUIT_OPEN"
-                : "BUDGET_EXCEEDED",
+              : overBudget !== undefined
+                ? "BUDGET_EXCEEDED"
+                : overRate !== undefined
+                  ? "RATE_LIMITED"
+                  : "CIRCUIT_OPEN",
           };
     const status: ActionStatus = mode === "enforce" || blockedMessage ? enforced.status : "executed";
     if (budgeted && status === "executed" && !request.dryRun) this.#budgets.countCall(agentId, budgetClock);
+    // A rate limit counts every admitted call (executed now or held for approval), in the same tick as its check.
+    if (rateLimited && status !== "denied" && !request.dryRun)
+      this.#rateLimits.count(agentId, request.principal, rateClock);
     if (admission !== "evaluate" || status === "denied") {
       if (blockedMessage === undefined && !request.dryRun) {
         this.#breaker.record(agentId, admission, status === "denied", Date.now());
@@ -581,6 +610,7 @@ export class DecisionEngine implements Engine {
         toolCallId: request.toolCallId ?? null,
         redactionRules: redacted.fired,
         ...(delegated?.delegationId === undefined ? {} : { delegationId: delegated.delegationId }),
+        user: recordUser(request.principal),
       };
       effects.push({
         type: "approval.insert",
@@ -634,6 +664,7 @@ export class DecisionEngine implements Engine {
       failOpen: request.failOpen === true,
       reason: null,
       redactionRules: redacted.fired,
+      user: recordUser(request.principal),
     };
     const answer = result(
       status,
@@ -699,6 +730,7 @@ export class DecisionEngine implements Engine {
     const traceId = request.traceId ?? null;
     const toolCallId = request.toolCallId ?? null;
     const failOpen = request.failOpen === true;
+    const user = recordUser(request.principal);
     // Values redaction did not copy are the caller's: snapshot them now with the native encoder
     // (they are plain JSON data, so parse(stringify(x)) has the same canonical form as x) and
     // leave the canonical encoding to the deferred part.
@@ -744,6 +776,7 @@ export class DecisionEngine implements Engine {
         failOpen,
         reason: null,
         redactionRules: redacted.fired,
+        user,
       };
       return { fields, encoded: encodeRecord(fields) };
     });
@@ -808,6 +841,8 @@ export class DecisionEngine implements Engine {
     this.#policy = next;
     this.#redactor = buildRedactor(next.document, this.#hmac);
     if (this.#budgetsFromPolicy) this.#budgets.setLimits(budgetsFromPolicy(next.document.budgets));
+    if (this.#rateLimitsFromPolicy)
+      this.#rateLimits.setLimits(rateLimitsFromPolicy(next.document.rate_limits));
   }
 
   #systemFields(
@@ -1148,6 +1183,7 @@ export class DecisionEngine implements Engine {
       failOpen: false,
       reason: null,
       redactionRules: snapshot.redactionRules,
+      user: snapshot.user ?? null,
       ...extra,
     };
   }

@@ -22,8 +22,8 @@ export const ENGINE_EVENT_TYPES: readonly EngineEventType[] = [
   "enforcement.triggered",
 ];
 
-/** Denials that come from an enforcement control (kill switch, circuit breaker, budget). */
-const ENFORCEMENT_DENIALS = new Set(["CIRCUIT_OPEN", "BUDGET_EXCEEDED"]);
+/** Denials that come from an enforcement control (kill switch, circuit breaker, budget, rate limit). */
+const ENFORCEMENT_DENIALS = new Set(["CIRCUIT_OPEN", "BUDGET_EXCEEDED", "RATE_LIMITED"]);
 const PAGE = 500;
 const PROJECTION_CACHE = 2 * PAGE;
 export const DEFAULT_EVENTS_POLL_MS = 250;
@@ -50,6 +50,7 @@ export function eventsOfRecord(row: StoredEvent): EngineEvent[] {
     reason: (record.reason as string | null) ?? null,
     mode: record.mode as string,
     tool: (record.tool as string | null) ?? null,
+    userId: (record.user as { id: string } | null | undefined)?.id ?? null,
   };
   const event = (type: EngineEventType, extra: Record<string, unknown> = {}): EngineEvent => ({
     ...base,

@@ -3,7 +3,12 @@
  * the CLI use. This file is the contract; implementations live beside it.
  */
 import type { JsonWebKey } from "node:crypto";
-import type { CompiledPolicy, ConditionResult, PolicyDocument } from "@aa/policy";
+import type {
+  CompiledPolicy,
+  ConditionResult,
+  PolicyDocument,
+  Principal as PolicyPrincipal,
+} from "@aa/policy";
 
 /** `closed`: calls are evaluated; `open`: every call is denied; `half-open`: one probe is evaluated. */
 export type CircuitState = "closed" | "open" | "half-open";
@@ -20,6 +25,28 @@ export interface CircuitBreakerOptions {
 
 /** What a budget counts: executed calls, LLM tokens, or cost (in whatever unit the caller uses). */
 export type BudgetKind = "calls" | "tokens" | "cost";
+
+/** The end user a call is made for (`{ userId, email?, tenant?, scopes? }`, defined by @aa/policy). */
+export type Principal = PolicyPrincipal;
+
+/** What a rate limit counts per: the user (per tenant), the calling agent (per tenant), or the tenant. */
+export type RateLimitScope = "user" | "agent" | "tenant";
+
+/** One rate limit: at most `limit` admitted calls per fixed window of `windowMs`. */
+export interface RateLimit {
+  limit: number;
+  windowMs: number;
+}
+
+/** Rate limits (`openEngine({ rateLimits })` or a policy file's `rate_limits:`); see docs/identity.md. */
+export interface RateLimitOptions {
+  /** Calls made for one user, by every agent and sub-agent acting for them. */
+  user?: RateLimit;
+  /** Calls of one agent. */
+  agent?: RateLimit;
+  /** Calls made in one tenant. */
+  tenant?: RateLimit;
+}
 
 /** One budget: at most `limit` per fixed window of `windowMs` (the window starts with first use). */
 export interface BudgetLimit {
@@ -148,6 +175,8 @@ export interface DecisionRequest {
    * `DELEGATION_EXPIRED`); an action outside the capabilities denies `NOT_DELEGATED`.
    */
   delegationToken?: string;
+  /** The end user the call is made for (policies: `user.*`; audit: `user`; rate limits per user). */
+  principal?: Principal;
 }
 
 /** The gate's answer (spec §5 ActionResult). */
@@ -248,6 +277,11 @@ export interface EngineOptions {
    * reservation that does not fit throws `BUDGET_EXCEEDED`. No budget by default.
    */
   budgets?: BudgetOptions;
+  /**
+   * Rate limits per user, agent and tenant, in fixed windows, kept in this process's memory. Over a
+   * limit a call is denied `RATE_LIMITED`. Default: the policy file's `rate_limits:` section.
+   */
+  rateLimits?: RateLimitOptions;
 }
 
 /** An agent's controls as this engine sees them (`engine.agentState(agentId)`). */
@@ -321,6 +355,10 @@ export interface AuditEvent {
   redaction_rules: string[];
   prev_hash: string;
   hash: string;
+  /** `sub-agent` when the call came through a delegation (`delegation` has more than one agent). */
+  tier: "agent" | "sub-agent";
+  /** The end user the call was made for, or null. */
+  user: { id: string; email: string | null; tenant: string | null } | null;
   outcome?: Outcome & { updatedAt: string };
 }
 
@@ -350,8 +388,8 @@ export interface EngineEvent {
   actionType: string;
   /**
    * From the record: `kind`, `status`, `denialReason`, `policyName`, `approvalId`, `reason`, `mode`,
-   * `tool`; plus `resolution` (approved/denied/expired) on `approval.resolved` and `trigger`
-   * (`CIRCUIT_OPEN`, `BUDGET_EXCEEDED`, `agent.contained`, `agent.released`) on `enforcement.triggered`.
+   * `tool`, `userId` (the end user, or null); plus `resolution` (approved/denied/expired) on `approval.resolved` and `trigger`
+   * (`CIRCUIT_OPEN`, `BUDGET_EXCEEDED`, `RATE_LIMITED`, `agent.contained`, `agent.released`) on `enforcement.triggered`.
    */
   data: Record<string, unknown>;
 }

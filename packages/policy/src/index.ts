@@ -9,6 +9,12 @@ export { formatPolicyIssue, PolicyValidationError } from "./errors.js";
 export { matchesAction } from "./glob.js";
 export { hashPolicyDocument } from "./hash.js";
 export { parsePolicy, validatePolicy } from "./parse.js";
-export { describeInvalidPermission, hasPermission, permissionMatches } from "./permissions.js";
+export {
+  describeInvalidPermission,
+  describeInvalidPrincipal,
+  hasPermission,
+  intersectScopes,
+  permissionMatches,
+} from "./permissions.js";
 export { parseRedactPath } from "./redact-path.js";
 export type * from "./types.js";

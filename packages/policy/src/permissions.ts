@@ -13,6 +13,8 @@
  * or a wider grant (`*`) covers it, never `flights:book`. Matching is case-sensitive.
  */
 
+import type { Principal } from "./types.js";
+
 /** Longest permission accepted (a scope is a short name, not a document). */
 export const MAX_PERMISSION_LENGTH = 256;
 
@@ -70,4 +72,60 @@ export function hasPermission(scopes: readonly string[] | undefined | null, need
   if (!Array.isArray(scopes)) return false;
   for (const granted of scopes) if (permissionMatches(granted, needed)) return true;
   return false;
+}
+
+/**
+ * The permissions held under both `a` and `b`: every permission of one side that the other side
+ * covers. Never wider than either side (`hasPermission(intersectScopes(a, b), p)` implies both
+ * `hasPermission(a, p)` and `hasPermission(b, p)`); it can be narrower than the exact intersection
+ * only when two different wildcards overlap partially (`a:*:x` with `a:b:*`).
+ *
+ * @example intersectScopes(["flights:*"], ["flights:book", "hotels:read"]) // ["flights:book"]
+ */
+export function intersectScopes(a: readonly string[], b: readonly string[]): string[] {
+  const out = new Set<string>();
+  for (const scope of a) if (hasPermission(b, scope)) out.add(scope);
+  for (const scope of b) if (hasPermission(a, scope)) out.add(scope);
+  return [...out];
+}
+
+/** Longest user id, email or tenant accepted in a principal. */
+export const MAX_PRINCIPAL_FIELD = 256;
+/** Most scopes one principal may carry. */
+export const MAX_PRINCIPAL_SCOPES = 1000;
+
+const isShortString = (value: unknown): value is string =>
+  typeof value === "string" && value !== "" && value.length <= MAX_PRINCIPAL_FIELD;
+
+/**
+ * Why `value` is not a well-formed {@link Principal} (`{ userId, email?, tenant?, scopes? }`), or
+ * undefined when it is. `name` prefixes the field names in the message (e.g. `request.principal`).
+ */
+export function describeInvalidPrincipal(value: unknown, name = "principal"): string | undefined {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    return `${name} must be an object { userId, email?, tenant?, scopes? }`;
+  }
+  const p = value as Record<string, unknown>;
+  if (!isShortString(p.userId)) {
+    return `${name}.userId must be a non-empty string of at most ${MAX_PRINCIPAL_FIELD} characters (the end user's id)`;
+  }
+  for (const field of ["email", "tenant"] as const) {
+    if (p[field] !== undefined && !isShortString(p[field])) {
+      return `${name}.${field} must be a non-empty string of at most ${MAX_PRINCIPAL_FIELD} characters when set`;
+    }
+  }
+  if (p.scopes !== undefined) {
+    if (
+      !Array.isArray(p.scopes) ||
+      p.scopes.length > MAX_PRINCIPAL_SCOPES ||
+      !p.scopes.every((scope) => describeInvalidPermission(scope) === undefined)
+    ) {
+      return `${name}.scopes must be a list of at most ${MAX_PRINCIPAL_SCOPES} permissions (non-empty, no whitespace, e.g. flights:book or flights:*)`;
+    }
+  }
+  const known = new Set(["userId", "email", "tenant", "scopes"]);
+  const unknown = Object.keys(p).find((key) => !known.has(key));
+  if (unknown !== undefined)
+    return `${name} has an unknown field ${JSON.stringify(unknown)} (allowed: userId, email, tenant, scopes)`;
+  return undefined;
 }

@@ -107,6 +107,19 @@ export interface PolicyDocument {
   rate_limits?: PolicyRateLimits;
 }
 
+/**
+ * The end user a call is made for, as callers pass it (`runAs`, `onBehalfOf`, `decide({ principal })`).
+ * Policies see it as `user.id`, `user.email`, `user.tenant`, `user.scopes`.
+ */
+export interface Principal {
+  userId: string;
+  email?: string;
+  /** The user's tenant (organisation). */
+  tenant?: string;
+  /** Permissions the user holds; wildcards such as `flights:*` allowed (see `permissionMatches`). */
+  scopes?: string[];
+}
+
 /** The end user a call is made for, as policies see it (`user.id`, `user.email`, `user.tenant`, `user.scopes`). */
 export interface EvaluationUser {
   id: string;

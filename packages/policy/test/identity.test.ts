@@ -8,7 +8,9 @@ import type { PolicyIssue } from "../src/index.js";
 import {
   compilePolicy,
   describeInvalidPermission,
+  describeInvalidPrincipal,
   hasPermission,
+  intersectScopes,
   PolicyValidationError,
   parsePolicy,
   permissionMatches,
@@ -99,6 +101,40 @@ describe("permissionMatches / hasPermission", () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  it("intersectScopes keeps what both sides cover and is never wider than either (property)", () => {
+    expect(intersectScopes(["flights:*"], ["flights:book", "hotels:read"])).toEqual(["flights:book"]);
+    expect(intersectScopes(["*"], ["a:b"])).toEqual(["a:b"]);
+    expect(intersectScopes(["a:b"], [])).toEqual([]);
+    fc.assert(
+      fc.property(
+        fc.array(grant, { maxLength: 4 }),
+        fc.array(grant, { maxLength: 4 }),
+        permission,
+        (a, b, needed) => {
+          const both = intersectScopes(a, b);
+          if (hasPermission(both, needed)) {
+            expect(hasPermission(a, needed)).toBe(true);
+            expect(hasPermission(b, needed)).toBe(true);
+          }
+          // Exact whenever one side holds the needed permission literally.
+          if (a.includes(needed) && hasPermission(b, needed)) expect(hasPermission(both, needed)).toBe(true);
+          expect(new Set(intersectScopes(b, a))).toEqual(new Set(both));
+        },
+      ),
+      { numRuns: 400 },
+    );
+  });
+
+  it("describeInvalidPrincipal names the field that is wrong", () => {
+    expect(
+      describeInvalidPrincipal({ userId: "u", email: "e@x", tenant: "t", scopes: ["a:*"] }),
+    ).toBeUndefined();
+    expect(describeInvalidPrincipal(null)).toContain("must be an object");
+    expect(describeInvalidPrincipal({ userId: "" }, "onBehalfOf")).toContain("onBehalfOf.userId");
+    expect(describeInvalidPrincipal({ userId: "u", scopes: ["a b"] })).toContain("principal.scopes");
+    expect(describeInvalidPrincipal({ userId: "u", role: "admin" })).toContain('unknown field "role"');
   });
 
   it("properties: a match implies the same number of segments, or a trailing wildcard", () => {

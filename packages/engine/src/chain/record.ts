@@ -8,10 +8,12 @@
  * The key set is fixed (absent values are `null`), which lets the encoder emit keys in their
  * canonical (UTF-16 code unit) order directly and only call the `canonicalize` package for
  * free-form values (args, metadata, conditions). Every key that sorts after `prev_hash` holds a
- * string, number, boolean, null or an engine-shaped value without caller-chosen object keys, so the
+ * string, number, boolean, null or an engine-shaped value without caller-chosen object keys (`user`
+ * has the fixed keys email, id, tenant), so the
  * last `"prev_hash":"` in a record's text is always the top-level link (see `readLink`).
  */
 import { hash as oneShotHash } from "node:crypto";
+import { type RecordUser, recordUserJson } from "../identity.js";
 import { canonicalJson, quoteJson } from "./canonical-json.js";
 
 /** What a record is about. */
@@ -67,6 +69,8 @@ export interface RecordFields {
   reason: string | null;
   /** Paths of the redaction rules (and detector names) that fired on this call. */
   redactionRules: string[];
+  /** The end user the call was made for; absent or null for a call made for no one. */
+  user?: RecordUser | null;
 }
 
 /** A record with its chain link, as stored. */
@@ -99,6 +103,9 @@ export interface AuditRecord {
   reason: string | null;
   redaction_rules: string[];
   prev_hash: string;
+  /** `agent` for a root agent's call, `sub-agent` when the delegation chain is deeper (derived from `delegation`). */
+  tier: "agent" | "sub-agent";
+  user: RecordUser | null;
 }
 
 /** The hash the first record of every chain links to. */
@@ -204,6 +211,7 @@ export function encodeRecord(r: RecordFields): EncodedRecord {
     json(r.shadow) +
     ',"status":' +
     str(r.status) +
+    (r.delegation.length > 1 ? ',"tier":"sub-agent"' : ',"tier":"agent"') +
     ',"time":' +
     quoteSafe(r.time) +
     ',"tool":' +
@@ -212,6 +220,8 @@ export function encodeRecord(r: RecordFields): EncodedRecord {
     str(r.toolCallId) +
     ',"trace_id":' +
     str(r.traceId) +
+    ',"user":' +
+    recordUserJson(r.user) +
     "}";
   return { pre, mid, post };
 }
