@@ -25,6 +25,7 @@ import { type DelegationMethods, delegationMethods } from "./delegation.js";
 import { toAssemblyError } from "./gate/errors.js";
 import type { Gate } from "./internal-types.js";
 import type { EnforcementMode } from "./options.js";
+import { effectivePrincipal, type Principal, runAs } from "./principal.js";
 import { awaitRelease, DEFAULT_APPROVAL_WAIT_MS, deniedError } from "./verdicts.js";
 
 /** Options of `execute`, `gate` and `canI`. */
@@ -37,6 +38,11 @@ export interface ActionOptions {
   dataAccessed?: unknown;
   /** Idempotency key: a retry with the same key returns the first decision. */
   eventId?: string;
+  /**
+   * The end user this call is made for (policies: `user.*`, `required_scopes`). Inside a `runAs`
+   * it must be the same user, and its scopes are intersected with the ones in force.
+   */
+  onBehalfOf?: Principal;
 }
 
 export interface GateOptions extends ActionOptions {
@@ -107,6 +113,13 @@ export interface PolicySummary {
 
 /** The governance methods on an AssemblyContext (and on every delegated child client). */
 export interface GovernanceClient extends DelegationMethods {
+  /**
+   * Runs `fn` on behalf of an end user: every governed call inside it (every adapter's tool calls,
+   * `execute`/`gate`/`canI`, sub-agents) carries the principal. Set it once per request (the HTTP
+   * middleware in `@aa/middleware` does); nested, it may only narrow. See docs/identity.md.
+   * @throws AssemblyError `INVALID_PRINCIPAL`, `PRINCIPAL_MISMATCH`.
+   */
+  runAs<T>(principal: Principal, fn: () => T): T;
   /** Ask the gate whether to perform an action; recorded in the audit trail. Never throws for a denial. */
   execute(actionType: string, options?: ActionOptions): Promise<ActionResult>;
   /** Like `execute`, but waits for approval when held and throws when denied (`AssemblyDeniedError`) or not decided in time (`AssemblyTimeoutError`). */
@@ -185,6 +198,7 @@ export function createGovernanceClient(settings: {
       enforcementMode,
       dryRun,
       ...(token === undefined ? {} : { delegationToken: token }),
+      principal: effectivePrincipal(options.onBehalfOf),
     };
   };
   const delegation = settings.delegation?.delegation;
@@ -204,7 +218,8 @@ export function createGovernanceClient(settings: {
   };
 
   return {
-    execute: (actionType, options) => decide(request(actionType, options)),
+    runAs,
+    execute: async (actionType, options) => decide(request(actionType, options)),
 
     async gate(actionType, options = {}) {
       const result = await decide(request(actionType, options));

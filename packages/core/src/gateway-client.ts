@@ -84,6 +84,8 @@ export interface ActionRequestBody {
   enforcementMode?: "enforce" | "observe" | "disabled";
   dryRun?: boolean;
   failOpen?: boolean;
+  /** The end user the call is made for. */
+  principal?: { userId: string; email?: string; tenant?: string; scopes?: string[] };
 }
 
 /** Options of one request. */

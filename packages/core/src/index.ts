@@ -30,6 +30,7 @@ export type {
   VerifyResult,
 } from "@aa/engine";
 export type { ConditionResult } from "@aa/policy";
+export { hasPermission, intersectScopes, permissionMatches } from "@aa/policy";
 export type {
   ActionOptions,
   BudgetReservation,
@@ -71,6 +72,7 @@ export type { AssemblyOptions, EnforcementMode, FailureMode, Mode } from "./opti
 export { POLICY_FILE_NAMES } from "./options.js";
 export type { WrapHandle } from "./patch.js";
 export { isWrapped, unwrapped, wrapMethod } from "./patch.js";
+export { currentPrincipal, narrowPrincipal, type Principal, runAs } from "./principal.js";
 export { AdapterRegistry, BUILT_IN_RANKS, rankOf, THIRD_PARTY_RANK } from "./registry.js";
 export type {
   AdapterContext,

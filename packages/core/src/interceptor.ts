@@ -10,6 +10,7 @@ import { AssemblyDeniedError, type AssemblyError } from "./errors.js";
 import { toAssemblyError } from "./gate/errors.js";
 import type { Gate } from "./internal-types.js";
 import type { EnforcementMode, FailureMode } from "./options.js";
+import { currentPrincipal } from "./principal.js";
 import type { FrameworkAdapter, InterceptOptions, Interceptor, ToolCall } from "./types.js";
 import { awaitRelease, DEFAULT_APPROVAL_WAIT_MS, deniedError } from "./verdicts.js";
 
@@ -101,6 +102,7 @@ export class GateInterceptor implements Interceptor {
       mcpServer: call.mcpServer,
       eventId,
       enforcementMode: this.#settings.enforcementMode,
+      principal: currentPrincipal(),
     };
     if (delegated !== undefined) request.delegationToken = delegated.token;
     let result: ActionResult;

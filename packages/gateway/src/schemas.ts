@@ -22,6 +22,17 @@ export const ActionRequest = {
     enforcementMode: { enum: ["enforce", "observe", "disabled"] },
     dryRun: { type: "boolean" },
     failOpen: { type: "boolean" },
+    principal: {
+      type: "object",
+      additionalProperties: false,
+      required: ["userId"],
+      properties: {
+        userId: { type: "string", minLength: 1, maxLength: 256 },
+        email: { type: "string", minLength: 1, maxLength: 256 },
+        tenant: { type: "string", minLength: 1, maxLength: 256 },
+        scopes: { type: "array", maxItems: 1000, items: { type: "string", minLength: 1, maxLength: 256 } },
+      },
+    },
   },
 } as const;
 

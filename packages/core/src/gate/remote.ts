@@ -208,5 +208,6 @@ export function toWireBody(request: DecisionRequest): ActionRequestBody {
   if (request.dryRun === true) body.dryRun = true;
   else body.eventId = request.eventId ?? randomUUID();
   if (request.failOpen === true) body.failOpen = true;
+  if (request.principal !== undefined) body.principal = request.principal;
   return body;
 }
