@@ -288,6 +288,66 @@ describe("rate limits under fan-out", () => {
   });
 });
 
+describe("through delegation (delegate / parallel)", () => {
+  it("a child's tool calls keep the user; authority is the user's scopes ∩ the child's capabilities", async () => {
+    const { ctx, tool } = await setup();
+    await ctx.runAs(ada, async () => {
+      await using child = await ctx.delegate("booker", { capabilities: ["flights_book", "hotels_book"] });
+      const results = await child.run(async () =>
+        Promise.all(
+          ["flights_book", "flights_cancel", "hotels_book"].map((name) =>
+            tool(name).then(
+              () => "executed",
+              (error: AssemblyDeniedError) => error.reason,
+            ),
+          ),
+        ),
+      );
+      // flights_book: scope and capability; flights_cancel: scope, no capability; hotels_book: capability, no scope.
+      expect(results).toEqual(["executed", "NOT_DELEGATED", "CONDITIONS_DENIED"]);
+      // The child's own client acts for the same user too, and cannot switch users.
+      expect(await child.execute("flights_book")).toMatchObject({ status: "executed" });
+      await expect(
+        child.execute("flights_book", { onBehalfOf: { userId: "mallory" } }),
+      ).rejects.toMatchObject({
+        code: "PRINCIPAL_MISMATCH",
+      });
+    });
+    const records = (await ctx.audit({ limit: 100 })).items.filter((r) => r.kind === "action");
+    expect(records.map((r) => [r.agent, r.tier, r.user?.id])).toEqual([
+      ["travel-agent/booker", "sub-agent", "ada"],
+      ["travel-agent/booker", "sub-agent", "ada"],
+      ["travel-agent/booker", "sub-agent", "ada"],
+      ["travel-agent/booker", "sub-agent", "ada"],
+    ]);
+  });
+
+  it("parallel(...) workers acting for one user cannot exceed the user's rate limit", async () => {
+    const { ctx, tool } = await setup({ rate_limits: { user: { limit: 4, window: "1h" } } });
+    const specs = Array.from({ length: 5 }, (_, i) => ({ name: `worker-${i}`, capabilities: ["flights_*"] }));
+    const perWorker = await ctx.runAs(ada, () =>
+      ctx.parallel(specs, (child) =>
+        child.run(() =>
+          Promise.all(
+            [1, 2, 3].map(() =>
+              tool("flights_book").then(
+                () => "executed",
+                (error: AssemblyDeniedError) => error.reason,
+              ),
+            ),
+          ),
+        ),
+      ),
+    );
+    const all = perWorker.flat();
+    expect(all.filter((r) => r === "executed")).toHaveLength(4);
+    expect(all.filter((r) => r === "RATE_LIMITED")).toHaveLength(11);
+    const limited = (await ctx.audit({ limit: 100 })).items.filter((r) => r.denial_reason === "RATE_LIMITED");
+    expect(new Set(limited.map((r) => r.user?.id))).toEqual(new Set(["ada"]));
+    expect(limited.every((r) => r.tier === "sub-agent")).toBe(true);
+  });
+});
+
 describe("with a gateway", () => {
   it("sends the ambient principal with each decision (the gateway's engine applies it)", async () => {
     const { startLoopbackGateway, errorBody, executed, WHOAMI } = await import("./loopback-gateway.js");
