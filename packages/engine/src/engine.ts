@@ -477,9 +477,9 @@ export class DecisionEngine implements Engine {
           ? overBudget
           : overRate !== undefined
             ? overRate
-          : admission === "deny"
-            ? `The circuit breaker for agent ${agentId} is open after repeated denials or failures; calls are denied until it half-opens (${this.#breaker.state(agentId, Date.now()).openUntil ?? "shortly"})`
-            : undefined;
+            : admission === "deny"
+              ? `The circuit breaker for agent ${agentId} is open after repeated denials or failures; calls are denied until it half-opens (${this.#breaker.state(agentId, Date.now()).openUntil ?? "shortly"})`
+              : undefined;
     const decision: PolicyDecision | undefined =
       mode === "disabled" || blockedMessage !== undefined
         ? undefined
