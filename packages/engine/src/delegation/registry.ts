@@ -192,8 +192,9 @@ export class DelegationRegistry {
       resolution = walked;
       this.#remember(verified.delegationId, resolution);
     }
-    if (resolution.ok && nowMs >= resolution.context.expiresAtMs)
+    if (resolution.ok && (nowMs >= resolution.context.expiresAtMs || nowMs >= verified.expiresAtMs)) {
       return expiredDenial(resolution.context, nowMs);
+    }
     return resolution;
   }
 
@@ -216,11 +217,10 @@ export class DelegationRegistry {
         verified.chain,
       ),
     };
-    if (resolution.ok && !verified.expired) {
-      if (this.#tokens.size >= TOKEN_CACHE_LIMIT) this.#tokens.clear();
-      this.#tokens.set(token, verified);
-      this.#remember(verified.delegationId, resolution);
-    }
+    // The signature is good: never check it again in this process (expiry is checked on each use).
+    if (this.#tokens.size >= TOKEN_CACHE_LIMIT) this.#tokens.clear();
+    this.#tokens.set(token, verified);
+    if (resolution.ok) this.#remember(verified.delegationId, resolution);
     if (resolution.ok && (verified.expired || nowMs >= resolution.context.expiresAtMs)) {
       return expiredDenial(resolution.context, nowMs);
     }
