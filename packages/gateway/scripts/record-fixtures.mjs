@@ -145,7 +145,7 @@ const scenarios = [
         act("agent", { actionType: "repo.read", args: { path: "LICENSE" }, eventId: "call-1" }),
       ],
       [
-        "observe mode runs it and records what enforce would do",
+        "an agent may not choose observe mode (it would run denied calls)",
         act("agent", { actionType: "db.drop", enforcementMode: "observe" }),
       ],
       [

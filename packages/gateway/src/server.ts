@@ -39,6 +39,12 @@ export interface GatewayOptions {
   keyCacheMs?: number;
   /** Settings for every org's engine (checkpoint interval, circuit breaker, budgets, ...). */
   engine?: SharedEngineOptions;
+  /**
+   * Enforcement modes an agent may ask for in `POST /v1/actions` besides `enforce`. Default none:
+   * `observe` lets every call run and `disabled` skips evaluation, so an agent choosing them would
+   * widen its own authority; the gateway's operator opts in (e.g. `["observe"]` for a shadow rollout).
+   */
+  agentEnforcementModes?: ("observe" | "disabled")[];
   /** Fastify's logger (off by default). Keys are never logged: the request serializer omits headers. */
   logger?: boolean;
 }
@@ -82,6 +88,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   const streams: EventStreams = new Set();
   /** Aborted when the gateway starts closing: long polls answer, event streams end. */
   const closing = new AbortController();
+  const allowedModes = new Set<string>(options.agentEnforcementModes ?? []);
 
   const app = Fastify({
     logger: options.logger
@@ -203,6 +210,18 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         const delegationToken = delegationHeader(request);
         const engine = await pool.get(principal.orgId);
         const body = request.body as Omit<DecisionRequest, "agent">;
+        if (
+          body.enforcementMode !== undefined &&
+          body.enforcementMode !== "enforce" &&
+          !allowedModes.has(body.enforcementMode)
+        ) {
+          throw new GatewayError(
+            "ENFORCEMENT_MODE_FORBIDDEN",
+            403,
+            `This gateway does not let agents choose enforcementMode "${body.enforcementMode}" (it would let calls run that the policy denies); drop the field, or ask the gateway's operator to allow it`,
+            { enforcementMode: body.enforcementMode },
+          );
+        }
         // With a token, the engine attributes the call to the token's child agent, which must
         // descend from the key's agent (the holder presenting it).
         return engine.decide({

@@ -198,6 +198,25 @@ describe("audit export and shutdown", () => {
   });
 });
 
+describe("enforcement modes", () => {
+  it("an agent gets observe only where the operator allowed it, and disabled not at all", async () => {
+    const gw = await gateway({ agentEnforcementModes: ["observe"] });
+    const observed = await gw.call(gw.keys.agent, "POST", "/v1/actions", {
+      actionType: "db.drop",
+      enforcementMode: "observe",
+    });
+    expect(observed.body).toMatchObject({ status: "executed", shadow: { status: "denied" } });
+    const disabled = await gw.call(gw.keys.agent, "POST", "/v1/actions", {
+      actionType: "db.drop",
+      enforcementMode: "disabled",
+    });
+    expect(disabled.status).toBe(403);
+    expect(disabled.body.error.code).toBe("ENFORCEMENT_MODE_FORBIDDEN");
+    const audit = await gw.call(gw.keys.operator, "GET", "/v1/audit");
+    expect(audit.body.items.map((i: { mode: string }) => i.mode)).toEqual(["observe"]);
+  });
+});
+
 describe("readiness", () => {
   it("is 503 GATE_UNAVAILABLE with Retry-After while the database does not answer", async () => {
     const gw = await gateway();

@@ -29,8 +29,19 @@ export function registerGateway(program: Command, printer: () => Printer): void 
     .option("--database <url>", "sqlite:<file> or a postgres:// URL", DEFAULT_DATABASE)
     .option("--policy <file>", "policy every org enforces until an admin replaces it", "aa.policy.yaml")
     .option("--body-limit <bytes>", "largest accepted request body", String(1024 * 1024))
+    .option(
+      "--allow-observe",
+      "let agents ask for enforcementMode observe (their calls run; decisions are recorded as shadow events)",
+    )
     .action(
-      async (opts: { port: string; host: string; database: string; policy: string; bodyLimit: string }) => {
+      async (opts: {
+        port: string;
+        host: string;
+        database: string;
+        policy: string;
+        bodyLimit: string;
+        allowObserve?: boolean;
+      }) => {
         const p = printer();
         const port = parsePort(opts.port);
         const bodyLimit = Number(opts.bodyLimit);
@@ -46,7 +57,12 @@ export function registerGateway(program: Command, printer: () => Printer): void 
         }
         const policy = parsePolicy(readFileSync(policyFile, "utf8"), { source: opts.policy });
         const { createGateway } = await import("@aa/gateway");
-        const server = await createGateway({ policy, database: opts.database, bodyLimit });
+        const server = await createGateway({
+          policy,
+          database: opts.database,
+          bodyLimit,
+          ...(opts.allowObserve ? { agentEnforcementModes: ["observe" as const] } : {}),
+        });
         let url: string;
         try {
           url = await server.listen({ port, host: opts.host });
