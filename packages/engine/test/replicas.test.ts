@@ -119,6 +119,28 @@ describe.each([
   }, 60_000);
 });
 
+describe("processes on one SQLite file", () => {
+  it("a subscriber here receives another process's records by polling, in chain order", async () => {
+    const file = join(dir, `events-${Math.random().toString(36).slice(2)}.db`);
+    const here = await openEngine({ policy, store: file });
+    try {
+      const seen: EngineEvent[] = [];
+      await here.subscribe((event) => {
+        seen.push(event);
+      });
+      const written = await runReplica({ mode: "decide", store: file, orgs: ["default"], count: 30 });
+      await until(
+        () => seen.length >= written.length,
+        () => seen.map((e) => e.seq),
+      );
+      expect(seen.map((e) => e.id)).toEqual(written.map((line) => line.auditEventId));
+      expect(seen.map((e) => e.seq)).toEqual(written.map((_, i) => i + 1));
+    } finally {
+      await here.close();
+    }
+  }, 30_000);
+});
+
 describe("PostgreSQL replicas push changes to each other (LISTEN/NOTIFY)", () => {
   const opened: DecisionEngine[] = [];
   afterAll(async () => {
@@ -283,5 +305,35 @@ describe("PostgreSQL replicas push changes to each other (LISTEN/NOTIFY)", () =>
       ["policy.changed", recorded.hash],
       ["policy.changed", policy.hash],
     ]);
+  }, 30_000);
+
+  it("when hints never arrive, the polls still release a wait and deliver events", async () => {
+    const orgId = freshOrg();
+    const url = pgUrl();
+    const schema = new URL(url).searchParams.get("schema")!;
+    const here = await openEngine({ policy, store: url, orgId, eventsPollMs: 50 });
+    opened.push(here);
+    // Same tables, reached through search_path instead of ?schema=: this engine's hints go to
+    // another channel, so the engine here never hears of its commits and must poll.
+    const silent = await openEngine({
+      policy,
+      store: `${PG_URL}?options=${encodeURIComponent(`-c search_path=${schema}`)}`,
+      orgId,
+    });
+    opened.push(silent);
+    const seen: EngineEvent[] = [];
+    await here.subscribe((event) => {
+      seen.push(event);
+    });
+    const held = await here.decide({ agent: { id: "bot" }, actionType: "pr.merge" });
+    const waiting = here.awaitApproval(held.approvalId!, { timeoutMs: NO_POLL_MS, pollIntervalMs: 50 });
+    await silent.approve(held.approvalId!, "operator", "unheard");
+    expect(await waiting).toMatchObject({ state: "approved", reason: "unheard" });
+    const done = await silent.decide({ agent: { id: "bot" }, actionType: "read.file" });
+    await until(
+      () => seen.some((e) => e.id === done.auditEventId),
+      () => seen.map((e) => e.type),
+    );
+    expect(seen.map((e) => e.type)).toEqual(["approval.requested", "approval.resolved", "action.executed"]);
   }, 30_000);
 });
