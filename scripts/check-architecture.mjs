@@ -19,6 +19,8 @@ const ALLOWED = {
   // Files only (openapi.yaml + fixtures): the gateway's and the remote client's tests read them.
   "@aa/wire-contract": [],
   "@aa/cli": ["@aa/core", "@aa/engine", "@aa/policy", "@aa/gateway", "@aa/console"],
+  // HTTP middleware (Express, Fastify, Hono): sets the principal and checks permissions through core.
+  "@aa/middleware": ["@aa/core"],
 };
 const isAdapter = (name) => name.startsWith("@aa/adapter-");
 // An adapter talks to core only; it may bring another adapter it builds on (LangGraph → LangChain).

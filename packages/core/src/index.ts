@@ -30,7 +30,7 @@ export type {
   VerifyResult,
 } from "@aa/engine";
 export type { ConditionResult } from "@aa/policy";
-export { hasPermission, intersectScopes, permissionMatches } from "@aa/policy";
+export { describeInvalidPermission, hasPermission, intersectScopes, permissionMatches } from "@aa/policy";
 export type {
   ActionOptions,
   BudgetReservation,
