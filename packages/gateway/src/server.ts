@@ -213,7 +213,10 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         if (
           body.enforcementMode !== undefined &&
           body.enforcementMode !== "enforce" &&
-          !allowedModes.has(body.enforcementMode)
+          !allowedModes.has(body.enforcementMode) &&
+          // A fail-open record reports a call that already ran while the gateway was unreachable:
+          // refusing it would lose that evidence; it is recorded with the fail-open marker.
+          !(body.enforcementMode === "disabled" && body.failOpen === true)
         ) {
           throw new GatewayError(
             "ENFORCEMENT_MODE_FORBIDDEN",

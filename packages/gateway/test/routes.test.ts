@@ -215,6 +215,19 @@ describe("enforcement modes", () => {
     const audit = await gw.call(gw.keys.operator, "GET", "/v1/audit");
     expect(audit.body.items.map((i: { mode: string }) => i.mode)).toEqual(["observe"]);
   });
+
+  it("still records a fail-open record (a call that ran while it was unreachable), marked", async () => {
+    const gw = await gateway();
+    const record = await gw.call(gw.keys.agent, "POST", "/v1/actions", {
+      actionType: "db.drop",
+      enforcementMode: "disabled",
+      failOpen: true,
+    });
+    expect(record.status).toBe(200);
+    const audit = await gw.call(gw.keys.operator, "GET", "/v1/audit");
+    expect(audit.body.items).toHaveLength(1);
+    expect(audit.body.items[0]).toMatchObject({ action_type: "db.drop", fail_open: true });
+  });
 });
 
 describe("readiness", () => {
