@@ -1,7 +1,41 @@
+import { join } from "node:path";
+import { Validator } from "@seriousme/openapi-schema-validator";
 import { describe, expect, it } from "vitest";
 import { PolicyRequest, REQUEST_SCHEMAS } from "../src/schemas.js";
-import { contractProblems, deref, openapi } from "./contract.js";
+import { contractDir, contractProblems, deref, openapi } from "./contract.js";
 import { matchValue } from "./replay.js";
+
+describe("the OpenAPI file", () => {
+  it("is a valid OpenAPI 3.1 document", async () => {
+    const validator = new Validator();
+    const result = await validator.validate(join(contractDir, "openapi.yaml"));
+    expect(result.errors ?? []).toEqual([]);
+    expect(result.valid).toBe(true);
+    expect(validator.version).toBe("3.1");
+  });
+
+  it("describes every route the gateway serves", async () => {
+    const { createGateway } = await import("../src/index.js");
+    const gateway = await createGateway({
+      policy: { version: 1, default: "deny", policies: [] },
+      database: ":memory:",
+    });
+    try {
+      await gateway.app.ready();
+      for (const [template, operations] of Object.entries(openapi.paths as Record<string, object>)) {
+        for (const method of Object.keys(operations).filter((k) => k !== "parameters")) {
+          const path = `/v1${template.replace(/\{(\w+)\}/g, ":$1")}`;
+          expect(
+            gateway.app.hasRoute({ method: method.toUpperCase() as "GET", url: path }),
+            `${method} ${path}`,
+          ).toBe(true);
+        }
+      }
+    } finally {
+      await gateway.close();
+    }
+  });
+});
 
 describe("the gateway's request schemas are the OpenAPI file's", () => {
   const named = [
