@@ -75,7 +75,7 @@ rows.push({
 
 // 2. decide() on SQLite: a lone caller, each allowed decision committed before it resolves.
 // Interleaved with the bare insert in rounds (the machine is shared), medians of the round p50s.
-const engine = await openEngine({ policy, store: join(dir, "engine.db") });
+const engine = await openEngine({ policy, store: join(dir, "engine.db"), appendWorker: true });
 const bare1 = new DatabaseSync(join(dir, "bare.db"));
 bare1.exec(
   "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 10000; PRAGMA journal_size_limit = 67108864;",
@@ -160,13 +160,19 @@ async function measureGroup(eng, shape, concurrency, total) {
   return { rate, threadUs: (c1.thread - c0.thread) / total, processUs: (c1.process - c0.process) / total };
 }
 const GROUP_TOTAL = quick ? 50_000 : 100_000;
-// The same engine setup with the append worker off (every batch committed on the deciding
-// thread), for the A/B in this run.
+// The same engine setup without the append worker (the default: every batch committed on the
+// deciding thread), for the A/B in this run.
 const inline = await openEngine({ policy, store: join(dir, "inline.db") });
 const groupCases = [
-  { label: "waves", engine, shape: "waves", worker: true, runs: [] },
-  { label: "closed loop", engine, shape: "loop", worker: true, runs: [] },
-  { label: "closed loop, append worker off", engine: inline, shape: "loop", worker: false, runs: [] },
+  { label: "waves, append worker", engine, shape: "waves", worker: true, runs: [] },
+  { label: "closed loop, append worker", engine, shape: "loop", worker: true, runs: [] },
+  {
+    label: "closed loop, append worker off (default)",
+    engine: inline,
+    shape: "loop",
+    worker: false,
+    runs: [],
+  },
 ];
 for (let round = -1; round < 3; round++) {
   for (const c of groupCases) {
@@ -217,7 +223,12 @@ await mem.close();
 await engine.close();
 
 // 4. Verify over a large chain.
-const big = await openEngine({ policy, store: join(dir, "big.db"), checkpointInterval: 100_000 });
+const big = await openEngine({
+  policy,
+  store: join(dir, "big.db"),
+  checkpointInterval: 100_000,
+  appendWorker: true,
+});
 for (let n = 0; n < VERIFY_ROWS; n += 1000) {
   const batch = [];
   for (let i = 0; i < 1000; i++) batch.push(big.decide(request));

@@ -147,7 +147,14 @@ export async function openEngine(options: EngineOptions): Promise<DecisionEngine
       option: "checkpointInterval",
     });
   }
-  const store = await openStore(options.store ?? ".aa/assembly.db");
+  if (options.appendWorker !== undefined && typeof options.appendWorker !== "boolean") {
+    throw new EngineError("INVALID_OPTIONS", 400, "`appendWorker` must be a boolean", {
+      option: "appendWorker",
+    });
+  }
+  const store = await openStore(options.store ?? ".aa/assembly.db", {
+    appendWorker: options.appendWorker === true,
+  });
   try {
     const keys = await store.loadOrCreateKeys(orgId, () => ({
       keyring: Keyring.generate().toJSON(),

@@ -37,7 +37,7 @@ describe("SQLite append worker", () => {
   it("commits concurrent batches in call order, with approvals and idempotency keys among them", async () => {
     appendWorkerTuning.minBatch = 8;
     const counter = countWorkerRecords();
-    const engine = await openEngine({ policy, store: join(dir, "worker.db") });
+    const engine = await openEngine({ policy, store: join(dir, "worker.db"), appendWorker: true });
     const all: { status: string; auditEventId: string; approvalId?: string }[] = [];
     const args: unknown[] = [];
     for (let round = 0; round < 30 && (round < 3 || counter.records === 0); round++) {
@@ -102,8 +102,8 @@ describe("SQLite append worker", () => {
     const counter = countWorkerRecords();
     const file = join(dir, "shared.db");
     const [a, b] = await Promise.all([
-      openEngine({ policy, store: file }),
-      openEngine({ policy, store: file }),
+      openEngine({ policy, store: file, appendWorker: true }),
+      openEngine({ policy, store: file, appendWorker: true }),
     ]);
     let total = 0;
     for (let round = 0; round < 30 && (round < 3 || counter.records === 0); round++) {
@@ -149,6 +149,27 @@ describe("SQLite append worker", () => {
       .get(JSON.stringify(ids)) as { n: number };
     db.close();
     expect(found.n).toBe(300);
+  });
+
+  it("is off unless asked for", async () => {
+    appendWorkerTuning.minBatch = 8;
+    const counter = countWorkerRecords();
+    const engine = await openEngine({ policy, store: join(dir, "default.db") });
+    for (let round = 0; round < 3; round++) {
+      await Promise.all(
+        Array.from({ length: 100 }, (_, i) => engine.decide({ agent, actionType: "read.file", args: { i } })),
+      );
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(counter.records).toBe(0);
+    expect(await engine.verify()).toMatchObject({ chainValid: true, checked: 300 });
+    await engine.close();
+  });
+
+  it("rejects a non-boolean appendWorker option", async () => {
+    await expect(
+      openEngine({ policy, store: join(dir, "bad.db"), appendWorker: "yes" as unknown as boolean }),
+    ).rejects.toMatchObject({ code: "INVALID_OPTIONS" });
   });
 
   it("does not keep a process alive that never closes its engine", () => {

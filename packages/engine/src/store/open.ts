@@ -7,7 +7,11 @@ export function isPostgresUrl(store: string): boolean {
   return /^postgres(ql)?:\/\//i.test(store);
 }
 
-export async function openStore(store: string): Promise<AuditStore> {
+/** `appendWorker`: SQLite commits large batches on a worker thread (see `EngineOptions.appendWorker`). */
+export async function openStore(
+  store: string,
+  options: { appendWorker?: boolean } = {},
+): Promise<AuditStore> {
   if (typeof store !== "string" || store === "") {
     throw new EngineError(
       "INVALID_OPTIONS",
@@ -23,5 +27,5 @@ export async function openStore(store: string): Promise<AuditStore> {
     return PostgresStore.open(store);
   }
   const { SqliteStore } = await import("./sqlite.js");
-  return SqliteStore.open(store);
+  return SqliteStore.open(store, { appendWorker: options.appendWorker === true });
 }

@@ -5,7 +5,7 @@ import { SqliteStore } from "./sqlite.js";
 import { type AppendReply, type AppendRequest, requestItems, serializeError } from "./sqlite-append.js";
 
 const { filePath, port } = workerData as { filePath: string; port: MessagePort };
-const store = await SqliteStore.open(filePath, { appendWorker: false });
+const store = await SqliteStore.open(filePath);
 
 port.on("message", (message: AppendRequest | { close: true }) => {
   if ("close" in message) {

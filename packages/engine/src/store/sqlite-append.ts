@@ -1,5 +1,6 @@
 /**
- * Group commit off the main thread for the SQLite store: a worker thread with its own connection
+ * Group commit off the main thread for the SQLite store (opt-in: `openEngine({ appendWorker: true })`):
+ * a worker thread with its own connection
  * to the same file seals (hashes and links) and commits large batches, so the thread that decides
  * keeps deciding while the previous batch is written. Lone callers never pay the thread hop: the
  * store commits small batches itself whenever the worker is idle (see `SqliteStore.appendBatch`).

@@ -230,7 +230,8 @@ export class SqliteStore implements AuditStore {
 
   /**
    * Opens (creating directory, file and schema as needed) the SQLite store at `path`.
-   * `appendWorker: false` keeps every commit on the calling thread (the append worker's own store).
+   * `appendWorker: true` commits large batches on a worker thread (see sqlite-append.ts); without
+   * it every commit stays on the calling thread.
    */
   static async open(path: string, options: { appendWorker?: boolean } = {}): Promise<SqliteStore> {
     const { DatabaseSync } = await loadSqlite();
@@ -269,7 +270,7 @@ export class SqliteStore implements AuditStore {
     }
     try {
       migrate(db, filePath);
-      return new SqliteStore(filePath, db, options.appendWorker !== false);
+      return new SqliteStore(filePath, db, options.appendWorker === true);
     } catch (error) {
       db.close();
       throw error;
