@@ -273,3 +273,40 @@ describe("rate limits from the policy file", () => {
     await engine.close();
   });
 });
+
+describe.each(Object.entries({ sqlite: stores.sqlite, postgres: stores.postgres }))(
+  "two tenants (orgs) on one %s store",
+  (_kind, store) => {
+    it("keep principals, rate limits and audit apart, even with the same agent and user ids", async () => {
+      const location = store();
+      const [acme, globex] = await Promise.all(
+        [nextOrg(), nextOrg()].map((orgId) =>
+          openEngine({
+            policy,
+            store: location,
+            orgId,
+            rateLimits: { user: { limit: 1, windowMs: 3_600_000 } },
+          }),
+        ),
+      );
+      const call = (engine: typeof acme) =>
+        engine!.decide({ agent: planner, actionType: "flights.book", principal: alice });
+      expect((await call(acme)).status).toBe("executed");
+      expect((await call(acme)).denialReason).toBe("RATE_LIMITED");
+      // The other org's counter is untouched by acme's calls.
+      expect((await call(globex)).status).toBe("executed");
+      const acmeRecords = (await acme!.audit()).items;
+      const globexRecords = (await globex!.audit()).items;
+      expect(acmeRecords.map((r) => [r.org, r.user?.id, r.denial_reason])).toEqual([
+        [acme!.orgId, "alice", null],
+        [acme!.orgId, "alice", "RATE_LIMITED"],
+      ]);
+      expect(globexRecords.map((r) => [r.org, r.user?.id, r.denial_reason])).toEqual([
+        [globex!.orgId, "alice", null],
+      ]);
+      expect((await acme!.verify()).chainValid).toBe(true);
+      expect((await globex!.verify()).chainValid).toBe(true);
+      await Promise.all([acme!.close(), globex!.close()]);
+    });
+  },
+);
