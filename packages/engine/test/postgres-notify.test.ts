@@ -36,6 +36,16 @@ describe("replica notifications", () => {
       approvals: "all",
       controls: false,
     });
+    // Approval ids too long for one payload: the hint says "all" instead.
+    const long = encodePayload(
+      "o",
+      change(
+        3,
+        Array.from({ length: 50 }, (_, i) => `${i}`.padEnd(200, "x")),
+      ),
+    );
+    expect(Buffer.byteLength(long)).toBeLessThan(8000);
+    expect(decodePayload(long)).toMatchObject({ seq: 3, approvals: "all" });
     for (const foreign of [undefined, "", "hello", "{}", '{"o":1,"s":2}', '{"o":"x","s":"2"}', "null"]) {
       expect(decodePayload(foreign)).toBeUndefined();
     }

@@ -15,8 +15,10 @@ import type { StoreChange } from "../types.js";
 
 /** PostgreSQL channel names are identifiers: at most 63 bytes. */
 const MAX_CHANNEL = 63;
-/** Payloads must stay under 8000 bytes; beyond this many approval ids, say "all". */
+/** Beyond this many approval ids a hint says "all". */
 const MAX_APPROVAL_IDS = 100;
+/** PostgreSQL refuses payloads of 8000 bytes or more. */
+const MAX_PAYLOAD_BYTES = 7900;
 const RECONNECT_FIRST_MS = 100;
 const RECONNECT_MAX_MS = 5000;
 /**
@@ -58,6 +60,10 @@ export function encodePayload(org: string, change: PendingChange): string {
   if (change.approvals === "all") payload.a = "*";
   else if (change.approvals.size > 0) payload.a = [...change.approvals];
   if (change.controls) payload.c = 1;
+  const text = JSON.stringify(payload);
+  if (Buffer.byteLength(text) <= MAX_PAYLOAD_BYTES || payload.a === undefined) return text;
+  // Long approval ids: "all" instead of a payload PostgreSQL would refuse.
+  payload.a = "*";
   return JSON.stringify(payload);
 }
 
