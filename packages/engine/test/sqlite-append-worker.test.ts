@@ -17,6 +17,11 @@ const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, im
 const dir = tempDir();
 const defaultMinBatch = appendWorkerTuning.minBatch;
 const realAppend = AppendWorker.prototype.append;
+/** Rounds of calls until the worker (which starts in the background) has committed some: bounded. */
+const MAX_ROUNDS = 300;
+const pause = () => new Promise((resolve) => setTimeout(resolve, 100));
+/** Worker start-up takes seconds when the machine is busy. */
+const SLOW = 120_000;
 
 afterEach(() => {
   appendWorkerTuning.minBatch = defaultMinBatch;
@@ -34,13 +39,15 @@ function countWorkerRecords(): { records: number } {
 }
 
 describe("SQLite append worker", () => {
-  it("commits concurrent batches in call order, with approvals and idempotency keys among them", async () => {
+  it("commits concurrent batches in call order, with approvals and idempotency keys among them", {
+    timeout: SLOW,
+  }, async () => {
     appendWorkerTuning.minBatch = 8;
     const counter = countWorkerRecords();
     const engine = await openEngine({ policy, store: join(dir, "worker.db"), appendWorker: true });
     const all: { status: string; auditEventId: string; approvalId?: string }[] = [];
     const args: unknown[] = [];
-    for (let round = 0; round < 30 && (round < 3 || counter.records === 0); round++) {
+    for (let round = 0; round < MAX_ROUNDS && (round < 3 || counter.records === 0); round++) {
       const calls = [];
       for (let i = 0; i < 200; i++) {
         args.push({ round, i });
@@ -58,7 +65,7 @@ describe("SQLite append worker", () => {
         );
       }
       all.push(...(await Promise.all(calls)));
-      await new Promise((resolve) => setImmediate(resolve)); // lets the worker's start-up arrive
+      await pause(); // the worker starts in the background (seconds on a loaded machine)
     }
     expect(counter.records).toBeGreaterThan(0);
     const seen: { id: string; seq: number; args: unknown }[] = [];
@@ -97,7 +104,9 @@ describe("SQLite append worker", () => {
     await engine.close();
   });
 
-  it("shares one chain with another engine on the same file committing at the same time", async () => {
+  it("shares one chain with another engine on the same file committing at the same time", {
+    timeout: SLOW,
+  }, async () => {
     appendWorkerTuning.minBatch = 8;
     const counter = countWorkerRecords();
     const file = join(dir, "shared.db");
@@ -106,7 +115,7 @@ describe("SQLite append worker", () => {
       openEngine({ policy, store: file, appendWorker: true }),
     ]);
     let total = 0;
-    for (let round = 0; round < 30 && (round < 3 || counter.records === 0); round++) {
+    for (let round = 0; round < MAX_ROUNDS && (round < 3 || counter.records === 0); round++) {
       await Promise.all(
         [a, b].flatMap((engine) =>
           Array.from({ length: 100 }, (_, i) =>
@@ -115,14 +124,16 @@ describe("SQLite append worker", () => {
         ),
       );
       total += 200;
-      await new Promise((resolve) => setImmediate(resolve));
+      await pause();
     }
     expect(counter.records).toBeGreaterThan(0);
     expect(await a.verify()).toEqual({ chainValid: true, checked: total, firstBrokenAtRowId: null });
     await Promise.all([a.close(), b.close()]);
   });
 
-  it("a batch committed by the worker is in the file before decide() resolves (survives SIGKILL)", async () => {
+  it("a batch committed by the worker is in the file before decide() resolves (survives SIGKILL)", {
+    timeout: SLOW,
+  }, async () => {
     const file = join(dir, "durable-batch.db");
     const child = spawn(process.execPath, [fixture("decide-batch-and-wait.mjs"), file, "wait"], {
       stdio: ["ignore", "pipe", "pipe"],
@@ -172,11 +183,11 @@ describe("SQLite append worker", () => {
     ).rejects.toMatchObject({ code: "INVALID_OPTIONS" });
   });
 
-  it("does not keep a process alive that never closes its engine", () => {
+  it("does not keep a process alive that never closes its engine", { timeout: SLOW }, () => {
     const file = join(dir, "no-close.db");
     const run = spawnSync(process.execPath, [fixture("decide-batch-and-wait.mjs"), file, "exit"], {
       encoding: "utf8",
-      timeout: 60_000,
+      timeout: SLOW - 10_000,
     });
     expect(run.status).toBe(0);
     expect(JSON.parse(run.stdout)).toMatchObject({ usedWorker: true });

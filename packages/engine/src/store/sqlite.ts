@@ -205,8 +205,6 @@ interface Statements {
 export class SqliteStore implements AuditStore {
   readonly kind = "sqlite" as const;
   readonly immediate = false;
-  /** Batches may be handed over while earlier ones are still being committed (by the append worker). */
-  readonly pipelines = true;
   readonly filePath: string;
   readonly #db: DatabaseSync;
   readonly #s: Statements;
@@ -220,6 +218,14 @@ export class SqliteStore implements AuditStore {
   /** Commits large batches on another thread; started by the first large batch. */
   #appendWorker: AppendWorker | undefined;
   #useAppendWorker: boolean;
+
+  /**
+   * With the append worker on (and alive), batches may be handed over while earlier ones are still
+   * being committed; otherwise every batch is committed synchronously on this thread.
+   */
+  get pipelines(): boolean {
+    return this.#useAppendWorker && this.#appendWorker?.dead !== true;
+  }
 
   private constructor(filePath: string, db: DatabaseSync, useAppendWorker: boolean) {
     this.filePath = filePath;
