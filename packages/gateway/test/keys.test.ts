@@ -7,10 +7,14 @@ afterEach(async () => {
   await current?.gateway.close();
   current = undefined;
 });
+async function gateway(options?: Parameters<typeof startGateway>[0]): Promise<TestGateway> {
+  current = await startGateway(options);
+  return current;
+}
 
 describe("API keys", () => {
   it("are stored as a SHA-256 of the secret only, never the key", async () => {
-    const gw = (current = await startGateway());
+    const gw = await gateway();
     const database = gw.gateway.database;
     if (database.kind !== "sqlite") throw new Error("the harness uses SQLite");
     const db = new DatabaseSync(database.path, { readOnly: true });
@@ -28,7 +32,7 @@ describe("API keys", () => {
   });
 
   it("a key revoked through this gateway is refused at once, whatever the key cache time", async () => {
-    const gw = (current = await startGateway({ keyCacheMs: 600_000 }));
+    const gw = await gateway({ keyCacheMs: 600_000 });
     const created = await gw.call(gw.keys.admin, "POST", "/v1/keys", {
       kind: "agent",
       agentId: "short-lived",
@@ -44,7 +48,7 @@ describe("API keys", () => {
   });
 
   it("a key of the right shape with a wrong secret, or another kind's prefix, is refused", async () => {
-    const gw = (current = await startGateway());
+    const gw = await gateway();
     const [, kind, id, secret] = gw.keys.agent.split("_") as [string, string, string, string];
     const wrongSecret = `aa_${kind}_${id}_${secret.replace(/^./, (c) => (c === "0" ? "1" : "0"))}`;
     expect((await gw.call(wrongSecret, "GET", "/v1/whoami")).status).toBe(401);
