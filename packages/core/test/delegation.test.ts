@@ -70,6 +70,12 @@ describe("delegation through the governance client", () => {
       const denied = await child.gate("search.web").catch((error: unknown) => error);
       expect(denied).toBeInstanceOf(AssemblyDeniedError);
       expect((denied as AssemblyDeniedError).reason).toBe("NOT_DELEGATED");
+      // The child reports the outcome of its own call; another agent may not.
+      const own = await child.execute("read.other");
+      await child.report(own.auditEventId, { status: "success" });
+      await expect(assembly.report(own.auditEventId, { status: "failure" })).rejects.toMatchObject({
+        code: "FORBIDDEN",
+      });
       // The root itself is not limited by its child's capabilities.
       expect(await assembly.execute("search.web")).toMatchObject({ status: "executed" });
       expect(await states(assembly)).toEqual({ "lead/researcher": "active" });
@@ -84,6 +90,7 @@ describe("delegation through the governance client", () => {
     expect(records.map((e) => [e.agent, e.delegation, e.status])).toEqual([
       ["lead/researcher", ["lead", "lead/researcher"], "executed"],
       ["lead/researcher", ["lead", "lead/researcher"], "denied"],
+      ["lead/researcher", ["lead", "lead/researcher"], "executed"],
       ["lead", ["lead"], "executed"],
       ["lead/researcher", ["lead", "lead/researcher"], "denied"],
     ]);
