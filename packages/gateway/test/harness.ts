@@ -25,6 +25,9 @@ redact:
   { source: "gateway test" },
 );
 
+// biome-ignore lint/suspicious/noExplicitAny: response bodies are JSON, checked against the OpenAPI file
+type Json = any;
+
 const dirs: string[] = [];
 afterAll(() => {
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
@@ -47,7 +50,7 @@ export interface TestGateway {
     path: string,
     body?: unknown,
     headers?: Record<string, string>,
-  ): Promise<{ status: number; body: any; headers: Headers }>;
+  ): Promise<{ status: number; body: Json; headers: Headers }>;
 }
 
 export async function startGateway(options: Partial<GatewayOptions> = {}): Promise<TestGateway> {
@@ -105,9 +108,9 @@ export async function startGateway(options: Partial<GatewayOptions> = {}): Promi
 export async function readEvents(
   response: Response,
   count: number,
-): Promise<{ id: string; event: string; data: any }[]> {
+): Promise<{ id: string; event: string; data: Json }[]> {
   const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
-  const events: { id: string; event: string; data: any }[] = [];
+  const events: { id: string; event: string; data: Json }[] = [];
   let buffer = "";
   while (events.length < count) {
     const { value, done } = await reader.read();
