@@ -44,6 +44,35 @@ function firstLine(child: ReturnType<typeof spawn>): Promise<string> {
   });
 }
 
+/** A gateway in its own process (`gateway.js`) on `database`; `port` 0 picks a free one. */
+export async function startGatewayProcess(
+  database: string,
+  port = 0,
+): Promise<{
+  url: string;
+  agentKey: string;
+  operatorKey: string;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}> {
+  const child = spawn(process.execPath, [join(here, "gateway.js"), database, String(port)], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const started = JSON.parse(await firstLine(child)) as {
+    url: string;
+    agentKey: string;
+    operatorKey: string;
+  };
+  return {
+    ...started,
+    async stop(signal = "SIGTERM") {
+      if (child.exitCode !== null) return;
+      const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+      child.kill(signal);
+      await exited;
+    },
+  };
+}
+
 export async function runSharedGatewayDemo(log: (line: string) => void = () => {}): Promise<DemoResult> {
   const database = join(mkdtempSync(join(tmpdir(), "aa-shared-gateway-")), "gateway.db");
   const gateway = spawn(process.execPath, [join(here, "gateway.js"), database], {

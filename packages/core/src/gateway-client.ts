@@ -518,21 +518,28 @@ export class GatewayClient {
     stream: boolean,
   ): Promise<Response> {
     const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
-    const timeout = AbortSignal.timeout(timeoutMs);
-    const signal = options.signal ? AbortSignal.any([timeout, options.signal]) : timeout;
+    // An explicit controller and timer, cleared as soon as the attempt is answered: a stream (SSE,
+    // export) must outlive the limit, which only covers getting its headers.
+    const timeout = new AbortController();
+    const timer = setTimeout(() => timeout.abort(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    const signal = options.signal ? AbortSignal.any([timeout.signal, options.signal]) : timeout.signal;
     let response: Response;
     try {
       response = await fetch(url, { method, headers, ...(body === undefined ? {} : { body }), signal });
     } catch (cause) {
+      clearTimeout(timer);
       if (options.signal?.aborted) throw options.signal.reason;
       throw new RetryableFailure(
-        timeout.aborted ? `no answer within ${timeoutMs} ms` : networkMessage(cause),
+        timeout.signal.aborted ? `no answer within ${timeoutMs} ms` : networkMessage(cause),
         undefined,
         RETRYABLE_NETWORK,
       );
     }
     if (accept.includes(response.status)) {
-      if (stream) return response;
+      if (stream) {
+        clearTimeout(timer);
+        return response;
+      }
       // Read the body under the same time limit, and retry a body cut off mid-way.
       try {
         const text = await response.text();
@@ -540,13 +547,16 @@ export class GatewayClient {
       } catch (cause) {
         if (options.signal?.aborted) throw options.signal.reason;
         throw new RetryableFailure(
-          timeout.aborted ? `the answer did not arrive within ${timeoutMs} ms` : networkMessage(cause),
+          timeout.signal.aborted ? `the answer did not arrive within ${timeoutMs} ms` : networkMessage(cause),
           undefined,
           RETRYABLE_NETWORK,
         );
+      } finally {
+        clearTimeout(timer);
       }
     }
     const text = await response.text().catch(() => "");
+    clearTimeout(timer);
     const error = parseErrorBody(text);
     if (response.status >= 500) {
       throw new RetryableFailure(

@@ -53,6 +53,8 @@ export async function openRemoteGate(options: GatewayClientOptions): Promise<Rem
   let flushing: Promise<void> | undefined;
   let retryTimer: NodeJS.Timeout | undefined;
   let closed = false;
+  /** Open event streams: ended by close(), so a shut-down process does not keep reconnecting. */
+  const subscriptions = new Set<{ unsubscribe(): void }>();
 
   const remember = (result: ActionResult): ActionResult => {
     if (typeof result.policyHash === "string") policyHash = result.policyHash;
@@ -166,7 +168,19 @@ export async function openRemoteGate(options: GatewayClientOptions): Promise<Rem
     audit: (query) => client.audit(query),
     verify: () => client.verify(),
     posture: () => client.posture(),
-    subscribe: (callback, options) => client.subscribe(callback, options ?? {}),
+    async subscribe(callback, options) {
+      const subscription = await client.subscribe(callback, options ?? {});
+      subscriptions.add(subscription);
+      return {
+        get lastSeq() {
+          return subscription.lastSeq;
+        },
+        unsubscribe() {
+          subscriptions.delete(subscription);
+          subscription.unsubscribe();
+        },
+      };
+    },
     async whoami() {
       const now = await client.whoami();
       policyHash = now.policyHash;
@@ -175,6 +189,8 @@ export async function openRemoteGate(options: GatewayClientOptions): Promise<Rem
     policies: () => client.policies(),
 
     async close() {
+      for (const subscription of subscriptions) subscription.unsubscribe();
+      subscriptions.clear();
       if (retryTimer) clearTimeout(retryTimer);
       retryTimer = undefined;
       if (failOpenQueue.length > 0) await flushFailOpen();
