@@ -9,7 +9,8 @@ import type { ApiKeyRecord, GatewayStore, KeyKind } from "./gateway-store.js";
 
 const KEY_RE = /^aa_(agent|operator|admin)_([0-9a-f]{16})_([0-9a-f]{64})$/;
 const ORG_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/;
-const AGENT_RE = /^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,199}$/;
+// No "/": `<parent>/<name>` is how delegated children are named, so a key cannot pose as one.
+const AGENT_RE = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,199}$/;
 const KINDS: readonly KeyKind[] = ["agent", "operator", "admin"];
 
 /** The principal a verified key speaks for. */
@@ -82,7 +83,7 @@ export function validateCreateKey(input: CreateKeyInput): void {
       throw new GatewayError(
         "INVALID_KEY_REQUEST",
         400,
-        "an agent key needs agentId: 1-200 letters, digits or . _ : @ / -, starting with a letter or digit",
+        "an agent key needs agentId: 1-200 letters, digits or . _ : @ -, starting with a letter or digit (no /: it names delegated agents)",
         { field: "agentId" },
       );
     }

@@ -89,7 +89,7 @@ export const CreateKeyRequest = {
     agentId: {
       description: "Required for kind agent; not allowed otherwise.",
       type: "string",
-      pattern: "^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,199}$",
+      pattern: "^[A-Za-z0-9][A-Za-z0-9._:@-]{0,199}$",
     },
     name: { type: "string", maxLength: 200 },
   },

@@ -138,7 +138,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
 
   /** Agents see only their own approvals; another agent's is 403 (it exists, but is not theirs). */
   function assertOwnApproval(principal: Principal, approval: Approval): void {
-    if (principal.kind === "agent" && approval.agentId !== principal.agentId) {
+    if (principal.kind === "agent" && !actsFor(principal, approval.agentId)) {
       throw new GatewayError(
         "FORBIDDEN",
         403,
@@ -251,8 +251,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         const all = await engine.listApprovals(
           state === undefined ? {} : { state: state as Approval["state"] },
         );
-        const approvals =
-          principal.kind === "agent" ? all.filter((a) => a.agentId === principal.agentId) : all;
+        const approvals = principal.kind === "agent" ? all.filter((a) => actsFor(principal, a.agentId)) : all;
         return { approvals };
       });
 
@@ -323,8 +322,21 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
           const principal = await authenticate(request, "agent");
           const engine = await pool.get(principal.orgId);
           const id = (request.params as { approvalId: string }).approvalId;
-          assertOwnApproval(principal, await findApproval(engine, id));
-          return engine.releaseApproval(id, principal.agentId!);
+          const approval = await findApproval(engine, id);
+          assertOwnApproval(principal, approval);
+          if (approval.agentId === principal.agentId) return engine.releaseApproval(id, principal.agentId);
+          // A delegated child's call is released for the child, on its (still valid) token.
+          const token = delegationHeader(request);
+          const held = token === undefined ? undefined : await engine.verifyDelegation(token);
+          if (held?.agentId !== approval.agentId || !held.chain.includes(principal.agentId!)) {
+            throw new GatewayError(
+              "FORBIDDEN",
+              403,
+              `Approval ${id} is ${approval.agentId}'s; release it with that delegated agent's token in AA-Delegation`,
+              { approvalId: id, agentId: approval.agentId },
+            );
+          }
+          return engine.releaseApproval(id, approval.agentId);
         },
       );
 
@@ -342,7 +354,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         });
         if (principal.kind !== "agent") return page;
         // An agent's pages hold only its own records (a page may be shorter than `limit`).
-        return { ...page, items: page.items.filter((item) => item.agent === principal.agentId) };
+        return { ...page, items: page.items.filter((item) => actsFor(principal, item.agent)) };
       });
 
       v1.get("/audit/verify", async (request) => {
@@ -390,7 +402,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         const engine = await pool.get(principal.orgId);
         const auditEventId = (request.params as { auditEventId: string }).auditEventId;
         const receipt = await engine.receipt(auditEventId);
-        if (principal.kind === "agent" && receiptAgent(receipt) !== principal.agentId) {
+        if (principal.kind === "agent" && !actsFor(principal, receiptAgent(receipt))) {
           throw new GatewayError(
             "FORBIDDEN",
             403,
@@ -558,23 +570,39 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
             );
           }
         }
-        let agents = listQuery(query.agent);
-        if (principal.kind === "agent") {
-          if (agents?.some((a) => a !== principal.agentId)) {
-            throw new GatewayError(
-              "FORBIDDEN",
-              403,
-              "An agent key sees only its own agent's events; drop the agent filter or use an operator key",
-            );
-          }
-          agents = [principal.agentId!];
-        }
+        const agents = listQuery(query.agent);
         const after = resumePoint(request);
         const engine = await pool.get(principal.orgId);
-        await serveEvents(engine, request, reply, streams, {
-          ...(events ? { events: events as EngineEventType[] } : {}),
-          ...(agents ? { agentFilter: agents } : {}),
-          ...(after !== undefined ? { after } : {}),
+        if (principal.kind !== "agent") {
+          await serveEvents(engine, request, reply, streams, {
+            ...(events ? { events: events as EngineEventType[] } : {}),
+            ...(agents ? { agentFilter: agents } : {}),
+            ...(after !== undefined ? { after } : {}),
+          });
+          return;
+        }
+        if (agents?.some((a) => !actsFor(principal, a))) {
+          throw new GatewayError(
+            "FORBIDDEN",
+            403,
+            "An agent key sees only its own agent's events (and its delegated agents'); drop the agent filter or use an operator key",
+          );
+        }
+        // An agent sees its own and its delegated agents' events, and the resolution of its
+        // approvals (whose event names the reviewer): filtered here, in seq order, from every event.
+        const wanted = new Set<string>(events ?? ENGINE_EVENT_TYPES);
+        const own = new Set(
+          (await engine.listApprovals()).filter((a) => actsFor(principal, a.agentId)).map((a) => a.id),
+        );
+        const mine = (agentId: string) => (agents ? agents.includes(agentId) : actsFor(principal, agentId));
+        await serveEvents(engine, request, reply, streams, after !== undefined ? { after } : {}, (event) => {
+          const approvalId = event.data.approvalId;
+          if (event.type === "approval.requested" && typeof approvalId === "string" && mine(event.agentId)) {
+            own.add(approvalId);
+          }
+          if (!wanted.has(event.type)) return false;
+          if (mine(event.agentId)) return true;
+          return event.type === "approval.resolved" && typeof approvalId === "string" && own.has(approvalId);
         });
       });
 
@@ -632,6 +660,15 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       if (problems.length > 0) throw new AggregateError(problems, "the gateway did not close cleanly");
     },
   };
+}
+
+/**
+ * Whether an agent key speaks for `agentId`: its own agent, or a child it delegated to (directly
+ * or further down: child ids are `<parent>/<name>`), whose calls it makes with the child's token.
+ */
+function actsFor(principal: Principal, agentId: string | undefined): boolean {
+  if (agentId === undefined || principal.agentId === undefined) return false;
+  return agentId === principal.agentId || agentId.startsWith(`${principal.agentId}/`);
 }
 
 /** The delegation token a request presents in `AA-Delegation`, if any. */

@@ -17,6 +17,8 @@ export async function serveEvents(
   reply: FastifyReply,
   streams: EventStreams,
   options: SubscribeOptions,
+  /** Delivers only the events this returns true for (called in seq order). */
+  accept: (event: EngineEvent) => boolean = () => true,
 ): Promise<void> {
   const raw = reply.raw;
   let ended = false;
@@ -39,6 +41,7 @@ export async function serveEvents(
   };
   // Subscribe before answering, so a bad option is still a JSON error with a status.
   subscription = await engine.subscribe((event: EngineEvent) => {
+    if (!accept(event)) return;
     send(`id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
   }, options);
   reply.hijack();

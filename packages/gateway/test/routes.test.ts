@@ -133,6 +133,24 @@ describe("events (SSE)", () => {
     expect(missed).toMatchObject({ id: "3", event: "action.executed", data: { actionType: "read.y" } });
   });
 
+  it("an agent key's stream carries the resolution of its own approvals, not of others'", async () => {
+    const gw = await gateway();
+    const response = await fetch(`${gw.url}/v1/events?events=approval.requested,approval.resolved`, {
+      headers: { authorization: `Bearer ${gw.keys.agent}` },
+    });
+    const reading = readEvents(response, 2);
+    const theirs = await gw.call(gw.keys.otherAgent, "POST", "/v1/actions", { actionType: "pr.merge" });
+    await gw.call(gw.keys.operator, "POST", `/v1/approvals/${theirs.body.approvalId}/deny`, { reason: "no" });
+    const mine = await gw.call(gw.keys.agent, "POST", "/v1/actions", { actionType: "pr.merge" });
+    await gw.call(gw.keys.operator, "POST", `/v1/approvals/${mine.body.approvalId}/approve`, {});
+    const seen = await reading;
+    expect(seen.map((e) => [e.event, e.data.data.approvalId])).toEqual([
+      ["approval.requested", mine.body.approvalId],
+      ["approval.resolved", mine.body.approvalId],
+    ]);
+    expect(seen[1]!.data.agentId).toBe("ops-alice");
+  });
+
   it("answers a bad filter or resume point with a JSON error, not a stream", async () => {
     const gw = await gateway();
     const unknown = await gw.call(gw.keys.operator, "GET", "/v1/events?events=action.nope");
@@ -195,6 +213,54 @@ describe("audit export and shutdown", () => {
     current = again;
     const verify = await again.call(again.keys.operator, "GET", "/v1/audit/verify");
     expect(verify.body).toEqual({ chainValid: true, checked: 1, firstBrokenAtRowId: null });
+  });
+});
+
+describe("delegated agents over HTTP", () => {
+  it("the key's agent sees its child's approval and releases it only with the child's token", async () => {
+    const gw = await gateway();
+    const grant = await gw.call(gw.keys.agent, "POST", "/v1/delegations", {
+      name: "merger",
+      capabilities: ["pr.*"],
+    });
+    expect(grant.status).toBe(201);
+    const token = grant.body.token as string;
+    const held = await gw.call(
+      gw.keys.agent,
+      "POST",
+      "/v1/actions",
+      { actionType: "pr.merge" },
+      {
+        "aa-delegation": token,
+      },
+    );
+    expect(held.body.status).toBe("requested");
+    const id = held.body.approvalId as string;
+    expect((await gw.call(gw.keys.agent, "GET", `/v1/approvals/${id}`)).body.agentId).toBe(
+      "release-bot/merger",
+    );
+    expect((await gw.call(gw.keys.otherAgent, "GET", `/v1/approvals/${id}`)).status).toBe(403);
+    await gw.call(gw.keys.operator, "POST", `/v1/approvals/${id}/approve`, {});
+    const withoutToken = await gw.call(gw.keys.agent, "POST", `/v1/approvals/${id}/release`);
+    expect(withoutToken.status).toBe(403);
+    expect(withoutToken.body.error.message).toMatch(/release it with that delegated agent's token/);
+    const released = await gw.call(gw.keys.agent, "POST", `/v1/approvals/${id}/release`, undefined, {
+      "aa-delegation": token,
+    });
+    expect(released.body).toMatchObject({ status: "executed", approvalId: id });
+    // The child's records are the key's agent's to read.
+    const audit = await gw.call(gw.keys.agent, "GET", "/v1/audit");
+    expect(audit.body.items.map((i: { agent: string }) => i.agent)).toContain("release-bot/merger");
+  });
+
+  it("an agent key cannot be named like a delegated agent", async () => {
+    const gw = await gateway();
+    const refused = await gw.call(gw.keys.admin, "POST", "/v1/keys", {
+      kind: "agent",
+      agentId: "release-bot/x",
+    });
+    expect(refused.status).toBe(400);
+    expect(refused.body.error.code).toBe("INVALID_BODY");
   });
 });
 
