@@ -20,12 +20,12 @@ import type {
   Subscription,
   VerifyResult,
 } from "@aa/engine";
-import type { PolicyRule } from "@aa/policy";
+import { hasPermission, type PolicyRule } from "@aa/policy";
 import { type DelegationMethods, delegationMethods } from "./delegation.js";
 import { toAssemblyError } from "./gate/errors.js";
 import type { Gate } from "./internal-types.js";
 import type { EnforcementMode } from "./options.js";
-import { effectivePrincipal, type Principal, runAs } from "./principal.js";
+import { currentPrincipal, effectivePrincipal, type Principal, runAs } from "./principal.js";
 import { awaitRelease, DEFAULT_APPROVAL_WAIT_MS, deniedError } from "./verdicts.js";
 
 /** Options of `execute`, `gate` and `canI`. */
@@ -120,6 +120,12 @@ export interface GovernanceClient extends DelegationMethods {
    * @throws AssemblyError `INVALID_PRINCIPAL`, `PRINCIPAL_MISMATCH`.
    */
   runAs<T>(principal: Principal, fn: () => T): T;
+  /**
+   * Does the user the current code acts for (`runAs` / the middleware's `setPrincipal`) hold
+   * `permission`? Wildcards in their scopes count (`flights:*` covers `flights:book`); false when no
+   * user is set. A local check of the user's scopes; `canI` asks the gate.
+   */
+  hasPermission(permission: string): boolean;
   /** Ask the gate whether to perform an action; recorded in the audit trail. Never throws for a denial. */
   execute(actionType: string, options?: ActionOptions): Promise<ActionResult>;
   /** Like `execute`, but waits for approval when held and throws when denied (`AssemblyDeniedError`) or not decided in time (`AssemblyTimeoutError`). */
@@ -219,6 +225,7 @@ export function createGovernanceClient(settings: {
 
   return {
     runAs,
+    hasPermission: (permission) => hasPermission(currentPrincipal()?.scopes, permission),
     execute: async (actionType, options) => decide(request(actionType, options)),
 
     async gate(actionType, options = {}) {

@@ -119,6 +119,17 @@ describe("runAs and onBehalfOf", () => {
     expect(records[0]!.user).toEqual({ id: "ada", email: "ada@example.com", tenant: "acme" });
   });
 
+  it("assembly.hasPermission checks the ambient user's scopes with wildcards", async () => {
+    const { ctx } = await setup();
+    expect(ctx.hasPermission("flights:book")).toBe(false);
+    await ctx.runAs(ada, async () => {
+      expect(ctx.hasPermission("flights:book")).toBe(true);
+      expect(ctx.hasPermission("flights:cancel:all")).toBe(true);
+      expect(ctx.hasPermission("hotels:book")).toBe(false);
+      expect(ctx.hasPermission("not a permission")).toBe(false);
+    });
+  });
+
   it("survives async hops: timers, Promise.all, nested async work (what sub-agents do)", async () => {
     const { ctx, tool } = await setup();
     const subAgent = async (name: string) => {
