@@ -313,6 +313,18 @@ describe("remote gate: approvals, audit, events", () => {
       if (r.path === "/v1/audit/verify")
         return { status: 200, body: { chainValid: true, checked: 1, firstBrokenAtRowId: null } };
       if (r.path === "/v1/audit/evt-1/outcome") return { status: 201, body: { auditEventId: "evt-1" } };
+      if (r.path === "/v1/policies")
+        return {
+          status: 200,
+          body: {
+            policyHash: "sha256:policy-2",
+            policy: {
+              version: 1,
+              default: "deny",
+              policies: [{ name: "reads", action: "read_*", effect: "allow" }],
+            },
+          },
+        };
       if (r.path === "/v1/approvals/missing")
         return { status: 404, body: errorBody("APPROVAL_NOT_FOUND", "no approval missing") };
       if (r.path === "/v1/approvals/apr_9/deny")
@@ -334,6 +346,10 @@ describe("remote gate: approvals, audit, events", () => {
       details: { status: 403 },
     });
     await expect(ctx.reserve({ tokens: 10 })).rejects.toMatchObject({ code: "NOT_SUPPORTED" });
+    // The policy is the gateway's, read over the wire.
+    expect(await ctx.policies()).toEqual([
+      { name: "reads", action: "read_*", effect: "allow", conditions: 0 },
+    ]);
   });
 
   it("subscribe() streams events over SSE and resumes after a dropped connection with Last-Event-ID", async () => {
