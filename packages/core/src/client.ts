@@ -238,7 +238,7 @@ export function createGovernanceClient(settings: {
       return awaitRelease(
         gate,
         { ...result, approvalId },
-        agent.id,
+        token === undefined ? { agentId: agent.id } : { agentId: agent.id, delegationToken: token },
         actionType,
         options.gatePollTimeoutMs ?? DEFAULT_APPROVAL_WAIT_MS,
         options.gatePollIntervalMs,

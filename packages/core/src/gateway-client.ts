@@ -19,6 +19,8 @@ import type {
   AuditEvent,
   AuditPage,
   AuditQuery,
+  Delegation,
+  DelegationGrant,
   EngineEvent,
   EngineEventType,
   Outcome,
@@ -221,10 +223,7 @@ export class GatewayClient {
     return this.json(
       "POST",
       "/actions",
-      {
-        body,
-        ...(options.delegationToken ? { headers: { "AA-Delegation": options.delegationToken } } : {}),
-      },
+      { body, ...delegationHeaders(options.delegationToken) },
       asActionResult,
     );
   }
@@ -268,9 +267,63 @@ export class GatewayClient {
     );
   }
 
-  /** Releases an approved action exactly once (the requesting agent's key). */
-  releaseApproval(id: string): Promise<ActionResult> {
-    return this.json("POST", `/approvals/${encodeURIComponent(id)}/release`, { body: {} }, asActionResult);
+  /**
+   * Releases an approved action exactly once (the requesting agent's key; for a delegated child's
+   * approval, the root key with the child's `delegationToken`).
+   */
+  releaseApproval(id: string, options: { delegationToken?: string } = {}): Promise<ActionResult> {
+    return this.json(
+      "POST",
+      `/approvals/${encodeURIComponent(id)}/release`,
+      { body: {}, ...delegationHeaders(options.delegationToken) },
+      asActionResult,
+    );
+  }
+
+  /**
+   * `POST /v1/delegations` (agent key): a child of the key's agent, or, with `delegationToken`, a
+   * child of that token's agent (delegating further, narrower only). The token is in this answer.
+   */
+  delegate(
+    body: { name: string; capabilities: string[]; ttlSeconds?: number },
+    options: { delegationToken?: string } = {},
+  ): Promise<DelegationGrant> {
+    return this.json(
+      "POST",
+      "/delegations",
+      { body, accept: [201], ...delegationHeaders(options.delegationToken) },
+      (v) => {
+        const grant = objectWith(v, "token", "string");
+        asDelegation(objectWith(v, "delegation", "object").delegation);
+        return grant as unknown as DelegationGrant;
+      },
+    );
+  }
+
+  /**
+   * `GET /v1/delegations`: an agent key lists relative to its own agent (`role` default
+   * `ancestor` on the gateway), an operator key the org's, or one agent's with `agent`.
+   */
+  listDelegations(
+    query: { role?: "parent" | "child" | "ancestor"; activeOnly?: boolean; agent?: string } = {},
+  ): Promise<Delegation[]> {
+    return this.json(
+      "GET",
+      "/delegations",
+      {
+        query: {
+          role: query.role,
+          activeOnly: query.activeOnly === undefined ? undefined : String(query.activeOnly),
+          agent: query.agent,
+        },
+      },
+      (v) => arrayOf(objectWith(v, "delegations", "array").delegations, asDelegation),
+    );
+  }
+
+  /** `DELETE /v1/delegations/:id`: revokes it and every delegation below it; idempotent. */
+  revokeDelegation(id: string): Promise<Delegation> {
+    return this.json("DELETE", `/delegations/${encodeURIComponent(id)}`, {}, asDelegation);
   }
 
   audit(query: AuditQuery = {}): Promise<AuditPage<AuditEvent>> {
@@ -753,6 +806,24 @@ function asApproval(value: unknown): Approval {
   if (!APPROVAL_STATES.has(approval.state as string))
     throw new Error(`unknown approval state ${JSON.stringify(approval.state)}`);
   return approval as unknown as Approval;
+}
+
+const DELEGATION_STATES = new Set(["active", "revoked", "expired"]);
+
+function asDelegation(value: unknown): Delegation {
+  const delegation = objectWith(value, "id", "string");
+  objectWith(value, "agentId", "string");
+  objectWith(value, "capabilities", "array");
+  objectWith(value, "chain", "array");
+  objectWith(value, "expiresAt", "string");
+  if (!DELEGATION_STATES.has(delegation.state as string))
+    throw new Error(`unknown delegation state ${JSON.stringify(delegation.state)}`);
+  return delegation as unknown as Delegation;
+}
+
+/** The `AA-Delegation` header of a request made for a delegated child, if any. */
+function delegationHeaders(token: string | undefined): { headers?: Record<string, string> } {
+  return token ? { headers: { "AA-Delegation": token } } : {};
 }
 
 function asKey(value: unknown): GatewayKey {

@@ -119,7 +119,7 @@ export class GateInterceptor implements Interceptor {
       case "denied":
         throw deniedError(result, call);
       case "requested":
-        return this.#held(result, call, invoke, opts, markNested, request.agent.id);
+        return this.#held(result, call, invoke, opts, markNested, request);
       default:
         throw new AssemblyDeniedError({
           reason: "GATE_UNAVAILABLE",
@@ -166,7 +166,7 @@ export class GateInterceptor implements Interceptor {
     invoke: () => T | Promise<T>,
     options: InterceptOptions | undefined,
     markNested: boolean,
-    agentId: string,
+    request: DecisionRequest,
   ): Promise<T> {
     const approvalId = result.approvalId;
     if (!approvalId)
@@ -182,7 +182,9 @@ export class GateInterceptor implements Interceptor {
     await awaitRelease(
       this.#settings.gate,
       { ...result, approvalId },
-      agentId,
+      request.delegationToken === undefined
+        ? { agentId: request.agent.id }
+        : { agentId: request.agent.id, delegationToken: request.delegationToken },
       call.toolName,
       this.#settings.approvalWaitMs ?? DEFAULT_APPROVAL_WAIT_MS,
     );

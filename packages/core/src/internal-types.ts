@@ -40,7 +40,8 @@ export interface Gate {
   whoami?(): Promise<{ policyHash: string; cbState?: CircuitState; contained?: boolean }>;
   /** The agent's containment and circuit-breaker state (a remote gate may not offer it). */
   agentState?(agentId: string): AgentState;
-  releaseApproval(approvalId: string, agentId: string): Promise<ActionResult>;
+  /** Releases an approved action once; a delegated child's approval is released with its token. */
+  releaseApproval(approvalId: string, agentId: string, delegationToken?: string): Promise<ActionResult>;
   /** Token/cost budget reservations (a remote gate may not offer them). */
   reserveTokens?(agentId: string, estimate: { tokens?: number; cost?: number }): TokenReservation;
   reconcileTokens?(reservationId: string, actual: { tokens?: number; cost?: number }): void;

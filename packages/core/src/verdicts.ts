@@ -17,7 +17,7 @@ export const DEFAULT_APPROVAL_WAIT_MS = 8 * 60 * 60 * 1000;
 export async function awaitRelease(
   gate: Gate,
   held: ActionResult & { approvalId: string },
-  agentId: string,
+  actor: { agentId: string; delegationToken?: string },
   subject: string,
   timeoutMs: number,
   pollIntervalMs?: number,
@@ -28,7 +28,7 @@ export async function awaitRelease(
     pollIntervalMs === undefined ? { timeoutMs } : { timeoutMs, pollIntervalMs },
   );
   if (approval.state === "approved") {
-    const released = await gate.releaseApproval(approvalId, agentId);
+    const released = await gate.releaseApproval(approvalId, actor.agentId, actor.delegationToken);
     if (released.status !== "executed") throw deniedError(released, { toolName: subject });
     return released;
   }

@@ -270,6 +270,69 @@ describe("remote gate: decisions over HTTP", () => {
   });
 });
 
+describe("remote gate: delegation", () => {
+  it("a child's fail-open record keeps its token, so it is recorded as the child's once the gateway is back", async () => {
+    let down = true;
+    const token = "eyJ.child-token.sig";
+    await serve((r) => {
+      if (r.method === "POST" && r.path === "/v1/delegations") {
+        const agentId = `${WHOAMI.agentId}/worker`;
+        const delegation = {
+          id: "dlg_1",
+          name: "worker",
+          agentId,
+          parentAgentId: WHOAMI.agentId,
+          parentDelegationId: null,
+          capabilities: ["read_*"],
+          issuedAt: "2026-01-01T00:00:00.000Z",
+          expiresAt: "2026-01-01T01:00:00.000Z",
+          state: "active",
+          chain: [WHOAMI.agentId, agentId],
+          depth: 1,
+        };
+        return { status: 201, body: { delegation, token } };
+      }
+      if (r.path !== "/v1/actions") return undefined;
+      if (down) return { status: 503, body: errorBody("GATE_UNAVAILABLE", "down") };
+      return { status: 200, body: executed() };
+    });
+    const onWarning = () => {};
+    process.on("warning", onWarning);
+    try {
+      const { context, interceptor } = await connect({ failureMode: "open" });
+      const child = await context.delegate("worker", { capabilities: ["read_*"] });
+      expect(gateway!.requests.find((r) => r.path === "/v1/delegations")!.body).toEqual({
+        name: "worker",
+        capabilities: ["read_*"],
+      });
+      const ran = await child.run(() =>
+        interceptor.intercept({ framework: "test", toolName: "read_file", args: { p: 1 } }, () => "ran"),
+      );
+      expect(ran).toBe("ran");
+      down = false;
+      await context.execute("read_file");
+      const marked = () =>
+        actionRequests().filter((r) => (r.body as { failOpen?: boolean }).failOpen === true);
+      for (let i = 0; i < 200 && marked().at(-1)?.headers["aa-delegation"] !== token; i++)
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(marked().every((r) => r.headers["aa-delegation"] === token)).toBe(true);
+      expect(marked().at(-1)!.body).toMatchObject({ actionType: "read_file", failOpen: true });
+      // The child's attempts while the gateway was down carried the token; the root's call did not.
+      const [childAttempts, rootCalls] = [true, false].map((child) =>
+        actionRequests().filter(
+          (r) =>
+            (r.body as { failOpen?: boolean }).failOpen !== true && "args" in (r.body as object) === child,
+        ),
+      );
+      expect(childAttempts!.length).toBeGreaterThan(0);
+      expect(childAttempts!.every((r) => r.headers["aa-delegation"] === token)).toBe(true);
+      expect(rootCalls!.map((r) => r.headers["aa-delegation"])).toEqual([undefined]);
+    } finally {
+      process.off("warning", onWarning);
+    }
+  });
+});
+
 describe("remote gate: approvals, audit, events", () => {
   it("gate() long-polls a held action, then releases it once approved", async () => {
     let waits = 0;

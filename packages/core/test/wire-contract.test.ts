@@ -203,6 +203,33 @@ function clientCall(
     const id = m[0]!;
     return { call: () => client.receipt(id), result: field("receipt") };
   }
+  if (route === "POST /v1/delegations") {
+    const delegationToken = request.headers["aa-delegation"];
+    return {
+      call: () =>
+        client.delegate(
+          body as Parameters<GatewayClient["delegate"]>[0],
+          delegationToken ? { delegationToken } : {},
+        ),
+      result: same,
+    };
+  }
+  if (route === "GET /v1/delegations")
+    return {
+      call: () =>
+        client.listDelegations({
+          // Sent as recorded, even a role the gateway refuses (the 400 is part of the contract).
+          ...(query.role === undefined ? {} : { role: query.role as "parent" }),
+          ...(query.activeOnly === undefined ? {} : { activeOnly: query.activeOnly === "true" }),
+          ...(query.agent === undefined ? {} : { agent: query.agent }),
+        }),
+      result: field("delegations"),
+    };
+  m = params(/^DELETE \/v1\/delegations\/([^/]+)$/);
+  if (m) {
+    const id = m[0]!;
+    return { call: () => client.revokeDelegation(id), result: same };
+  }
   m = params(/^POST \/v1\/agents\/([^/]+)\/(contain|release)$/);
   if (m) {
     const [id, verb] = m as [string, string];

@@ -284,8 +284,6 @@ const scenarios = [
   },
   {
     name: "delegations",
-    // In pending/ until the remote client can send every exchange (then moved to fixtures/).
-    pending: true,
     description:
       "An agent delegates narrower capabilities to a child; the child acts with its token; revoke cascades",
     exchanges: [

@@ -10,12 +10,16 @@
  *   are queued in memory and sent with `failOpen: true` as soon as the gateway answers again (each
  *   with its own idempotency key, so a re-send is harmless), and on `close()`. The queue is bounded:
  *   past `FAIL_OPEN_QUEUE_LIMIT` the oldest record is dropped with a warning naming it.
+ * - Delegation: `POST/GET/DELETE /v1/delegations`. A child's token goes in `AA-Delegation` on its
+ *   decisions, its releases and its own `delegate()`; a child's list and revocation are answered
+ *   from the key's (root agent's) view, checked and filtered here for the child (the gateway lists
+ *   and revokes as the key's agent).
  * - Not offered over the wire: `agentState` (use `whoami()`, which asks the gateway) and token
  *   reservations (`reserve()` rejects `NOT_SUPPORTED`; budgets are enforced by the gateway).
  */
 import { randomUUID } from "node:crypto";
-import type { ActionResult, Approval, DecisionRequest } from "@aa/engine";
-import { type AssemblyError, AssemblyTimeoutError } from "../errors.js";
+import type { ActionResult, Approval, DecisionRequest, Delegation, DelegationFilter } from "@aa/engine";
+import { AssemblyError, AssemblyTimeoutError } from "../errors.js";
 import {
   type ActionRequestBody,
   GatewayClient,
@@ -49,7 +53,8 @@ export async function openRemoteGate(options: GatewayClientOptions): Promise<Rem
   const client = new GatewayClient(options);
   const identity = await client.whoami();
   let policyHash = identity.policyHash;
-  const failOpenQueue: ActionRequestBody[] = [];
+  /** A queued record keeps the child's token, so it is recorded as the child's once sent. */
+  const failOpenQueue: { body: ActionRequestBody; delegationToken?: string }[] = [];
   let flushing: Promise<void> | undefined;
   let retryTimer: NodeJS.Timeout | undefined;
   let closed = false;
@@ -66,7 +71,8 @@ export async function openRemoteGate(options: GatewayClientOptions): Promise<Rem
     flushing ??= (async () => {
       try {
         while (failOpenQueue.length > 0) {
-          await client.decide(failOpenQueue[0]!);
+          const { body, delegationToken } = failOpenQueue[0]!;
+          await client.decide(body, delegationToken === undefined ? {} : { delegationToken });
           failOpenQueue.shift();
         }
       } catch (error) {
@@ -79,7 +85,7 @@ export async function openRemoteGate(options: GatewayClientOptions): Promise<Rem
         }
         if ((error as AssemblyError)?.code !== "GATE_UNAVAILABLE") {
           // The gateway refused the record itself (e.g. 400): keeping it would block the queue.
-          const dropped = failOpenQueue.shift();
+          const dropped = failOpenQueue.shift()?.body;
           process.emitWarning(
             `Agent Assembly: the gateway refused a fail-open record for "${dropped?.actionType}" (eventId ${dropped?.eventId}): ${(error as Error).message}`,
             { code: "AA_FAIL_OPEN_DROPPED" },
@@ -92,15 +98,15 @@ export async function openRemoteGate(options: GatewayClientOptions): Promise<Rem
     return flushing;
   };
 
-  const queueFailOpen = (body: ActionRequestBody): void => {
+  const queueFailOpen = (body: ActionRequestBody, delegationToken: string | undefined): void => {
     if (failOpenQueue.length >= FAIL_OPEN_QUEUE_LIMIT) {
-      const dropped = failOpenQueue.shift();
+      const dropped = failOpenQueue.shift()?.body;
       process.emitWarning(
         `Agent Assembly: ${FAIL_OPEN_QUEUE_LIMIT} fail-open records are waiting for the gateway; dropped the oldest ("${dropped?.actionType}", eventId ${dropped?.eventId}), which stays only in this warning`,
         { code: "AA_FAIL_OPEN_DROPPED" },
       );
     }
-    failOpenQueue.push(body);
+    failOpenQueue.push(delegationToken === undefined ? { body } : { body, delegationToken });
     // In the background: the call already runs, and the gateway is known to be failing.
     void flushFailOpen();
   };
@@ -119,8 +125,9 @@ export async function openRemoteGate(options: GatewayClientOptions): Promise<Rem
 
     async decide(request: DecisionRequest): Promise<ActionResult> {
       const body = toWireBody(request);
+      const { delegationToken } = request;
       if (request.failOpen === true) {
-        queueFailOpen(body);
+        queueFailOpen(body, delegationToken);
         return {
           status: "executed",
           auditEventId: "",
@@ -128,7 +135,9 @@ export async function openRemoteGate(options: GatewayClientOptions): Promise<Rem
           conditionsEvaluated: [],
         };
       }
-      const result = remember(await client.decide(body));
+      const result = remember(
+        await client.decide(body, delegationToken === undefined ? {} : { delegationToken }),
+      );
       // The gateway answers again: send what ran while it could not.
       if (failOpenQueue.length > 0) void flushFailOpen();
       return result;
@@ -148,7 +157,51 @@ export async function openRemoteGate(options: GatewayClientOptions): Promise<Rem
       }
     },
 
-    releaseApproval: async (approvalId) => remember(await client.releaseApproval(approvalId)),
+    releaseApproval: async (approvalId, _agentId, delegationToken) =>
+      remember(
+        await client.releaseApproval(approvalId, delegationToken === undefined ? {} : { delegationToken }),
+      ),
+
+    // The parent is the key's agent, or (with its token) a child of it delegating further.
+    delegate: (parent, name, options) =>
+      client.delegate(
+        {
+          name,
+          capabilities: options.capabilities,
+          ...(options.ttlSeconds === undefined ? {} : { ttlSeconds: options.ttlSeconds }),
+        },
+        parent.delegationToken === undefined ? {} : { delegationToken: parent.delegationToken },
+      ),
+
+    async listDelegations(filter: DelegationFilter = {}) {
+      const role = filter.role ?? "ancestor";
+      const activeOnly = filter.activeOnly === undefined ? {} : { activeOnly: filter.activeOnly };
+      if (filter.agentId === undefined || filter.agentId === identity.agentId) {
+        return client.listDelegations({ role, ...activeOnly });
+      }
+      // A child of the key's agent: everything related to it is below the key's agent.
+      const below = await client.listDelegations({ role: "ancestor", ...activeOnly });
+      return below.filter((d) => relatedAs(d, filter.agentId!, role));
+    },
+
+    async revokeDelegation(delegationId, _revokedBy, options = {}) {
+      const actor = options.agentId;
+      if (actor !== undefined && actor !== identity.agentId) {
+        // The gateway revokes as the key's agent, an ancestor of everything here: hold the child
+        // to its own rule (its delegation and those below it only), as the embedded engine does.
+        const target = (await client.listDelegations({ role: "ancestor" })).find(
+          (d) => d.id === delegationId,
+        );
+        if (target !== undefined && !target.chain.includes(actor)) {
+          throw new AssemblyError(
+            "FORBIDDEN",
+            `${actor} may not revoke delegation ${delegationId}: only its agent (${target.agentId}), its ancestors or an operator may`,
+            { delegationId, agentId: actor },
+          );
+        }
+      }
+      return client.revokeDelegation(delegationId);
+    },
 
     async getApproval(approvalId) {
       try {
@@ -199,7 +252,7 @@ export async function openRemoteGate(options: GatewayClientOptions): Promise<Rem
         process.emitWarning(
           `Agent Assembly: ${failOpenQueue.length} fail-open record(s) could not be sent to the gateway before shutdown (eventIds ${failOpenQueue
             .slice(0, 10)
-            .map((b) => b.eventId)
+            .map((queued) => queued.body.eventId)
             .join(", ")}${failOpenQueue.length > 10 ? ", ..." : ""})`,
           { code: "AA_FAIL_OPEN_LOST" },
         );
@@ -207,6 +260,13 @@ export async function openRemoteGate(options: GatewayClientOptions): Promise<Rem
     },
   };
   return gate;
+}
+
+/** Whether `d` is `agentId`'s delegation in `role` (as the engine's `listDelegations` means it). */
+function relatedAs(d: Delegation, agentId: string, role: NonNullable<DelegationFilter["role"]>): boolean {
+  if (role === "parent") return d.parentAgentId === agentId;
+  if (role === "child") return d.agentId === agentId;
+  return d.agentId !== agentId && d.chain.includes(agentId);
 }
 
 /** The wire body of a decision: the agent is the key's, so it is not sent. */
