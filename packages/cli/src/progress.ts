@@ -6,9 +6,12 @@
  */
 
 export interface Progress {
-  /** `done` of `total` units (`total` undefined: a counter); no `done`: only the elapsed time moves. */
-  update(done?: number): void;
-  /** Final line (kept on screen). */
+  /**
+   * `done` of `total` units (`total` undefined: a counter); no `done`: only the elapsed time moves.
+   * `total` here replaces the one given at creation (the work learned its size, or it grew).
+   */
+  update(done?: number, total?: number): void;
+  /** Final line (kept on screen): `message`, or the bar at the last `done` passed to `update`. */
   finish(message?: string): void;
 }
 
@@ -28,11 +31,12 @@ export function createProgress(options: {
   if (!tty && !options.force) return { update() {}, finish() {} };
   const started = Date.now();
   let last = 0;
-  let lastDone: number | undefined;
+  let lastDrawn: number | undefined;
+  let latest: number | undefined;
+  let total = options.total;
   const line = (done: number | undefined) => {
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
     if (done === undefined) return `${options.label} ${seconds}s`;
-    const total = options.total;
     if (total === undefined || total <= 0) return `${options.label} ${done} ${options.unit} ${seconds}s`;
     const ratio = Math.min(1, done / total);
     const filled = Math.round(ratio * WIDTH);
@@ -44,15 +48,18 @@ export function createProgress(options: {
     else stream.write(`${text}\n`);
   };
   return {
-    update(done) {
+    update(done, newTotal) {
+      if (newTotal !== undefined) total = newTotal;
+      if (done !== undefined) latest = done;
       const now = Date.now();
-      if ((done !== undefined && done === lastDone) || now - last < REDRAW_MS) return;
+      if ((done !== undefined && done === lastDrawn) || now - last < REDRAW_MS) return;
       last = now;
-      if (done !== undefined) lastDone = done;
-      draw(line(done), false);
+      if (done !== undefined) lastDrawn = done;
+      draw(line(latest), false);
     },
     finish(message) {
-      draw(message ?? line(lastDone), true);
+      // The last update may have been skipped by the redraw limit: the final line shows it.
+      draw(message ?? line(latest), true);
     },
   };
 }

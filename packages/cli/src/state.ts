@@ -12,6 +12,7 @@ import type {
   AuditEvent,
   AuditPage,
   AuditQuery,
+  ChainProgress,
   EngineEvent,
   EngineEventType,
   Posture,
@@ -33,7 +34,11 @@ export interface OperatorState {
   approve(id: string, reviewer: string, reason?: string): Promise<Approval>;
   deny(id: string, reviewer: string, reason?: string): Promise<Approval>;
   audit(query: AuditQuery): Promise<AuditPage<AuditEvent>>;
-  verify(): Promise<VerifyResult>;
+  /**
+   * `onProgress`: per chunk, from the store's engine. A gateway verifies in one HTTP request with
+   * no progress stream, so it never calls it.
+   */
+  verify(onProgress?: (progress: ChainProgress) => void): Promise<VerifyResult>;
   /** The seq of the newest audit record (0 when empty); a gateway pages through the audit for it. */
   headSeq(): Promise<number>;
   /** The same when it costs nothing (the store); undefined for a gateway. */
@@ -121,7 +126,7 @@ async function openStoreState(store: string): Promise<OperatorState> {
     approve: (id, reviewer, reason) => engine.approve(id, reviewer, reason),
     deny: (id, reviewer, reason) => engine.deny(id, reviewer, reason),
     audit: (query) => engine.audit(query),
-    verify: () => engine.verify(),
+    verify: (onProgress) => engine.verify(onProgress ? { onProgress } : {}),
     headSeq: () => storeHead(),
     knownHeadSeq: () => storeHead(),
     async exportAudit(write) {
@@ -183,6 +188,7 @@ async function openGatewayState(url: string, apiKey: string): Promise<OperatorSt
     approve: (id, _reviewer, reason) => client.approve(id, reason),
     deny: (id, _reviewer, reason) => client.deny(id, reason),
     audit: (query) => client.audit(query),
+    // POST /v1/audit/verify answers once, at the end: there is no progress to pass on.
     verify: () => client.verify(),
     async headSeq() {
       let cursor: string | undefined;

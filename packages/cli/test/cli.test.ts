@@ -124,6 +124,38 @@ describe("aa audit", () => {
     expect((await aa(dir, "audit", "verify")).code).toBe(0);
   });
 
+  it("draws a determinate verify bar on stderr with --progress, leaving stdout unchanged", async () => {
+    const dir = tempDir();
+    const { engine, agent } = await seededStore(dir);
+    // More than one verify chunk (1000 records), so the engine reports progress along the way.
+    for (let i = 0; i < 2000; i += 250) {
+      await Promise.all(
+        Array.from({ length: 250 }, (_, j) =>
+          engine.decide({ agent, actionType: "read_diff", toolName: "read_diff", args: { pr: i + j } }),
+        ),
+      );
+    }
+    const size = (await engine.verify()).checked;
+    await engine.close();
+
+    const plain = await aa(dir, "audit", "verify");
+    const withBar = await aa(dir, "audit", "verify", "--progress");
+    expect(withBar.code).toBe(0);
+    expect(withBar.stdout).toBe(plain.stdout);
+    expect(plain.stdout).toMatch(new RegExp(`chain valid\\s+${size} records verified`));
+    // Not a terminal and no --progress: nothing on stderr.
+    expect(plain.stderr).toBe("");
+    const lines = withBar.stderr.trim().split("\n");
+    for (const line of lines) expect(line).toMatch(/^verifying \[[#-]{30}\] \d+% \d+\/\d+ records \d+\.\ds$/);
+    expect(lines.at(-1)).toMatch(new RegExp(`^verifying \\[#{30}\\] 100% ${size}/${size} records `));
+
+    const json = await aa(dir, "--json", "audit", "verify");
+    const jsonWithBar = await aa(dir, "--json", "audit", "verify", "--progress");
+    expect(jsonWithBar.stdout).toBe(json.stdout);
+    expect(JSON.parse(jsonWithBar.stdout)).toMatchObject({ chainValid: true, checked: size });
+    expect(jsonWithBar.stderr).toMatch(/100% \d+\/\d+ records/);
+  });
+
   it("exits 3 and names the broken record when the store was tampered with", async () => {
     const dir = tempDir();
     const { store, engine } = await seededStore(dir);

@@ -60,6 +60,7 @@ import type {
   AuditEvent,
   AuditPage,
   AuditQuery,
+  ChainPassOptions,
   DecisionRequest,
   DelegateOptions,
   Delegation,
@@ -1541,20 +1542,21 @@ export class DecisionEngine implements Engine {
     return rows.length > limit && last ? { items, nextCursor: encodeCursor(last.seq) } : { items };
   }
 
-  async verify(): Promise<VerifyResult> {
+  async verify(options: ChainPassOptions = {}): Promise<VerifyResult> {
     this.#assertOpen();
     await this.#writer.drain();
-    return verifyStoreChain(this.#store, this.#org, this.#keyring.jwks());
+    return verifyStoreChain(this.#store, this.#org, this.#keyring.jwks(), options.onProgress);
   }
 
   /** Writes the org's chain, outcomes, checkpoints and JWKS as JSONL to a path or a writable stream. */
   async exportAudit(
     target: ExportTarget,
+    options: ChainPassOptions = {},
   ): Promise<{ records: number; outcomes: number; checkpoints: number }> {
     this.#assertOpen();
     await this.#writer.drain();
     await this.checkpoint();
-    return exportAuditTo(this.#store, this.#org, this.#keyring.jwks(), target);
+    return exportAuditTo(this.#store, this.#org, this.#keyring.jwks(), target, options.onProgress);
   }
 
   /**

@@ -13,6 +13,7 @@ import { createInterface } from "node:readline";
 import { ChainVerifier } from "./chain/verify.js";
 import type { Jwks } from "./crypto/keyring.js";
 import { EngineError } from "./errors.js";
+import { type ProgressSink, progressReporter } from "./progress.js";
 import type { AuditStore, Checkpoint } from "./store/types.js";
 import type { ExportTarget, VerifyResult } from "./types.js";
 import { checkCheckpoints } from "./verify-store.js";
@@ -25,6 +26,7 @@ export async function exportAuditTo(
   org: string,
   jwks: Jwks,
   target: ExportTarget,
+  onProgress?: ProgressSink,
 ): Promise<{ records: number; outcomes: number; checkpoints: number }> {
   const ownStream = typeof target === "string";
   const out = ownStream ? createWriteStream(target, { mode: 0o644 }) : target;
@@ -58,6 +60,8 @@ export async function exportAuditTo(
         }),
       );
     }
+    const progress = onProgress ? progressReporter(onProgress, (await store.head(org)).seq) : undefined;
+    progress?.report(0);
     for (let after = 0; ; ) {
       const rows = await store.readEvents(org, after, CHUNK);
       for (const row of rows) {
@@ -66,6 +70,7 @@ export async function exportAuditTo(
         );
       }
       records += rows.length;
+      progress?.report(records);
       if (rows.length < CHUNK) break;
       after = rows[rows.length - 1]!.seq;
     }
@@ -88,6 +93,7 @@ export async function exportAuditTo(
       if (rows.length < CHUNK) break;
       after = rows[rows.length - 1]!.auditEventId;
     }
+    progress?.done(records);
     return { records, outcomes, checkpoints: checkpoints.length };
   } finally {
     if (ownStream) {

@@ -223,6 +223,25 @@ export interface VerifyResult {
   problem?: string;
 }
 
+/**
+ * How far a long pass over the chain has got: `checked` of `total` records verified (or exported).
+ * `total` is the chain size read when the pass starts (raised to `checked` if other writers
+ * append meanwhile).
+ */
+export interface ChainProgress {
+  checked: number;
+  total: number;
+}
+
+/** Options of `Engine.verify()` and `Engine.exportAudit()`. */
+export interface ChainPassOptions {
+  /**
+   * Called once per chunk of records (not per record), with non-decreasing `checked`; the last
+   * call of a complete pass has `checked === total`. Absent: no progress is tracked at all.
+   */
+  onProgress?: (progress: ChainProgress) => void;
+}
+
 export type ApprovalState = "pending" | "approved" | "denied" | "expired";
 
 export interface Approval {
@@ -501,7 +520,8 @@ export interface Engine {
   deny(approvalId: string, reviewer: string, reason?: string): Promise<Approval>;
   report(auditEventId: string, outcome: Outcome, agentId: string): Promise<void>;
   audit(query?: AuditQuery): Promise<AuditPage<AuditEvent>>;
-  verify(): Promise<VerifyResult>;
+  /** Re-checks every record's hash and link and every signed checkpoint; `onProgress` reports per chunk. */
+  verify(options?: ChainPassOptions): Promise<VerifyResult>;
   close(): Promise<void>;
   /** Releases an approved call exactly once (appends its `executed` record); a second call → APPROVAL_ALREADY_USED. */
   releaseApproval(approvalId: string, agentId: string): Promise<ActionResult>;
@@ -510,7 +530,10 @@ export interface Engine {
   /** Public keys (active and retired) that sign receipts and checkpoints. */
   jwks(): { keys: JsonWebKey[] };
   /** JSONL export of the chain, outcomes, checkpoints and JWKS, for offline `verifyExport`. */
-  exportAudit(target: ExportTarget): Promise<{ records: number; outcomes: number; checkpoints: number }>;
+  exportAudit(
+    target: ExportTarget,
+    options?: ChainPassOptions,
+  ): Promise<{ records: number; outcomes: number; checkpoints: number }>;
   /** Rotates the key that signs checkpoints and receipts; old public keys stay in `jwks()`. Returns the new kid. */
   rotateSigningKey(): Promise<string>;
   /** Replaces the policy, recording a `policy.changed` audit record. */

@@ -4,17 +4,27 @@ import { ChainVerifier } from "./chain/verify.js";
 import { checkpointPayload } from "./checkpoint.js";
 import type { Jwks } from "./crypto/keyring.js";
 import { verifySignature } from "./crypto/keyring.js";
+import { type ProgressSink, progressReporter } from "./progress.js";
 import type { AuditStore, Checkpoint } from "./store/types.js";
 import type { VerifyResult } from "./types.js";
 
 const CHUNK = 10_000;
 
-export async function verifyStoreChain(store: AuditStore, org: string, jwks: Jwks): Promise<VerifyResult> {
+export async function verifyStoreChain(
+  store: AuditStore,
+  org: string,
+  jwks: Jwks,
+  onProgress?: ProgressSink,
+): Promise<VerifyResult> {
   // Checkpoints first: any checkpoint read now attests a size the scan below will reach, even if
   // other writers keep appending (reading them afterwards could see one past the scanned head).
   const checkpoints = await store.listCheckpoints(org);
-  const fast = store as AuditStore & { verifyChainFast?: (org: string) => Promise<ChainScan> };
-  const scan = fast.verifyChainFast ? await fast.verifyChainFast(org) : await scanChain(store, org);
+  const fast = store as AuditStore & {
+    verifyChainFast?: (org: string, onProgress?: ProgressSink) => Promise<ChainScan>;
+  };
+  const scan = fast.verifyChainFast
+    ? await fast.verifyChainFast(org, onProgress)
+    : await scanChain(store, org, onProgress);
   if (scan.broken) {
     return {
       chainValid: false,
@@ -46,16 +56,20 @@ export interface ChainScan {
   broken?: { rowId: string; problem: string };
 }
 
-async function scanChain(store: AuditStore, org: string): Promise<ChainScan> {
+async function scanChain(store: AuditStore, org: string, onProgress?: ProgressSink): Promise<ChainScan> {
   const verifier = new ChainVerifier({ prevHash: "0".repeat(64), seq: 1 });
+  const progress = onProgress ? progressReporter(onProgress, (await store.head(org)).seq) : undefined;
+  progress?.report(0);
   let after = 0;
   for (;;) {
     const rows = await store.readEvents(org, after, CHUNK);
     if (rows.length === 0) break;
     if (!verifier.feed(rows)) break;
+    progress?.report(verifier.checked);
     after = rows[rows.length - 1]!.seq;
     if (rows.length < CHUNK) break;
   }
+  if (!verifier.broken) progress?.done(verifier.checked);
   return {
     checked: verifier.checked,
     lastSeq: verifier.lastSeq,

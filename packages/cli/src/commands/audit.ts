@@ -242,8 +242,8 @@ export function registerAudit(program: Command, printer: () => Printer): void {
         keySource?: "provided" | "embedded";
       };
       let source: string;
-      // The engine verifies in one call without progress callbacks: the line shows the size of the
-      // work and the elapsed time, redrawn while it runs.
+      // An export file and a gateway verify in one call without progress: the line shows the work
+      // and the elapsed time, redrawn while it runs. A store reports per chunk: a determinate bar.
       const timed = async <T>(label: string, work: () => Promise<T>): Promise<T> => {
         const progress = createProgress({ label, unit: "", force: opts.progress === true });
         const ticker = setInterval(() => progress.update(), 200);
@@ -263,9 +263,22 @@ export function registerAudit(program: Command, printer: () => Printer): void {
         result = await timed(`verifying ${source}`, () => verifyExport(source, jwks ? { jwks } : {}));
       } else {
         const verified = await withState(opts, async (state) => {
-          const head = await state.knownHeadSeq();
-          const label = head === undefined ? `verifying ${state.source}` : `verifying ${head} records`;
-          return { source: state.source, result: await timed(label, () => state.verify()) };
+          if (state.kind === "gateway")
+            return {
+              source: state.source,
+              result: await timed(`verifying ${state.source}`, () => state.verify()),
+            };
+          const progress = createProgress({
+            label: "verifying",
+            unit: "records",
+            force: opts.progress === true,
+          });
+          try {
+            const outcome = await state.verify(({ checked, total }) => progress.update(checked, total));
+            return { source: state.source, result: outcome };
+          } finally {
+            progress.finish();
+          }
         });
         source = verified.source;
         result = verified.result;

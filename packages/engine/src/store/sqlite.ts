@@ -14,6 +14,7 @@ import { Worker } from "node:worker_threads";
 import { GENESIS_HASH, sealRecord } from "../chain/record.js";
 import { ChainVerifier } from "../chain/verify.js";
 import { EngineError, storeFailure } from "../errors.js";
+import { type ProgressSink, progressReporter } from "../progress.js";
 import type { ApprovalState } from "../types.js";
 import type { ChainScan } from "../verify-store.js";
 import { delegationConflict, effectApprovalId, effectConflict, idempotencyTaken } from "./effects.js";
@@ -611,22 +612,50 @@ export class SqliteStore implements AuditStore {
    * Verifies the chain's hashes and links; splits large chains across worker threads, each
    * checking a contiguous range, and checks the range boundaries here.
    */
-  async verifyChainFast(org: string): Promise<ChainScan> {
+  async verifyChainFast(org: string, onProgress?: ProgressSink): Promise<ChainScan> {
     const head = this.head(org);
+    const progress = onProgress ? progressReporter(onProgress, head.seq) : undefined;
+    progress?.report(0);
     const workers = Math.min(availableParallelism(), 4);
-    if (head.seq < verifyTuning.parallelMinRows || workers < 2)
-      return this.#scanRange(org, 1, head.seq, true);
-    const per = Math.ceil(head.seq / workers);
-    const ranges: [number, number][] = [];
-    for (let from = 1; from <= head.seq; from += per) ranges.push([from, Math.min(head.seq, from + per - 1)]);
-    const parts = await Promise.all(
-      ranges.map(([from, to]) => runVerifyWorker(this.filePath, org, from, to)),
-    );
-    return joinRanges(parts);
+    let scan: ChainScan;
+    if (head.seq < verifyTuning.parallelMinRows || workers < 2) {
+      scan = this.#scanRange(org, 1, head.seq, true, progress?.report);
+    } else {
+      const per = Math.ceil(head.seq / workers);
+      const ranges: [number, number][] = [];
+      for (let from = 1; from <= head.seq; from += per)
+        ranges.push([from, Math.min(head.seq, from + per - 1)]);
+      // Each worker reports its own count per chunk; the sum is the chain's progress.
+      const checkedPerWorker = ranges.map(() => 0);
+      const parts = await Promise.all(
+        ranges.map(([from, to], i) =>
+          runVerifyWorker(
+            this.filePath,
+            org,
+            from,
+            to,
+            progress &&
+              ((checked) => {
+                checkedPerWorker[i] = checked;
+                progress.report(checkedPerWorker.reduce((sum, n) => sum + n, 0));
+              }),
+          ),
+        ),
+      );
+      scan = joinRanges(parts);
+    }
+    if (!scan.broken) progress?.done(scan.checked);
+    return scan;
   }
 
-  #scanRange(org: string, from: number, to: number, anchored: boolean): ChainScan {
-    return scanSqliteRange(this.#s.verifyRows, this.#s.idAtSeq, org, from, to, anchored);
+  #scanRange(
+    org: string,
+    from: number,
+    to: number,
+    anchored: boolean,
+    onChunk?: (checked: number) => void,
+  ): ChainScan {
+    return scanSqliteRange(this.#s.verifyRows, this.#s.idAtSeq, org, from, to, anchored, onChunk);
   }
 
   close(): void {
@@ -649,7 +678,8 @@ export interface RangeScan {
 
 /**
  * Scans records `from..to` (inclusive) with `read` = {@link VERIFY_ROWS_SQL} in array mode.
- * `anchored`: the range starts at the genesis.
+ * `anchored`: the range starts at the genesis. `onChunk`: records checked in this range so far,
+ * after each chunk.
  */
 export function scanSqliteRange(
   read: StatementSync,
@@ -658,6 +688,7 @@ export function scanSqliteRange(
   from: number,
   to: number,
   anchored: boolean,
+  onChunk?: (checked: number) => void,
 ): RangeScan {
   const verifier = new ChainVerifier(anchored ? { prevHash: GENESIS_HASH, seq: 1 } : { seq: from });
   let after = from - 1;
@@ -665,6 +696,7 @@ export function scanSqliteRange(
     const rows = read.all(org, after, Math.min(VERIFY_CHUNK, to - after)) as unknown as unknown[][];
     if (rows.length === 0) break;
     if (!verifier.feedArrays(rows)) break;
+    onChunk?.(verifier.checked);
     after = rows[rows.length - 1]![0] as number;
   }
   const idAt = (seq: number | undefined) =>
@@ -708,12 +740,24 @@ function joinRanges(parts: RangeScan[]): ChainScan {
   return { checked, lastSeq, lastHash };
 }
 
-function runVerifyWorker(filePath: string, org: string, from: number, to: number): Promise<RangeScan> {
+/** What a verify worker posts: its count after each chunk (only when asked), then its result. */
+export type VerifyWorkerMessage = { progress: number } | { scan: RangeScan };
+
+function runVerifyWorker(
+  filePath: string,
+  org: string,
+  from: number,
+  to: number,
+  onChunk?: (checked: number) => void,
+): Promise<RangeScan> {
   return new Promise((resolvePromise, reject) => {
     const worker = new Worker(new URL("./sqlite-verify-worker.js", import.meta.url), {
-      workerData: { filePath, org, from, to },
+      workerData: { filePath, org, from, to, reportProgress: onChunk !== undefined },
     });
-    worker.once("message", (scan: RangeScan) => resolvePromise(scan));
+    worker.on("message", (message: VerifyWorkerMessage) => {
+      if ("scan" in message) resolvePromise(message.scan);
+      else onChunk?.(message.progress);
+    });
     worker.once("error", reject);
     worker.once("exit", (code) => {
       if (code !== 0) reject(new Error(`verify worker exited with code ${code}`));
