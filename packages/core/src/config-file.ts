@@ -38,6 +38,7 @@ const FILE_OPTIONS = new Set([
   "adapters",
   "root",
   "failureMode",
+  "watchPolicy",
 ]);
 
 /** Options that are paths: in a config file they are relative to the file's directory. */

@@ -18,6 +18,7 @@ import type { Gate } from "./internal-types.js";
 import { trackInstalledAdapter } from "./manual.js";
 import type { AssemblyOptions, ResolvedOptions } from "./options.js";
 import { resolveOptions } from "./options.js";
+import { watchPolicyFile } from "./policy-watch.js";
 import { AdapterRegistry, rankOf } from "./registry.js";
 import type { AdapterContext, FrameworkAdapter } from "./types.js";
 
@@ -87,8 +88,20 @@ export async function initAssembly(options: AssemblyOptions = {}): Promise<Assem
 async function install(options: ResolvedOptions): Promise<AssemblyContext> {
   const undo: Undo[] = [];
   try {
-    const { gate, agent, policyRules } = await openGate(options);
+    const opened = await openGate(options);
+    const { gate, agent } = opened;
+    let { policyRules } = opened;
     undo.push({ label: "close the gate", run: () => gate.close() });
+    if (options.watchPolicyFile !== undefined && gate.setPolicy !== undefined) {
+      const setPolicy = gate.setPolicy.bind(gate);
+      const watcher = watchPolicyFile({
+        file: options.watchPolicyFile,
+        initial: options.policy!,
+        apply: setPolicy,
+      });
+      undo.push({ label: "stop watching the policy file", run: () => watcher.close() });
+      policyRules = () => watcher.current().policies;
+    }
 
     const host = createHostContext(options.root);
     const registry = await buildRegistry(options, host);
@@ -325,7 +338,9 @@ function fingerprintOf(options: ResolvedOptions): string {
     enforcementMode: options.enforcementMode,
     agent: options.agent,
     policySource: options.policySource,
-    policy: options.policy,
+    // A watched policy changes under a running process: the file, not its content, identifies it.
+    policy: options.watchPolicyFile === undefined ? options.policy : undefined,
+    watchPolicy: options.watchPolicyFile !== undefined,
     store: options.store,
     // The key itself never goes into the fingerprint (it is shown in error details).
     gateway: options.gateway && {

@@ -24,6 +24,7 @@ import type {
   TokenReservation,
   VerifyResult,
 } from "@aa/engine";
+import type { PolicyDocument } from "@aa/policy";
 
 export interface Gate {
   readonly kind: "embedded" | "remote";
@@ -64,6 +65,11 @@ export interface Gate {
     options?: { agentId?: string },
   ): Promise<Delegation>;
   listDelegations?(filter?: DelegationFilter): Promise<Delegation[]>;
+  /**
+   * Replace the policy in force; the change is recorded in the chain (`policy.changed`). Embedded
+   * only: a gateway's policy is its admins' (`PUT /v1/policies`).
+   */
+  setPolicy?(policy: PolicyDocument, changedBy: string): Promise<void>;
   /** The governance posture score (a remote gate may not offer it). */
   posture?(): Promise<Posture>;
   close(): Promise<void>;

@@ -36,6 +36,12 @@ export interface AssemblyOptions {
   gatewayClient?: { retryDelaysMs?: readonly number[]; requestTimeoutMs?: number };
   /** Embedded: a policy file path, or an inline policy object. Default: `aa.policy.yaml` found from the root upwards. */
   policy?: string | Record<string, unknown>;
+  /**
+   * Embedded, policy from a file: reload it when the file changes (default false). The next call is
+   * decided by the new policy and the change is recorded (`policy.changed`); a file that does not
+   * load leaves the last good policy in force, with a warning (`AA_POLICY_RELOAD_FAILED`).
+   */
+  watchPolicy?: boolean;
   /** Embedded: SQLite file path or `":memory:"`. Default `.aa/assembly.db` under the root. */
   store?: string;
   /** `"auto"` (default): discover adapters from the host's dependencies; or an explicit list. */
@@ -69,6 +75,8 @@ export interface ResolvedOptions {
   policy: PolicyDocument | undefined;
   /** Where the policy came from (file path or "inline"), for messages. */
   policySource: string;
+  /** The policy file to watch for changes (`watchPolicy`), or undefined. */
+  watchPolicyFile: string | undefined;
   store: string;
   adapters: "auto" | ReadonlyArray<FrameworkAdapter | string>;
   root: string;
@@ -87,6 +95,7 @@ const KNOWN_OPTIONS = new Set([
   "adapters",
   "root",
   "failureMode",
+  "watchPolicy",
 ]);
 
 /** File names looked for when no `policy` option is given, in this order. */
@@ -191,6 +200,7 @@ export function resolveOptions(
     gateway === undefined
       ? loadPolicy(options.policy, root)
       : { policy: undefined, policySource: `gateway ${gateway.url}` };
+  const watchPolicyFile = resolveWatchPolicy(options.watchPolicy, gateway, policySource);
   return {
     mode: "sdk-only" === mode ? "sdk-only" : "auto",
     enforcementMode,
@@ -198,6 +208,7 @@ export function resolveOptions(
     gateway,
     policy,
     policySource,
+    watchPolicyFile,
     store,
     adapters,
     root,
@@ -333,6 +344,33 @@ function resolveAdapters(value: AssemblyOptions["adapters"]): ResolvedOptions["a
     }
   }
   return value;
+}
+
+function resolveWatchPolicy(
+  value: unknown,
+  gateway: ResolvedGateway | undefined,
+  policySource: string,
+): string | undefined {
+  if (value === undefined || value === false) return undefined;
+  if (value !== true) {
+    throw new ConfigurationError(
+      "watchPolicy",
+      `watchPolicy must be true or false, got ${JSON.stringify(value)}`,
+    );
+  }
+  if (gateway !== undefined) {
+    throw new ConfigurationError(
+      "watchPolicy",
+      "watchPolicy applies to the embedded gate only: a gateway's policy is changed by its admins (PUT /v1/policies); remove watchPolicy or gatewayUrl",
+    );
+  }
+  if (policySource === "inline") {
+    throw new ConfigurationError(
+      "watchPolicy",
+      'watchPolicy needs a policy file, but the policy was given inline; pass policy: "./aa.policy.yaml" or remove watchPolicy',
+    );
+  }
+  return policySource;
 }
 
 function loadPolicy(

@@ -48,6 +48,7 @@ export async function openEmbeddedGate(options: { policy: PolicyDocument; store:
     audit: (query) => call(() => engine.audit(query)),
     verify: () => call(() => engine.verify()),
     posture: () => call(() => engine.posture()),
+    setPolicy: (policy, changedBy) => call(() => engine.setPolicy(policy, changedBy)),
     delegate: (parent, name, options) => call(() => engine.delegate(parent, name, options)),
     revokeDelegation: (id, by, options) => call(() => engine.revokeDelegation(id, by, options)),
     listDelegations: (filter) => call(() => engine.listDelegations(filter)),
