@@ -153,6 +153,11 @@ export async function openEngine(options: EngineOptions): Promise<DecisionEngine
       option: "appendWorker",
     });
   }
+  if (options.groupCommit !== undefined && options.groupCommit !== "tick" && options.groupCommit !== "io") {
+    throw new EngineError("INVALID_OPTIONS", 400, '`groupCommit` must be "tick" or "io"', {
+      option: "groupCommit",
+    });
+  }
   const store = await openStore(options.store ?? ".aa/assembly.db", {
     appendWorker: options.appendWorker === true,
   });
@@ -275,10 +280,15 @@ export class DecisionEngine implements Engine {
     this.#interval = interval;
     this.#defaultMode = options.enforcementMode ?? "enforce";
     this.#redactor = buildRedactor(policy.document, hmac);
-    this.#writer = new ChainWriter(store, org, (seq, hash) => {
-      this.#maybeCheckpoint(seq, hash);
-      if (this.#events.listening) this.#events.wake();
-    });
+    this.#writer = new ChainWriter(
+      store,
+      org,
+      (seq, hash) => {
+        this.#maybeCheckpoint(seq, hash);
+        if (this.#events.listening) this.#events.wake();
+      },
+      options.groupCommit ?? "tick",
+    );
     this.#events = new EventHub(store, org, options.eventsPollMs ?? DEFAULT_EVENTS_POLL_MS);
     this.#breaker = new CircuitBreaker(options.circuitBreaker);
     this.#budgetsFromPolicy = options.budgets === undefined;

@@ -279,6 +279,14 @@ export interface EngineOptions {
    * is free for the worker. Default `false`. See docs/audit.md (Performance).
    */
   appendWorker?: boolean;
+  /**
+   * When queued audit appends are committed together. `"tick"` (default): at the end of the current
+   * tick (a microtask), so a lone caller pays no timer: right for an agent process. `"io"`: after
+   * the event loop's I/O phase (`setImmediate`), so decisions for requests that arrived on many
+   * sockets in the same poll share one transaction: right for a server (the gateway uses it).
+   * Durability is the same either way: a caller is answered after its record is committed.
+   */
+  groupCommit?: "tick" | "io";
   /** Mode for requests that do not set one. Default `enforce`. */
   enforcementMode?: EnforcementMode;
   /**

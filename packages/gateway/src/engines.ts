@@ -55,6 +55,8 @@ export class EnginePool {
     if (this.#closed) throw new Error("the gateway is shutting down");
     const stored = await this.#gatewayStore.getPolicy(orgId);
     const engine = await openEngine({
+      // A server: decisions for requests read in the same I/O phase share one commit.
+      groupCommit: "io",
       ...this.#options,
       store: this.#store,
       orgId,

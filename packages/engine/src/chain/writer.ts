@@ -26,15 +26,19 @@ export class ChainWriter {
   /** Batches handed to the store and not settled yet. */
   #inFlight = 0;
   #idle: (() => void)[] = [];
+  /** Schedules a flush: end of this tick, or after the event loop's I/O phase (see EngineOptions.groupCommit). */
+  readonly #later: (flush: () => void) => void;
 
   constructor(
     store: AuditStore,
     org: string,
     afterCommit: (lastSeq: number, lastHash: string | undefined) => void,
+    groupCommit: "tick" | "io" = "tick",
   ) {
     this.#store = store;
     this.#org = org;
     this.#afterCommit = afterCommit;
+    this.#later = groupCommit === "io" ? (flush) => setImmediate(flush) : queueMicrotask;
   }
 
   /** True when the store seals plain records later, in batches (the memory store). */
@@ -88,7 +92,7 @@ export class ChainWriter {
     if (this.#scheduled || this.#queue.length === 0) return;
     if (this.#inFlight >= (this.#store.pipelines ? 2 : 1)) return; // #settle schedules again
     this.#scheduled = true;
-    queueMicrotask(() => this.#flush());
+    this.#later(() => this.#flush());
   }
 
   #flush(): void {
