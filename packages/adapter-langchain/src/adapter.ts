@@ -322,15 +322,17 @@ function governed(
         ),
       );
     }
-    return interceptor
-      .intercept(call, () => original.apply(this, args))
-      .catch((error: unknown) => {
-        const ToolMessage = answerWith();
-        if (ToolMessage && call.toolCallId !== undefined && isGovernanceError(error)) {
-          return deniedToolMessage(ToolMessage, error, call, call.toolCallId);
-        }
-        throw error;
-      });
+    const running = interceptor.intercept(call, () => original.apply(this, args));
+    // Only a call with a tool-call id can be answered with a ToolMessage: a direct
+    // `tool.invoke(args)` gets the interceptor's promise as is (no extra promise, no extra hop).
+    if (call.toolCallId === undefined) return running;
+    return running.catch((error: unknown) => {
+      const ToolMessage = answerWith();
+      if (ToolMessage && call.toolCallId !== undefined && isGovernanceError(error)) {
+        return deniedToolMessage(ToolMessage, error, call, call.toolCallId);
+      }
+      throw error;
+    });
   };
 }
 

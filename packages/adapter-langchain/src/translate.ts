@@ -99,18 +99,31 @@ function metadataOf(tool: ToolLike, config: RunnableConfigLike | undefined): Rec
   copyPlainJsonFields(config?.metadata, metadata);
   const runName = stringOrUndefined(config?.runName);
   if (runName !== undefined) metadata.runName = runName;
-  const tags = [...stringsOf(config?.tags), ...stringsOf(tool.tags)];
-  if (tags.length > 0) metadata.tags = [...new Set(tags)];
+  // Runs on every call: no arrays or Set unless there are tags (LangChain passes `tags: []`).
+  const tags = addStrings(addStrings(undefined, config?.tags), tool.tags);
+  if (tags !== undefined) metadata.tags = tags;
   return metadata;
 }
 
-function stringsOf(value: unknown): string[] {
-  return Array.isArray(value) ? value.filter((item): item is string => typeof item === "string") : [];
+/** `into` plus the strings of `value` not already in it, in order; `undefined` while there are none. */
+function addStrings(into: string[] | undefined, value: unknown): string[] | undefined {
+  if (!Array.isArray(value)) return into;
+  let out = into;
+  for (const item of value) {
+    if (typeof item !== "string") continue;
+    if (out === undefined) out = [item];
+    else if (!out.includes(item)) out.push(item);
+  }
+  return out;
 }
 
+// These run on every call (every tool carries `metadata.versions`): plain loops over own keys, no
+// entry/value arrays or callbacks allocated.
 function copyPlainJsonFields(source: unknown, target: Record<string, unknown>): void {
   if (typeof source !== "object" || source === null || Array.isArray(source)) return;
-  for (const [key, value] of Object.entries(source)) {
+  const record = source as Record<string, unknown>;
+  for (const key of Object.keys(record)) {
+    const value = record[key];
     if (isPlainJson(value, 0)) target[key] = value;
   }
 }
@@ -122,10 +135,15 @@ function isPlainJson(value: unknown, depth: number): boolean {
   if (value === null || typeof value === "string" || typeof value === "boolean") return true;
   if (typeof value === "number") return Number.isFinite(value);
   if (typeof value !== "object" || depth >= MAX_JSON_DEPTH) return false;
-  if (Array.isArray(value)) return value.every((item) => isPlainJson(item, depth + 1));
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) if (!isPlainJson(value[i], depth + 1)) return false;
+    return true;
+  }
   const proto = Object.getPrototypeOf(value);
   if (proto !== Object.prototype && proto !== null) return false;
-  return Object.values(value).every((item) => isPlainJson(item, depth + 1));
+  const record = value as Record<string, unknown>;
+  for (const key of Object.keys(record)) if (!isPlainJson(record[key], depth + 1)) return false;
+  return true;
 }
 
 /** Constructor of LangChain's `ToolMessage`, from the same build as the tool being answered. */

@@ -102,6 +102,36 @@ describe("LangChain patch", () => {
     expect((call.native as { tags?: unknown }).tags).toEqual(["billing"]);
   });
 
+  it("merges run and tool tags once each (strings only) and keeps only lossless JSON metadata", async () => {
+    const interceptor = new RecordingInterceptor();
+    await langchainAdapter.registerHooks(interceptor, host);
+    const tagged = new DynamicStructuredTool({
+      name: "tagged",
+      description: "t",
+      schema: z.object({}),
+      tags: ["tool-tag", "billing"],
+      metadata: { owner: "ops", nan: Number.NaN, list: [1, "two", null], mixed: [1, () => 1] },
+      func: async () => "ok",
+    });
+    await tagged.invoke(
+      {},
+      { tags: ["billing", 3 as never, "run", "billing"], metadata: { inf: Number.POSITIVE_INFINITY, n: 1 } },
+    );
+    const call = interceptor.calls[0]!;
+    // Explicit tool metadata replaces LangChain's version stamp.
+    expect(call.metadata).toEqual({
+      owner: "ops",
+      list: [1, "two", null],
+      n: 1,
+      runName: "tagged",
+      tags: ["billing", "run", "tool-tag"],
+    });
+    // A call without tags records none.
+    interceptor.calls.length = 0;
+    await adder([]).invoke({ a: 1, b: 1 });
+    expect(interceptor.calls[0]!.metadata).not.toHaveProperty("tags");
+  });
+
   it("passes the raw input (before schema validation) and still lets the schema reject it after an allow", async () => {
     const interceptor = new RecordingInterceptor();
     await langchainAdapter.registerHooks(interceptor, host);

@@ -114,7 +114,9 @@ export class GateInterceptor implements Interceptor {
     switch (result.status) {
       case "executed":
         // The common case needs neither the re-run memo nor the nesting frame: call straight through.
-        if (eventId === undefined && !markNested) return invoke();
+        // `return await` settles this promise with the tool's value; `return invoke()` would adopt
+        // the tool's promise as a thenable, two more microtask hops on every governed call.
+        if (eventId === undefined && !markNested) return await invoke();
         return this.#run(eventId, invoke, markNested);
       case "denied":
         throw deniedError(result, call);
