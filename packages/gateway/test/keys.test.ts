@@ -55,4 +55,17 @@ describe("API keys", () => {
     // The same id and secret presented as an operator key do not become an operator.
     expect((await gw.call(`aa_operator_${id}_${secret}`, "GET", "/v1/whoami")).status).toBe(401);
   });
+
+  it("with the key cache on, a remembered key does not make a wrong secret or another kind's prefix pass", async () => {
+    const gw = await gateway({ keyCacheMs: 600_000 });
+    expect((await gw.call(gw.keys.agent, "GET", "/v1/whoami")).status).toBe(200);
+    expect((await gw.call(gw.keys.agent, "GET", "/v1/whoami")).body).toMatchObject({
+      agentId: "release-bot",
+    });
+    const [, kind, id, secret] = gw.keys.agent.split("_") as [string, string, string, string];
+    const wrongSecret = `aa_${kind}_${id}_${secret.replace(/^./, (c) => (c === "0" ? "1" : "0"))}`;
+    expect((await gw.call(wrongSecret, "GET", "/v1/whoami")).status).toBe(401);
+    expect((await gw.call(`aa_operator_${id}_${secret}`, "GET", "/v1/whoami")).status).toBe(401);
+    expect((await gw.call(gw.keys.agent, "GET", "/v1/whoami")).status).toBe(200);
+  });
 });
