@@ -3,6 +3,13 @@
  * Fastify validates bodies against the JSON schemas in ./schemas.ts (the same ones the OpenAPI
  * file names), so malformed JSON, a wrong type or an unknown field never reaches the engine.
  */
+import {
+  createServer,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type ServerOptions,
+  type ServerResponse,
+} from "node:http";
 import { PassThrough } from "node:stream";
 import type { ActionResult, Approval, DecisionEngine, DecisionRequest, EngineEventType } from "@aa/engine";
 import { ENGINE_EVENT_TYPES, EngineError } from "@aa/engine";
@@ -16,6 +23,7 @@ import {
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { EnginePool, type SharedEngineOptions } from "./engines.js";
 import { GatewayError, toWireError } from "./errors.js";
+import { fastActions } from "./fast-actions.js";
 import {
   type DatabaseLocation,
   engineStoreFor,
@@ -89,17 +97,46 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   /** Aborted when the gateway starts closing: long polls answer, event streams end. */
   const closing = new AbortController();
   const allowedModes = new Set<string>(options.agentEnforcementModes ?? []);
+  const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  /** Fastify's Ajv instance (the one that compiles the routes' body schemas). */
+  let ajv:
+    | { compile(schema: object): ((data: unknown) => boolean) & { errors?: unknown[] | null } }
+    | undefined;
+  /** Answers POST /v1/actions without Fastify's pipeline (see fast-actions.ts); set once `app` exists. */
+  let fast: ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined;
 
   const app = Fastify({
     logger: options.logger
       ? { serializers: { req: (req) => ({ method: req.method, url: req.url }) } }
       : false,
-    bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    bodyLimit,
     // Strict bodies: an unknown field or a wrong type is an error, never silently dropped or coerced.
     ajv: {
       customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false },
+      onCreate: (instance) => {
+        ajv = instance;
+      },
     },
     return503OnClosing: true,
+    // The same node:http server Fastify would create, with the decision route answered first by
+    // the fast path (off with the logger on: Fastify's request log would miss decisions).
+    serverFactory: (handler, serverOptions) => {
+      const http = (serverOptions as { http?: ServerOptions }).http ?? {};
+      const server = createServer(http, (req, res) => {
+        if (fast === undefined || !fast(req, res)) handler(req, res);
+      });
+      const o = serverOptions as {
+        keepAliveTimeout: number;
+        requestTimeout: number;
+        connectionTimeout: number;
+        maxRequestsPerSocket: number;
+      };
+      server.keepAliveTimeout = o.keepAliveTimeout;
+      server.requestTimeout = o.requestTimeout;
+      server.setTimeout(o.connectionTimeout);
+      if (o.maxRequestsPerSocket > 0) server.maxRequestsPerSocket = o.maxRequestsPerSocket;
+      return server;
+    },
   });
 
   app.setErrorHandler((error, _request, reply) => {
@@ -122,6 +159,11 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   async function authenticate(request: FastifyRequest, ...roles: Role[]): Promise<Principal> {
     const principal = await keys.verify(request.headers.authorization);
     request.principal = principal;
+    authorize(principal, roles);
+    return principal;
+  }
+
+  function authorize(principal: Principal, roles: Role[]): void {
     if (!roles.includes(principal.kind)) {
       throw new GatewayError(
         "FORBIDDEN",
@@ -130,7 +172,36 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         { role: principal.kind, allowed: roles },
       );
     }
-    return principal;
+  }
+
+  /** `POST /v1/actions` after its body was parsed and validated (Fastify's route and the fast path). */
+  async function decideAction(headers: IncomingHttpHeaders, body: Omit<DecisionRequest, "agent">) {
+    const principal = await keys.verify(headers.authorization);
+    authorize(principal, ["agent"]);
+    const delegationToken = delegationHeader(headers);
+    const engine = await pool.get(principal.orgId);
+    if (
+      body.enforcementMode !== undefined &&
+      body.enforcementMode !== "enforce" &&
+      !allowedModes.has(body.enforcementMode) &&
+      // A fail-open record reports a call that already ran while the gateway was unreachable:
+      // refusing it would lose that evidence; it is recorded with the fail-open marker.
+      !(body.enforcementMode === "disabled" && body.failOpen === true)
+    ) {
+      throw new GatewayError(
+        "ENFORCEMENT_MODE_FORBIDDEN",
+        403,
+        `This gateway does not let agents choose enforcementMode "${body.enforcementMode}" (it would let calls run that the policy denies); drop the field, or ask the gateway's operator to allow it`,
+        { enforcementMode: body.enforcementMode },
+      );
+    }
+    // With a token, the engine attributes the call to the token's child agent, which must
+    // descend from the key's agent (the holder presenting it).
+    return engine.decide({
+      ...body,
+      agent: { id: principal.agentId! },
+      ...(delegationToken !== undefined ? { delegationToken } : {}),
+    });
   }
 
   const operatorRoles: Role[] = ["operator", "admin"];
@@ -205,34 +276,10 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
 
       // -------------------------------------------------------------- actions
 
-      v1.post("/actions", { schema: { body: schemas.ActionRequest } }, async (request) => {
-        const principal = await authenticate(request, "agent");
-        const delegationToken = delegationHeader(request);
-        const engine = await pool.get(principal.orgId);
-        const body = request.body as Omit<DecisionRequest, "agent">;
-        if (
-          body.enforcementMode !== undefined &&
-          body.enforcementMode !== "enforce" &&
-          !allowedModes.has(body.enforcementMode) &&
-          // A fail-open record reports a call that already ran while the gateway was unreachable:
-          // refusing it would lose that evidence; it is recorded with the fail-open marker.
-          !(body.enforcementMode === "disabled" && body.failOpen === true)
-        ) {
-          throw new GatewayError(
-            "ENFORCEMENT_MODE_FORBIDDEN",
-            403,
-            `This gateway does not let agents choose enforcementMode "${body.enforcementMode}" (it would let calls run that the policy denies); drop the field, or ask the gateway's operator to allow it`,
-            { enforcementMode: body.enforcementMode },
-          );
-        }
-        // With a token, the engine attributes the call to the token's child agent, which must
-        // descend from the key's agent (the holder presenting it).
-        return engine.decide({
-          ...body,
-          agent: { id: principal.agentId! },
-          ...(delegationToken !== undefined ? { delegationToken } : {}),
-        });
-      });
+      // Ordinary decision requests never get here: the fast path answers them (fast-actions.ts).
+      v1.post("/actions", { schema: { body: schemas.ActionRequest } }, async (request) =>
+        decideAction(request.headers, request.body as Omit<DecisionRequest, "agent">),
+      );
 
       // -------------------------------------------------------------- approvals
 
@@ -326,7 +373,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
           assertOwnApproval(principal, approval);
           if (approval.agentId === principal.agentId) return engine.releaseApproval(id, principal.agentId);
           // A delegated child's call is released for the child, on its (still valid) token.
-          const token = delegationHeader(request);
+          const token = delegationHeader(request.headers);
           const held = token === undefined ? undefined : await engine.verifyDelegation(token);
           if (held?.agentId !== approval.agentId || !held.chain.includes(principal.agentId!)) {
             throw new GatewayError(
@@ -483,7 +530,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
 
       v1.post("/delegations", { schema: { body: schemas.DelegateRequest } }, async (request, reply) => {
         const principal = await authenticate(request, "agent");
-        const delegationToken = delegationHeader(request);
+        const delegationToken = delegationHeader(request.headers);
         const { name, capabilities, ttlSeconds } = request.body as {
           name: string;
           capabilities: string[];
@@ -637,6 +684,24 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     { prefix: "/v1" },
   );
 
+  if (!options.logger) {
+    const parseJson = app.getDefaultJsonParser("error", "error");
+    let validate: ReturnType<NonNullable<typeof ajv>["compile"]> | undefined;
+    fast = fastActions({
+      bodyLimit,
+      closing: closing.signal,
+      parseJson: (req, body, done) => parseJson(req as never, body, done),
+      validator: () => {
+        // Fastify's Ajv caches compiled schemas by object: this is the route's own validator.
+        if (ajv === undefined) throw new Error("Fastify's validator compiler is not ready");
+        validate ??= ajv.compile(schemas.ActionRequest);
+        return validate;
+      },
+      handle: (headers, body) => decideAction(headers, body as Omit<DecisionRequest, "agent">),
+      logError: (error) => app.log.error(error),
+    });
+  }
+
   app.addHook("preClose", async () => {
     closing.abort();
     for (const end of streams) end();
@@ -672,8 +737,8 @@ function actsFor(principal: Principal, agentId: string | undefined): boolean {
 }
 
 /** The delegation token a request presents in `AA-Delegation`, if any. */
-function delegationHeader(request: FastifyRequest): string | undefined {
-  const header = request.headers["aa-delegation"];
+function delegationHeader(headers: IncomingHttpHeaders): string | undefined {
+  const header = headers["aa-delegation"];
   if (header === undefined) return undefined;
   if (typeof header !== "string" || header.trim() === "") {
     throw new GatewayError(
