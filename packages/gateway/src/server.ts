@@ -53,13 +53,22 @@ export interface GatewayOptions {
    * widen its own authority; the gateway's operator opts in (e.g. `["observe"]` for a shadow rollout).
    */
   agentEnforcementModes?: ("observe" | "disabled")[];
-  /** Fastify's logger (off by default). Keys are never logged: the request serializer omits headers. */
+  /**
+   * Fastify's logger (off by default). Keys are never logged: the request serializer omits headers.
+   * With the logger on, decisions go through Fastify's pipeline too (so each is logged), at a cost
+   * in throughput (see `Gateway.app`).
+   */
   logger?: boolean;
 }
 
 /** A running (or ready to listen) gateway. */
 export interface Gateway {
-  /** The Fastify instance (for `inject` in tests). */
+  /**
+   * The Fastify instance (for `inject` in tests). Ordinary `POST /v1/actions` requests arriving
+   * over HTTP are answered before Fastify's pipeline (same parser, validator, handler and errors;
+   * see fast-actions.ts), so hooks added here do not see them unless `logger` is on; `inject` and
+   * every other route go through Fastify.
+   */
   readonly app: FastifyInstance;
   /** Keys and policies beside the audit store (used by `aa keys`). */
   readonly store: GatewayStore;
