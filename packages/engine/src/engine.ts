@@ -14,6 +14,7 @@ import { type CircuitAdmission, CircuitBreaker } from "./controls/circuit-breake
 import { ContainmentView } from "./controls/containment.js";
 import { computePosture, POSTURE_WINDOW, type PostureRecord } from "./controls/posture.js";
 import { RateLimits, rateLimitsFromPolicy } from "./controls/rate-limits.js";
+import { type SharedCount, SharedCounters, type SharedVerdict } from "./controls/shared-counters.js";
 import { Keyring } from "./crypto/keyring.js";
 import { HmacKeySet } from "./crypto/secret.js";
 import { describeRequestProblem } from "./decision-request.js";
@@ -112,6 +113,13 @@ interface ApprovalSnapshot {
 }
 
 /** What the delegation check decided for one call (absent for calls without a delegation token). */
+/** The shared counters' verdict on a call, with the policy and decision it was predicted with. */
+interface SharedStep {
+  verdict: SharedVerdict;
+  policy: CompiledPolicy;
+  predicted: PolicyDecision | undefined;
+}
+
 interface DelegationVerdict {
   denial: DelegationDenial | undefined;
   delegationId: string | undefined;
@@ -262,6 +270,8 @@ export class DecisionEngine implements Engine {
   readonly #rateLimits: RateLimits;
   /** Rate limits come from the policy file's `rate_limits:` section unless `openEngine({ rateLimits })` sets them. */
   readonly #rateLimitsFromPolicy: boolean;
+  /** Rate limits and the calls budget in the store, shared by replicas (PostgreSQL); else undefined. */
+  readonly #shared: SharedCounters | undefined;
 
   constructor(
     store: AuditStore,
@@ -306,6 +316,7 @@ export class DecisionEngine implements Engine {
       options.rateLimits ?? rateLimitsFromPolicy(policy.document.rate_limits),
       org,
     );
+    this.#shared = SharedCounters.for(store, org);
   }
 
   /** @internal */
@@ -452,13 +463,71 @@ export class DecisionEngine implements Engine {
     return `v${key.version}:${createHmac("sha256", key.secret).update(canonical).digest("hex")}`;
   }
 
+  /** The policy's verdict on a call (pure: no state changes). */
+  #evaluate(policy: CompiledPolicy, request: DecisionRequest): PolicyDecision {
+    return policy.evaluate({
+      actionType: request.actionType,
+      args: request.args,
+      metadata: request.metadata,
+      agent: {
+        id: request.agent.id,
+        depth: request.delegationChain ? request.delegationChain.length - 1 : 0,
+        parent:
+          request.delegationChain && request.delegationChain.length > 1
+            ? request.delegationChain.at(-2)!
+            : null,
+      },
+      tool:
+        request.mcpServer === undefined
+          ? { name: request.toolName, framework: request.framework }
+          : { name: request.toolName, framework: request.framework, mcpServer: request.mcpServer },
+      dataAccessed: request.dataAccessed,
+      user: request.principal === undefined ? undefined : evaluationUser(request.principal),
+    });
+  }
+
+  /**
+   * Replicas on PostgreSQL share the calls budget and rate limits: before the decision, one atomic
+   * store step checks the call's counters and counts it where it will count (the policy, which is
+   * pure, is evaluated first to know). Undefined when the counters are this process's own.
+   */
+  #countShared(
+    request: DecisionRequest,
+    delegated: DelegationVerdict | undefined,
+  ): Promise<SharedStep> | undefined {
+    const mode = request.enforcementMode ?? this.#defaultMode;
+    if (this.#shared === undefined || mode !== "enforce") return undefined;
+    if (this.#budgets.inactive && this.#rateLimits.inactive) return undefined;
+    const agentId = request.agent.id;
+    if (delegated?.denial !== undefined || this.#containment.blocking(agentId, request.delegationChain)) {
+      return undefined;
+    }
+    const policy = this.#policy;
+    const breakerDenies = this.#breaker.admit(agentId, Date.now(), false) === "deny";
+    const predicted = breakerDenies ? undefined : this.#evaluate(policy, request);
+    const will = breakerDenies ? "denied" : decisionStatus(predicted).status;
+    const counts = request.dryRun !== true;
+    return this.#shared
+      .check(
+        agentId,
+        request.principal,
+        this.#budgets,
+        this.#rateLimits,
+        counts && will === "executed",
+        counts && will !== "denied",
+      )
+      .then((verdict) => ({ verdict, policy, predicted }));
+  }
+
   async #decideNow(
     request: DecisionRequest,
     idempotency: { key: string; fingerprint: string } | undefined,
     delegated: DelegationVerdict | undefined,
   ): Promise<ActionResult> {
+    const pending = this.#countShared(request, delegated);
+    const step = pending === undefined ? undefined : await pending;
     const mode = request.enforcementMode ?? this.#defaultMode;
-    const policy = this.#policy;
+    const policy = step?.policy ?? this.#policy;
     const agentId = request.agent.id;
     // The delegation check, operator containment, the calls budget and the circuit breaker come
     // before the policy: in-memory checks only.
@@ -468,17 +537,22 @@ export class DecisionEngine implements Engine {
         ? undefined
         : this.#containment.blocking(agentId, request.delegationChain);
     const budgeted = mode === "enforce" && !this.#budgets.inactive;
-    const budgetClock = budgeted ? Date.now() : 0;
-    const overBudget =
-      budgeted && contained === undefined && delegationDenial === undefined
-        ? this.#budgets.callsExceeded(agentId, budgetClock)
-        : undefined;
     const rateLimited = mode === "enforce" && !this.#rateLimits.inactive;
-    const rateClock = rateLimited ? (budgeted ? budgetClock : Date.now()) : 0;
+    const shared = step?.verdict;
+    const budgetClock = budgeted && shared === undefined ? Date.now() : 0;
+    const overBudget =
+      shared !== undefined
+        ? shared.overBudget
+        : budgeted && contained === undefined && delegationDenial === undefined
+          ? this.#budgets.callsExceeded(agentId, budgetClock)
+          : undefined;
+    const rateClock = rateLimited && shared === undefined ? (budgeted ? budgetClock : Date.now()) : 0;
     const overRate =
-      rateLimited && contained === undefined && overBudget === undefined && delegationDenial === undefined
-        ? this.#rateLimits.exceeded(agentId, request.principal, rateClock)
-        : undefined;
+      shared !== undefined
+        ? shared.overRate
+        : rateLimited && contained === undefined && overBudget === undefined && delegationDenial === undefined
+          ? this.#rateLimits.exceeded(agentId, request.principal, rateClock)
+          : undefined;
     const admission: CircuitAdmission =
       mode === "enforce" &&
       contained === undefined &&
@@ -501,25 +575,7 @@ export class DecisionEngine implements Engine {
     const decision: PolicyDecision | undefined =
       mode === "disabled" || blockedMessage !== undefined
         ? undefined
-        : policy.evaluate({
-            actionType: request.actionType,
-            args: request.args,
-            metadata: request.metadata,
-            agent: {
-              id: request.agent.id,
-              depth: request.delegationChain ? request.delegationChain.length - 1 : 0,
-              parent:
-                request.delegationChain && request.delegationChain.length > 1
-                  ? request.delegationChain.at(-2)!
-                  : null,
-            },
-            tool:
-              request.mcpServer === undefined
-                ? { name: request.toolName, framework: request.framework }
-                : { name: request.toolName, framework: request.framework, mcpServer: request.mcpServer },
-            dataAccessed: request.dataAccessed,
-            user: request.principal === undefined ? undefined : evaluationUser(request.principal),
-          });
+        : (step?.predicted ?? this.#evaluate(policy, request));
     const redacted = this.#redactor({
       args: request.args,
       metadata: request.metadata,
@@ -546,10 +602,17 @@ export class DecisionEngine implements Engine {
                   : "CIRCUIT_OPEN",
           };
     const status: ActionStatus = mode === "enforce" || blockedMessage ? enforced.status : "executed";
-    if (budgeted && status === "executed" && !request.dryRun) this.#budgets.countCall(agentId, budgetClock);
-    // A rate limit counts every admitted call (executed now or held for approval), in the same tick as its check.
-    if (rateLimited && status !== "denied" && !request.dryRun)
-      this.#rateLimits.count(agentId, request.principal, rateClock);
+    if (shared !== undefined) {
+      // Counted in the store already, as predicted; give back what the outcome does not count.
+      const back: SharedCount[] = status === "denied" ? [...shared.rate] : [];
+      if (shared.calls !== undefined && status !== "executed") back.push(shared.calls);
+      this.#shared!.give(back);
+    } else {
+      if (budgeted && status === "executed" && !request.dryRun) this.#budgets.countCall(agentId, budgetClock);
+      // A rate limit counts every admitted call (executed now or held for approval), in the same tick as its check.
+      if (rateLimited && status !== "denied" && !request.dryRun)
+        this.#rateLimits.count(agentId, request.principal, rateClock);
+    }
     if (admission !== "evaluate" || status === "denied") {
       if (blockedMessage === undefined && !request.dryRun) {
         this.#breaker.record(agentId, admission, status === "denied", Date.now());
@@ -1377,7 +1440,9 @@ export class DecisionEngine implements Engine {
       effects: [{ type: "approval.consume", approvalId, at }],
     });
     if (!outcome.ok) throw outcome.error;
-    this.#budgets.countCall(agentId, Date.now());
+    if (this.#shared === undefined) this.#budgets.countCall(agentId, Date.now());
+    // The release is committed: a count that fails to reach the shared counter is not worth failing it.
+    else await this.#shared.countCall(agentId, this.#budgets).catch(() => undefined);
     return {
       status: "executed",
       auditEventId: fields.id,
@@ -1637,6 +1702,7 @@ export class DecisionEngine implements Engine {
   async close(): Promise<void> {
     if (this.#closed) return;
     await this.#writer.drain();
+    await this.#shared?.drain();
     await Promise.all(this.#pendingCheckpoints);
     try {
       await this.checkpoint();

@@ -4,16 +4,32 @@ import { compilePolicy, parsePolicy } from "@aa/policy";
 import { describe, expect, it } from "vitest";
 import { EngineError, openEngine } from "../src/index.js";
 import { agent, POLICY_YAML, policy, tempDir } from "./helpers.js";
+import { pgSchemaUrl } from "./pg.js";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const small = { agent, actionType: "pr.open", metadata: { pr_size: 5 } };
 const dir = tempDir("aa-engine-budgets-");
-const stores = { memory: () => ":memory:", sqlite: () => join(dir, `budgets-${Math.random()}.db`) };
+const pgUrl = pgSchemaUrl();
+// On PostgreSQL the calls budget is a counter in the store, shared by replicas (docs/controls.md);
+// each engine gets an org of its own there, as the files give the other stores.
+const stores = {
+  memory: () => ":memory:",
+  sqlite: () => join(dir, `budgets-${Math.random()}.db`),
+  postgres: () => pgUrl(),
+};
+let orgs = 0;
+const orgId = () => `budgets-${process.pid}-${++orgs}`;
 
 describe.each(Object.entries(stores))("budgets on the %s store", (_kind, store) => {
   it("denies executed calls over the calls budget with BUDGET_EXCEEDED, audited, until the window resets", async () => {
-    const windowMs = 800;
-    const engine = await openEngine({ policy, store: store(), budgets: { calls: { limit: 2, windowMs } } });
+    // Long enough for the calls below to fall in one window on a loaded machine and a remote store.
+    const windowMs = 1500;
+    const engine = await openEngine({
+      policy,
+      store: store(),
+      orgId: orgId(),
+      budgets: { calls: { limit: 2, windowMs } },
+    });
     expect(await engine.decide(small)).toMatchObject({ status: "executed" });
     // A denial and a held call are not executed calls: they do not use the budget.
     expect(await engine.decide({ ...small, metadata: { pr_size: 500 } })).toMatchObject({ status: "denied" });
@@ -26,7 +42,7 @@ describe.each(Object.entries(stores))("budgets on the %s store", (_kind, store) 
       denialReason: "BUDGET_EXCEEDED",
       conditionsEvaluated: [],
     });
-    expect(over.message).toContain("2 executed calls per 800 ms");
+    expect(over.message).toContain(`2 executed calls per ${windowMs} ms`);
     expect(over.message).toContain(engine.agentState(agent.id).budgets.calls!.resetsAt!);
     // Dry runs report it without counting; other agents have their own budget.
     expect(await engine.decide({ ...small, dryRun: true })).toMatchObject({

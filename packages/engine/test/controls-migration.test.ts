@@ -58,7 +58,9 @@ describe("agent_controls and delegations migrations", () => {
     const client = new pg.Client({ connectionString: PG_URL });
     await client.connect();
     await client.query(
-      `DROP TABLE ${schema}.agent_controls; DROP TABLE ${schema}.delegations; DELETE FROM ${schema}.schema_version WHERE version > 3`,
+      `DROP TABLE ${schema}.agent_controls; DROP TABLE ${schema}.delegations; DROP TABLE ${schema}.counters;
+       DROP FUNCTION ${schema}.aa_take_counters; DROP FUNCTION ${schema}.aa_give_counters;
+       DELETE FROM ${schema}.schema_version WHERE version > 3`,
     );
     await containAfterUpgrade(url, orgId);
     const { rows } = await client.query(`SELECT MAX(version) AS v FROM ${schema}.schema_version`);

@@ -104,6 +104,25 @@ export class Budgets {
     return window;
   }
 
+  /** The agent's calls budget, if it has one (undefined also when budgets are off). */
+  callsLimit(agentId: string): BudgetLimit | undefined {
+    return this.inactive ? undefined : this.#limit(agentId, "calls");
+  }
+
+  /**
+   * Adopts the agent's calls window as the store's shared counter reported it (replicas on
+   * PostgreSQL), so `usage` shows what every replica counted.
+   */
+  mirrorCalls(agentId: string, startedAt: number | undefined, used: number): void {
+    if (startedAt === undefined) return;
+    const window = this.#windows.calls.get(agentId);
+    if (window === undefined) this.#windows.calls.set(agentId, { startedAt, used });
+    else if (startedAt >= window.startedAt) {
+      window.startedAt = startedAt;
+      window.used = used;
+    }
+  }
+
   /** Why the agent's next call is over its calls budget, or undefined when it fits. */
   callsExceeded(agentId: string, now: number): string | undefined {
     if (this.inactive) return undefined;
@@ -111,7 +130,7 @@ export class Budgets {
     if (limit === undefined) return undefined;
     const window = this.#window(agentId, "calls", limit, now, false);
     if (window === undefined || window.used < limit.limit) return undefined;
-    return `Agent ${agentId} has used its calls budget (${limit.limit} executed calls per ${limit.windowMs} ms); calls are denied until the window resets at ${new Date(window.startedAt + limit.windowMs).toISOString()}`;
+    return callsBudgetSpent(agentId, limit, window.startedAt);
   }
 
   /** Counts one executed call. */
@@ -216,6 +235,11 @@ export class Budgets {
     }
     return out;
   }
+}
+
+/** Why a call is denied by a spent calls budget: the budget and when its window resets. */
+export function callsBudgetSpent(agentId: string, limit: BudgetLimit, startedAt: number): string {
+  return `Agent ${agentId} has used its calls budget (${limit.limit} executed calls per ${limit.windowMs} ms); calls are denied until the window resets at ${new Date(startedAt + limit.windowMs).toISOString()}`;
 }
 
 function checkedLimits(options: Limits, where: string): Limits {

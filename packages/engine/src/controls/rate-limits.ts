@@ -92,12 +92,29 @@ export class RateLimits {
     for (const [scope, id, who] of this.#keys(agentId, principal)) {
       const limit = this.#limits[scope]!;
       const window = this.#window(scope, id, limit, now);
-      if (window !== undefined && window.used >= limit.limit) {
-        const resetsAt = new Date(window.startedAt + limit.windowMs).toISOString();
-        return `${who} reached the ${scope} rate limit of ${limit.limit} calls per ${limit.windowMs} ms; calls are denied until the window resets at ${resetsAt}`;
-      }
+      if (window !== undefined && window.used >= limit.limit)
+        return limitReached(who, scope, limit, window.startedAt);
     }
     return undefined;
+  }
+
+  /**
+   * The counters one call touches, for counters kept in the store (shared by replicas): names are
+   * unique per org and never collide across scopes or tenants.
+   */
+  sharedEntries(
+    agentId: string,
+    principal: Principal | undefined,
+  ): { name: string; who: string; scope: RateLimitScope; limit: RateLimit }[] {
+    if (this.inactive) return [];
+    const tenant = principal?.tenant ?? this.#defaultTenant;
+    return this.#keys(agentId, principal).map(([scope, , who]) => ({
+      // The tenant's length makes the name unambiguous whatever characters the ids contain.
+      name: `rate:${scope}:${tenant.length}:${tenant}:${scope === "user" ? principal!.userId : scope === "agent" ? agentId : ""}`,
+      who,
+      scope,
+      limit: this.#limits[scope]!,
+    }));
   }
 
   /** Counts one admitted call against every counter it touches. */
@@ -121,6 +138,17 @@ export class RateLimits {
     for (const [id, window] of windows) if (now - window.startedAt >= windowMs) windows.delete(id);
     this.#sweepAt = Math.max(SWEEP_AT, windows.size * 2);
   }
+}
+
+/** Why a call is denied by a reached limit: who, the limit, the window and when it resets. */
+export function limitReached(
+  who: string,
+  scope: RateLimitScope,
+  limit: RateLimit,
+  startedAt: number,
+): string {
+  const resetsAt = new Date(startedAt + limit.windowMs).toISOString();
+  return `${who} reached the ${scope} rate limit of ${limit.limit} calls per ${limit.windowMs} ms; calls are denied until the window resets at ${resetsAt}`;
 }
 
 function badOption(option: string, problem: string): EngineError {

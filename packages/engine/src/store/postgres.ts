@@ -22,6 +22,8 @@ import type {
   AuditStore,
   ChainHead,
   Checkpoint,
+  CounterEntry,
+  CounterVerdict,
   DelegationQuery,
   DelegationRow,
   IdempotencyRow,
@@ -743,6 +745,72 @@ export class PostgresStore implements AuditStore {
     } finally {
       client.release();
     }
+  }
+
+  /**
+   * One statement for the whole batch (`aa_take_counters`, migration 6), in call order. Each
+   * counter is sent once however many calls touch it; every count a batch makes in a counter falls
+   * in one window (the server reads its clock once), so the counters' state after the batch is
+   * each entry's state.
+   */
+  async takeCounters(org: string, calls: CounterEntry[][]): Promise<CounterVerdict[]> {
+    const index = new Map<string, number>();
+    const names: string[] = [];
+    const counter: number[] = [];
+    const limits: number[] = [];
+    const windows: number[] = [];
+    const take: boolean[] = [];
+    const callEnd: number[] = [];
+    for (const entries of calls) {
+      for (const entry of entries) {
+        let k = index.get(entry.name);
+        if (k === undefined) {
+          k = names.push(entry.name);
+          index.set(entry.name, k);
+        }
+        counter.push(k);
+        limits.push(entry.limit);
+        windows.push(entry.windowMs);
+        take.push(entry.take);
+      }
+      callEnd.push(counter.length);
+    }
+    let out: number[];
+    try {
+      const { rows } = await this.#pool.query<{ out: number[] }>({
+        name: "aa_take_counters",
+        text: "SELECT aa_take_counters($1, $2, $3, $4, $5, $6, $7) AS out",
+        values: [org, names, counter, limits, windows, take, callEnd],
+      });
+      out = rows[0]!.out;
+    } catch (error) {
+      throw storeFailure("STORE_WRITE_FAILED", "Counting the call against shared limits", error);
+    }
+    const n = calls.length;
+    if (out.length !== n + 2 * names.length) {
+      throw storeFailure(
+        "STORE_WRITE_FAILED",
+        "Counting the call against shared limits",
+        new Error(`aa_take_counters returned ${out.length} values for ${n} calls`),
+      );
+    }
+    const states = names.map((_, k) => {
+      const startedAt = out[n + 2 * k]!;
+      return { startedAt: startedAt < 0 ? undefined : startedAt, used: out[n + 2 * k + 1]! };
+    });
+    return calls.map((entries, c) => ({
+      blocked: out[c]! - 1,
+      counters: entries.map((entry) => states[index.get(entry.name)! - 1]!),
+    }));
+  }
+
+  async giveCounters(org: string, counts: { name: string; startedAt: number }[]): Promise<void> {
+    if (counts.length === 0) return;
+    await this.#pool.query({
+      name: "aa_give_counters",
+      text: "SELECT aa_give_counters($1, $2, $3)",
+      values: [org, counts.map((c) => c.name), counts.map((c) => c.startedAt)],
+    });
   }
 
   async close(): Promise<void> {

@@ -172,6 +172,32 @@ export type StoreChange =
 /** Values may be returned directly (memory, SQLite) or as promises (PostgreSQL). */
 export type MaybePromise<T> = T | Promise<T>;
 
+/**
+ * One fixed-window counter a call is checked against (and counts in, when `take`): a rate limit or
+ * the calls budget. Windows start with their first count and roll `windowMs` later.
+ */
+export interface CounterEntry {
+  /** Unique per counter within an org. */
+  name: string;
+  /** The call is refused when the counter has reached this (Infinity: never; used to count only). */
+  limit: number;
+  windowMs: number;
+  /** Count the call in this counter when it passes every entry. */
+  take: boolean;
+}
+
+/** A counter after a call: its window start in ms (undefined: no window yet) and its use. */
+export interface CounterState {
+  startedAt: number | undefined;
+  used: number;
+}
+
+/** What a call's entries said: the index of the first entry at its limit (-1: passed), each counter after its batch. */
+export interface CounterVerdict {
+  blocked: number;
+  counters: CounterState[];
+}
+
 export interface AuditStore {
   readonly kind: "memory" | "sqlite" | "postgres";
   /** SQLite file path (for worker-thread verification and the key file); undefined otherwise. */
@@ -220,5 +246,13 @@ export interface AuditStore {
    * listen failed: callers poll anyway); `stop` ends the watch. Stores without it are polled.
    */
   watch?(listener: (change: StoreChange) => void): { ready: Promise<void>; stop: () => void };
+  /**
+   * Optional (PostgreSQL): counters shared by every process on this store. Decides the calls in
+   * order, atomically across processes: a call passes when none of its entries is at its limit,
+   * and is then counted in the entries it takes (docs/controls.md, "Across replicas").
+   */
+  takeCounters?(org: string, calls: CounterEntry[][]): Promise<CounterVerdict[]>;
+  /** Optional (with `takeCounters`): takes back counts, each in the window it was made in. */
+  giveCounters?(org: string, counts: { name: string; startedAt: number }[]): Promise<void>;
   close(): MaybePromise<void>;
 }

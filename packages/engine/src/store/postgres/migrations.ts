@@ -104,4 +104,97 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
      revoked_at TEXT, revoked_by TEXT, parent_delegation_id TEXT, expired_at TEXT, PRIMARY KEY (org, id));
    CREATE INDEX delegations_child ON delegations (org, child_agent_id);
    CREATE INDEX delegations_expiry ON delegations (org, expires_at);`,
+  // 6: fixed-window counters shared by every replica of an org (rate limits, the calls budget).
+  // A row with started_at NULL has no open window (it was only checked). aa_take_counters decides
+  // a batch of calls in order under the rows' locks, taken in name order so replicas never
+  // deadlock: a call passes when none of its counters is at its limit (windows roll first, as in
+  // memory), and then counts in the counters it takes. Windows run on the server's clock, one
+  // clock for all replicas; it is read once per batch, so a window rolls at most once per batch.
+  // Arguments: the distinct counter names, then per entry its counter (1-based), limit, window and
+  // whether it counts, and per call its last entry. Returned: per call the 1-based position among
+  // its entries of the one at its limit (0: passed), then per counter its window start (-1: none)
+  // and use after the batch. aa_give_counters takes back counts of calls that ended up denied,
+  // in the window they were counted in. Neither waits for a WAL flush at commit: the audit append
+  // of an admitted call flushes the log past its count, so no acknowledged decision's count is lost.
+  `CREATE TABLE counters (
+     org TEXT NOT NULL, name TEXT NOT NULL, started_at BIGINT, used DOUBLE PRECISION NOT NULL,
+     PRIMARY KEY (org, name));
+   CREATE FUNCTION aa_take_counters(p_org TEXT, p_names TEXT[], p_counter INT[], p_limit FLOAT8[],
+     p_window BIGINT[], p_take BOOLEAN[], p_call_end INT[])
+   RETURNS FLOAT8[] LANGUAGE plpgsql AS $fn$
+   DECLARE
+     now_ms BIGINT := floor(extract(epoch FROM clock_timestamp()) * 1000);
+     v_started BIGINT[];
+     v_used FLOAT8[];
+     v_out FLOAT8[];
+     n_calls INT := cardinality(p_call_end);
+     n_names INT := cardinality(p_names);
+     ci INT;
+     e INT;
+     k INT;
+     v_first INT := 1;
+     blocked INT;
+   BEGIN
+     IF cardinality(p_limit) <> cardinality(p_counter) OR cardinality(p_window) <> cardinality(p_counter)
+        OR cardinality(p_take) <> cardinality(p_counter)
+        OR (n_calls > 0 AND p_call_end[n_calls] <> cardinality(p_counter)) THEN
+       RAISE EXCEPTION 'aa_take_counters: inconsistent arguments';
+     END IF;
+     PERFORM set_config('synchronous_commit', 'off', true);
+     INSERT INTO counters (org, name, started_at, used)
+       SELECT p_org, x, NULL, 0 FROM unnest(p_names) AS x ORDER BY x ON CONFLICT DO NOTHING;
+     PERFORM 1 FROM counters WHERE org = p_org AND name = ANY (p_names) ORDER BY name FOR UPDATE;
+     SELECT array_agg(c.started_at ORDER BY u.i), array_agg(c.used ORDER BY u.i) INTO v_started, v_used
+       FROM unnest(p_names) WITH ORDINALITY AS u(name, i) JOIN counters AS c ON c.org = p_org AND c.name = u.name;
+     FOR ci IN 1..n_calls LOOP
+       blocked := 0;
+       FOR e IN v_first..p_call_end[ci] LOOP
+         k := p_counter[e];
+         IF v_started[k] IS NOT NULL AND now_ms - v_started[k] >= p_window[e] THEN
+           v_started[k] := now_ms;
+           v_used[k] := 0;
+         END IF;
+         IF v_started[k] IS NOT NULL AND v_used[k] >= p_limit[e] THEN
+           blocked := e - v_first + 1;
+           EXIT;
+         END IF;
+       END LOOP;
+       IF blocked = 0 THEN
+         FOR e IN v_first..p_call_end[ci] LOOP
+           IF p_take[e] THEN
+             k := p_counter[e];
+             IF v_started[k] IS NULL THEN
+               v_started[k] := now_ms;
+               v_used[k] := 1;
+             ELSE
+               v_used[k] := v_used[k] + 1;
+             END IF;
+           END IF;
+         END LOOP;
+       END IF;
+       v_out[ci] := blocked;
+       v_first := p_call_end[ci] + 1;
+     END LOOP;
+     FOR k IN 1..n_names LOOP
+       v_out[n_calls + 2 * k - 1] := coalesce(v_started[k], -1);
+       v_out[n_calls + 2 * k] := v_used[k];
+     END LOOP;
+     UPDATE counters AS c SET started_at = x.s, used = x.u
+       FROM unnest(p_names, v_started, v_used) AS x(name, s, u)
+       WHERE c.org = p_org AND c.name = x.name
+         AND (c.started_at IS DISTINCT FROM x.s OR c.used <> x.u);
+     RETURN v_out;
+   END
+   $fn$;
+   CREATE FUNCTION aa_give_counters(p_org TEXT, p_names TEXT[], p_started BIGINT[])
+   RETURNS VOID LANGUAGE plpgsql AS $fn$
+   BEGIN
+     PERFORM set_config('synchronous_commit', 'off', true);
+     PERFORM 1 FROM counters WHERE org = p_org AND name = ANY (p_names) ORDER BY name FOR UPDATE;
+     UPDATE counters AS c SET used = greatest(c.used - x.cnt, 0)
+       FROM (SELECT name, started, count(*) AS cnt FROM unnest(p_names, p_started) AS u(name, started)
+             GROUP BY name, started) AS x
+       WHERE c.org = p_org AND c.name = x.name AND c.started_at = x.started;
+   END
+   $fn$;`,
 ];
