@@ -519,13 +519,32 @@ export class DecisionEngine implements Engine {
       .then((verdict) => ({ verdict, policy, predicted }));
   }
 
-  async #decideNow(
+  /**
+   * Not `async`: the committed path hands back the writer's promise, which resolves with the
+   * answer itself (one promise and one hop fewer per call than awaiting the outcome here).
+   */
+  #decideNow(
     request: DecisionRequest,
     idempotency: { key: string; fingerprint: string } | undefined,
     delegated: DelegationVerdict | undefined,
   ): Promise<ActionResult> {
-    const pending = this.#countShared(request, delegated);
-    const step = pending === undefined ? undefined : await pending;
+    try {
+      const pending = this.#countShared(request, delegated);
+      if (pending !== undefined) {
+        return pending.then((step) => this.#decideOrCommit(request, idempotency, delegated, step));
+      }
+      return this.#decideOrCommit(request, idempotency, delegated, undefined);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  #decideOrCommit(
+    request: DecisionRequest,
+    idempotency: { key: string; fingerprint: string } | undefined,
+    delegated: DelegationVerdict | undefined,
+    step: SharedStep | undefined,
+  ): Promise<ActionResult> {
     const mode = request.enforcementMode ?? this.#defaultMode;
     const policy = step?.policy ?? this.#policy;
     const agentId = request.agent.id;
@@ -637,31 +656,35 @@ export class DecisionEngine implements Engine {
         : undefined;
 
     if (request.dryRun) {
-      return result(
-        status,
-        "",
-        message,
-        mode === "enforce" || blockedMessage ? enforced.denialReason : undefined,
-        mode,
-        policyName,
-        policy.hash,
-        conditions,
-        shadow,
+      return Promise.resolve(
+        result(
+          status,
+          "",
+          message,
+          mode === "enforce" || blockedMessage ? enforced.denialReason : undefined,
+          mode,
+          policyName,
+          policy.hash,
+          conditions,
+          shadow,
+        ),
       );
     }
 
     const { ms: now, iso: time } = nowWithIso();
     if (status !== "requested" && idempotency === undefined && this.#writer.defers) {
-      return this.#decideDeferred(request, redacted, conditions, {
-        status,
-        message,
-        denialReason: mode === "enforce" || blockedMessage ? enforced.denialReason : undefined,
-        mode,
-        policyName,
-        policyHash: policy.hash,
-        shadow,
-        time,
-      });
+      return Promise.resolve(
+        this.#decideDeferred(request, redacted, conditions, {
+          status,
+          message,
+          denialReason: mode === "enforce" || blockedMessage ? enforced.denialReason : undefined,
+          mode,
+          policyName,
+          policyHash: policy.hash,
+          shadow,
+          time,
+        }),
+      );
     }
     const argsJson = canonicalJson(redacted.args ?? null);
     const argsHash = "sha256:" + sha256Hex(argsJson);
@@ -770,13 +793,10 @@ export class DecisionEngine implements Engine {
         result: JSON.stringify(answer),
       });
     }
-    const outcome = await this.#writer.append({
-      fields,
-      encoded: encodeRecord(fields),
-      effects: effects.length > 0 ? effects : undefined,
-    });
-    if (!outcome.ok) throw outcome.error;
-    return answer;
+    return this.#writer.commit(
+      { fields, encoded: encodeRecord(fields), effects: effects.length > 0 ? effects : undefined },
+      answer,
+    );
   }
 
   /**

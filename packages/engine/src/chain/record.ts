@@ -128,6 +128,55 @@ const str = (value: string | null): string => (value === null ? "null" : quoteJs
 const json = (value: unknown): string => canonicalJson(value);
 
 /**
+ * A one-entry memo of a string's JSON text. Most of a record's strings repeat from one record to
+ * the next (one agent, one tool, one policy, the same millisecond), and comparing with the last
+ * value (often the very same string object) is cheaper than the escaping scan; on a miss it
+ * costs one compare. The output is always `quoteJson(value)`.
+ */
+function quoteMemo(): (value: string | null) => string {
+  let last: string | null = null;
+  let lastJson = "null";
+  return (value) => {
+    if (value !== last) {
+      last = value;
+      lastJson = value === null ? "null" : quoteJson(value);
+    }
+    return lastJson;
+  };
+}
+const q = {
+  actionType: quoteMemo(),
+  agent: quoteMemo(),
+  denialReason: quoteMemo(),
+  framework: quoteMemo(),
+  kind: quoteMemo(),
+  mode: quoteMemo(),
+  org: quoteMemo(),
+  policyHash: quoteMemo(),
+  policyName: quoteMemo(),
+  status: quoteMemo(),
+  time: quoteMemo(),
+  tool: quoteMemo(),
+  root: quoteMemo(),
+};
+/** Condition names (policy, field, operator) come from the compiled policy: a bounded cache. */
+const conditionNames = new Map<string, string>();
+function quoteName(value: string): string {
+  let text = conditionNames.get(value);
+  if (text === undefined) {
+    if (conditionNames.size >= 1024) conditionNames.clear();
+    text = quoteJson(value);
+    conditionNames.set(value, text);
+  }
+  return text;
+}
+
+/** The delegation chain; a root agent's chain is its own id, encoded like `agent`. */
+function delegationJson(chain: string[]): string {
+  return chain.length === 1 && typeof chain[0] === "string" ? "[" + q.root(chain[0]) + "]" : json(chain);
+}
+
+/**
  * Canonical JSON of condition results. They have a fixed engine shape, so keys are emitted in
  * canonical order directly; anything else falls back to the generic encoder.
  */
@@ -151,11 +200,11 @@ function conditionsJson(conditions: unknown[]): string {
         ',"expected":' +
         (c.expected === undefined ? null : canonicalJson(c.expected)) +
         ',"field":' +
-        quoteJson(c.field as string) +
+        quoteName(c.field as string) +
         ',"operator":' +
-        quoteJson(c.operator as string) +
+        quoteName(c.operator as string) +
         ',"policy":' +
-        quoteJson(c.policy as string) +
+        quoteName(c.policy as string) +
         ',"result":' +
         (c.result ? "true" : "false") +
         "}"
@@ -169,9 +218,9 @@ function conditionsJson(conditions: unknown[]): string {
 export function encodeRecord(r: RecordFields): EncodedRecord {
   const pre =
     '{"action_type":' +
-    quoteJson(r.actionType) +
+    q.actionType(r.actionType) +
     ',"agent":' +
-    quoteJson(r.agent) +
+    q.agent(r.agent) +
     ',"approval_id":' +
     str(r.approvalId) +
     ',"args":' +
@@ -183,39 +232,39 @@ export function encodeRecord(r: RecordFields): EncodedRecord {
     ',"data_accessed":' +
     (r.dataAccessedJson ?? json(r.dataAccessed)) +
     ',"delegation":' +
-    json(r.delegation) +
+    delegationJson(r.delegation) +
     ',"denial_reason":' +
-    str(r.denialReason) +
+    q.denialReason(r.denialReason) +
     ',"fail_open":' +
     (r.failOpen ? "true" : "false") +
     ',"framework":' +
-    str(r.framework) +
+    q.framework(r.framework) +
     ',"id":' +
     quoteSafe(r.id) +
     ',"kind":' +
-    quoteSafe(r.kind) +
+    q.kind(r.kind) +
     ',"metadata":' +
     (r.metadataJson ?? json(r.metadata)) +
     ',"mode":' +
-    quoteSafe(r.mode) +
+    q.mode(r.mode) +
     ',"org":' +
-    quoteJson(r.org) +
+    q.org(r.org) +
     ',"policy_hash":' +
-    quoteSafe(r.policyHash) +
+    q.policyHash(r.policyHash) +
     ',"policy_name":' +
-    str(r.policyName) +
+    q.policyName(r.policyName) +
     ',"prev_hash":"';
   const mid = '","reason":' + str(r.reason) + ',"redaction_rules":' + json(r.redactionRules) + ',"seq":';
   const post =
     ',"shadow":' +
     json(r.shadow) +
     ',"status":' +
-    str(r.status) +
+    q.status(r.status) +
     (r.delegation.length > 1 ? ',"tier":"sub-agent"' : ',"tier":"agent"') +
     ',"time":' +
-    quoteSafe(r.time) +
+    q.time(r.time) +
     ',"tool":' +
-    str(r.tool) +
+    q.tool(r.tool) +
     ',"tool_call_id":' +
     str(r.toolCallId) +
     ',"trace_id":' +

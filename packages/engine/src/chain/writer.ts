@@ -13,8 +13,10 @@ const PIPELINE_HALF_MIN = 64;
 
 interface Waiter {
   item: PendingAppend;
-  resolve: (outcome: AppendOutcome) => void;
+  /** Resolved with the outcome, or with `answer` once committed when the caller gave one. */
+  resolve: (value: AppendOutcome | unknown) => void;
   reject: (error: unknown) => void;
+  answer: unknown;
 }
 
 export class ChainWriter {
@@ -72,7 +74,25 @@ export class ChainWriter {
       }
     }
     return new Promise((resolve, reject) => {
-      this.#queue.push({ item, resolve, reject });
+      this.#queue.push({ item, resolve: resolve as Waiter["resolve"], reject, answer: undefined });
+      this.#schedule();
+    });
+  }
+
+  /**
+   * Appends one record and resolves with `answer` once it is committed, or rejects with the
+   * outcome's error (or an EngineError). Saves the caller an `await` and a promise hop per call
+   * (the decide path's answer is known before the commit). `answer` must not be `undefined`.
+   */
+  commit<T>(item: PendingAppend, answer: T): Promise<T> {
+    if (this.#store.immediate) {
+      return this.append(item).then((outcome) => {
+        if (!outcome.ok) throw outcome.error;
+        return answer;
+      });
+    }
+    return new Promise<T>((resolve, reject) => {
+      this.#queue.push({ item, resolve: resolve as Waiter["resolve"], reject, answer });
       this.#schedule();
     });
   }
@@ -137,8 +157,11 @@ export class ChainWriter {
       let last: AppendOutcome | undefined;
       for (let i = 0; i < batch.length; i++) {
         const outcome = outcomes[i]!;
+        const waiter = batch[i]!;
         if (outcome.ok) last = outcome;
-        batch[i]!.resolve(outcome);
+        if (waiter.answer === undefined) waiter.resolve(outcome);
+        else if (outcome.ok) waiter.resolve(waiter.answer);
+        else waiter.reject(outcome.error);
       }
       if (last?.ok) {
         try {
