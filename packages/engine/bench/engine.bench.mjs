@@ -1,13 +1,24 @@
 // @aa/engine benchmark: durable audit appends, decide() latency, verify speed (PostgreSQL: postgres.bench.mjs).
 // All figures come from this one run; ratios compare against a bare SQLite insert measured here too.
 import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { compilePolicy, parsePolicy } from "@aa/policy";
 import { measure, measureAsync, table, us } from "../../../scripts/bench-util.mjs";
+import { GENESIS_HASH, sealRecord } from "../dist/chain/record.js";
+import { HmacKeySet, Keyring } from "../dist/crypto/index.js";
+import { DecisionEngine } from "../dist/engine.js";
 import { uuidv7 } from "../dist/ids.js";
 import { openEngine, SQLITE_MIGRATIONS } from "../dist/index.js";
+import { MemoryStore } from "../dist/store/memory.js";
 import { appendWorkerTuning } from "../dist/store/sqlite-append.js";
+
+// The machine may be shared: every figure below is a ratio within this run; the load says how busy it was.
+const load = () =>
+  loadavg()
+    .map((l) => l.toFixed(2))
+    .join(", ");
+console.log(`load average at start: ${load()}`);
 
 const DEFAULT_MIN_BATCH = appendWorkerTuning.minBatch;
 
@@ -56,22 +67,23 @@ await sample.close();
 const { hash: _hash, ...sampleRecord } = sampleEvent;
 const text = JSON.stringify(sampleRecord);
 let seq = 0;
-const cpuBare0 = process.threadCpuUsage();
-const t0Bare = process.hrtime.bigint();
-const BATCHES = quick ? 100 : 400;
-for (let b = 0; b < BATCHES; b++) {
-  bare.exec("BEGIN");
-  for (let i = 0; i < 256; i++) insert.run("o", ++seq, uuidv7(), sampleEvent.hash, "bench", "pr.open", text);
-  bare.exec("COMMIT");
+/** `batches` transactions of 256 bare inserts: rows/s and CPU µs per row (this thread). */
+function bareBatched(batches) {
+  const cpu0 = process.threadCpuUsage();
+  const t0 = process.hrtime.bigint();
+  for (let b = 0; b < batches; b++) {
+    bare.exec("BEGIN");
+    for (let i = 0; i < 256; i++)
+      insert.run("o", ++seq, uuidv7(), sampleEvent.hash, "bench", "pr.open", text);
+    bare.exec("COMMIT");
+  }
+  const rate = (batches * 256) / (Number(process.hrtime.bigint() - t0) / 1e9);
+  const cpu = process.threadCpuUsage(cpu0);
+  return { rate, cpuUs: (cpu.user + cpu.system) / (batches * 256) };
 }
-const bareBatchedRate = (BATCHES * 256) / (Number(process.hrtime.bigint() - t0Bare) / 1e9);
-const cpuBare = process.threadCpuUsage(cpuBare0);
-bare.close();
-rows.push({
-  measure: "bare SQLite insert, 256 rows/txn (ceiling)",
-  "events/s": Math.round(bareBatchedRate),
-  "CPU µs/event": `${((cpuBare.user + cpuBare.system) / (BATCHES * 256)).toFixed(1)} (one thread)`,
-});
+// Fills the table (so the bare B-tree is as deep as ours) and warms up; the ceiling itself is
+// measured again in every group-commit round below, interleaved with the governed runs.
+const bareBatchedRuns = [bareBatched(quick ? 100 : 400)];
 
 // 2. decide() on SQLite: a lone caller, each allowed decision committed before it resolves.
 // Interleaved with the bare insert in rounds (the machine is shared), medians of the round p50s.
@@ -175,6 +187,7 @@ const groupCases = [
   },
 ];
 for (let round = -1; round < 3; round++) {
+  if (round >= 0) bareBatchedRuns.push(bareBatched(quick ? 50 : 100));
   for (const c of groupCases) {
     appendWorkerTuning.minBatch = c.worker ? DEFAULT_MIN_BATCH : Number.POSITIVE_INFINITY;
     const run = await measureGroup(c.engine, c.shape, 256, round < 0 ? 20_000 : GROUP_TOTAL);
@@ -184,10 +197,18 @@ for (let round = -1; round < 3; round++) {
 appendWorkerTuning.minBatch = DEFAULT_MIN_BATCH;
 await inline.close();
 const medianOf = (runs, key) => median(runs.map((r) => r[key]));
-let groupRate256 = 0;
+bare.close();
+const bareBatchedRate = medianOf(bareBatchedRuns.slice(1), "rate");
+rows.splice(1, 0, {
+  measure: "bare SQLite insert, 256 rows/txn (ceiling, interleaved with the group runs)",
+  "events/s": Math.round(bareBatchedRate),
+  "CPU µs/event": `${medianOf(bareBatchedRuns.slice(1), "cpuUs").toFixed(1)} (one thread)`,
+});
+// The target figure is the best configuration measured here, named, with its ratio to the ceiling.
+let groupBest = { rate: 0, label: "" };
 for (const c of groupCases) {
   const rate = medianOf(c.runs, "rate");
-  if (c.worker) groupRate256 = Math.max(groupRate256, rate);
+  if (rate > groupBest.rate) groupBest = { rate, label: c.label };
   rows.push({
     measure: `decide() durable, group commit, 256 concurrent (${c.label})`,
     "events/s": Math.round(rate),
@@ -195,7 +216,7 @@ for (const c of groupCases) {
     "CPU µs/event": `${medianOf(c.runs, "threadUs").toFixed(1)} deciding thread, ${medianOf(c.runs, "processUs").toFixed(1)} process`,
   });
 }
-const groupRate = groupRate256;
+const groupRate = groupBest.rate;
 
 // decide on the memory store, for the decision path alone. The memory store seals records
 // (encoding, hashing, linking) in batches after decide() resolves, so its latency leaves that
@@ -206,6 +227,47 @@ rows.push({
   measure: "decide() memory store (no I/O; sealing deferred)",
   p50: us(memStats.p50),
   p99: us(memStats.p99),
+});
+// The engine's own share of a committed decision: the SQLite path's shape (queue, flush on the
+// next microtask, seal = encode + SHA-256 + link, answer after the "commit") with a store that
+// keeps nothing and does no I/O. Steadier than the I/O figures on a busy machine.
+const noIo = new MemoryStore();
+noIo.immediate = false;
+noIo.appendDeferred = undefined;
+let noIoSeq = 0;
+let noIoHead = GENESIS_HASH;
+noIo.appendBatch = (_org, items) =>
+  items.map((item) => {
+    const { hash } = sealRecord(item.encoded, noIoHead, ++noIoSeq);
+    noIoHead = hash;
+    return { ok: true, seq: noIoSeq, hash };
+  });
+const noIoEngine = new DecisionEngine(
+  noIo,
+  "default",
+  policy,
+  Keyring.generate(),
+  HmacKeySet.generate(),
+  1e9,
+  {},
+);
+await noIoEngine.init();
+const noIoRounds = [];
+for (let round = 0; round < 7; round++) {
+  noIoRounds.push(await measureAsync(() => noIoEngine.decide(request), { iterations: 5_000, warmup: 1_000 }));
+}
+await noIoEngine.close();
+const noIoStats = {
+  p50: median(noIoRounds.map((r) => r.p50)),
+  p99: median(noIoRounds.map((r) => r.p99)),
+  cpu: median(noIoRounds.map((r) => r.cpu)),
+};
+rows.push({
+  measure: "decide() + seal, store without I/O (the engine's own share of a commit)",
+  p50: us(noIoStats.p50),
+  p99: us(noIoStats.p99),
+  "vs bare insert": `${(noIoStats.p50 / bareStats.p50).toFixed(2)}x of a bare 1-row commit`,
+  "CPU µs/event": (noIoStats.cpu / 1000).toFixed(1),
 });
 const memRates = [];
 for (let round = 0; round < 5; round++) {
@@ -246,7 +308,8 @@ rows.push({
 await big.close();
 
 table(rows);
+console.log(`load average at end: ${load()}`);
 console.log(
-  `targets: decide+commit p50 <= 25 µs (${us(decideStats.p50)}); group commit >= 100k/s (${Math.round(groupRate)}); verify >= 500k rows/s (${Math.round(verifyRate)}); PostgreSQL: see postgres.bench.mjs`,
+  `targets: decide+commit p50 <= 25 µs (${us(decideStats.p50)}, ${(decideStats.p50 / bareStats.p50).toFixed(2)}x a bare 1-row commit, <= ~1.9x); group commit >= 100k/s (${Math.round(groupRate)}, ${groupBest.label}, ${(groupRate / bareBatchedRate).toFixed(2)}x the batched ceiling); verify >= 500k rows/s (${Math.round(verifyRate)}); PostgreSQL: see postgres.bench.mjs`,
 );
 rmSync(dir, { recursive: true, force: true });

@@ -25,6 +25,26 @@ export function numberJson(value: number): string {
   return Number.isFinite(value) ? String(value) : "null";
 }
 
+/**
+ * Object keys repeat from call to call (the same tool's argument names); their JSON text is kept
+ * in a bounded cache (keys are usually internalised strings with a cached hash, so a lookup is
+ * cheaper than the escaping scan). Cleared when full, so odd inputs cannot grow it.
+ */
+const keyJson = new Map<string, string>();
+const KEY_CACHE_MAX = 2048;
+
+function quoteKey(key: string): string {
+  let text = keyJson.get(key);
+  if (text === undefined) {
+    text = quoteJson(key);
+    if (key.length <= 64) {
+      if (keyJson.size >= KEY_CACHE_MAX) keyJson.clear();
+      keyJson.set(key, text);
+    }
+  }
+  return text;
+}
+
 export function canonicalJson(value: unknown): string {
   switch (typeof value) {
     case "string":
@@ -73,7 +93,7 @@ function canonicalObject(value: object): string {
     const key = keys[i]!;
     const member = (value as Record<string, unknown>)[key];
     if (member === undefined || typeof member === "function" || typeof member === "symbol") continue;
-    out += (first ? "" : ",") + quoteJson(key) + ":" + canonicalJson(member);
+    out += (first ? "" : ",") + quoteKey(key) + ":" + canonicalJson(member);
     first = false;
   }
   return out + "}";

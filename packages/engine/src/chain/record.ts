@@ -214,6 +214,9 @@ function conditionsJson(conditions: unknown[]): string {
   return out + "]";
 }
 
+/** `mid` of a record without a reason and without redactions (most action records). */
+const PLAIN_MID = '","reason":null,"redaction_rules":[],"seq":';
+
 /** Encodes everything but `prev_hash` and `seq`; cheap enough to run on the decide path. */
 export function encodeRecord(r: RecordFields): EncodedRecord {
   const pre =
@@ -254,7 +257,10 @@ export function encodeRecord(r: RecordFields): EncodedRecord {
     ',"policy_name":' +
     q.policyName(r.policyName) +
     ',"prev_hash":"';
-  const mid = '","reason":' + str(r.reason) + ',"redaction_rules":' + json(r.redactionRules) + ',"seq":';
+  const mid =
+    r.reason === null && r.redactionRules.length === 0
+      ? PLAIN_MID
+      : '","reason":' + str(r.reason) + ',"redaction_rules":' + json(r.redactionRules) + ',"seq":';
   const post =
     ',"shadow":' +
     json(r.shadow) +

@@ -314,7 +314,7 @@ export class SqliteStore implements AuditStore {
     try {
       // Under the write lock: reuse the head we wrote last unless another connection (another
       // process, or another engine in this one) committed since; `data_version` tells.
-      const version = (s.dataVersion.get() as { data_version: number }).data_version;
+      const version = (s.dataVersion.get() as unknown as [number])[0];
       let head = version === this.#headVersion ? this.#heads.get(org) : undefined;
       if (!head) {
         if (version !== this.#headVersion) {
@@ -832,10 +832,13 @@ function prepareAll(db: DatabaseSync): Statements {
   const p = (sql: string) => db.prepare(sql);
   const verifyRows = p(VERIFY_ROWS_SQL);
   verifyRows.setReturnArrays(true);
+  // Read once per commit: an array row skips building an object with a named property (~0.3 µs).
+  const dataVersion = p("PRAGMA data_version");
+  dataVersion.setReturnArrays(true);
   return {
     beginImmediate: p("BEGIN IMMEDIATE"),
     commit: p("COMMIT"),
-    dataVersion: p("PRAGMA data_version"),
+    dataVersion,
     verifyRows,
     idAtSeq: p(ID_AT_SEQ_SQL),
     head: p("SELECT seq, hash FROM audit_events WHERE org = ? ORDER BY seq DESC LIMIT 1"),
