@@ -137,6 +137,28 @@ describe("interceptor", () => {
     expect((await ctx.audit()).items).toHaveLength(1);
   });
 
+  it("remembers the last 10 000 executed eventIds, forgetting the oldest first", async () => {
+    const { interceptor } = await setup();
+    const call = { framework: "test", toolName: "read_file", args: { path: "a" } };
+    const runs = new Map<string, number>();
+    const run = (eventId: string) =>
+      interceptor.intercept(call, () => runs.set(eventId, (runs.get(eventId) ?? 0) + 1), { eventId });
+    // 10 001 keyed calls: the memo is full after 10 000, and the 10 001st evicts the first key.
+    for (let i = 0; i <= 10_000; i++) await run(`k${i}`);
+    await run("k1");
+    await run("k10000");
+    expect(runs.get("k1")).toBe(1);
+    expect(runs.get("k10000")).toBe(1);
+    // The evicted key is decided again (same idempotent decision) and, no longer remembered, runs.
+    await run("k0");
+    expect(runs.get("k0")).toBe(2);
+    // Re-adding k0 evicted k1, the next oldest (and re-adding k1 evicts k2); k3 is still remembered.
+    await run("k1");
+    expect(runs.get("k1")).toBe(2);
+    await run("k3");
+    expect(runs.get("k3")).toBe(1);
+  });
+
   it("calls onHold before waiting, and lets it suspend the caller by throwing", async () => {
     const { interceptor, context: ctx } = await setup();
     const suspended = new Error("interrupt");
