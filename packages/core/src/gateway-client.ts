@@ -10,7 +10,13 @@
  * something that is not the contract's JSON, the error is `AssemblyError` `GATE_UNAVAILABLE`:
  * callers fail closed. A 4xx is not retried; its `{ error: { code, message, details } }` becomes
  * an `AssemblyError` with the same code (`details.status` holds the HTTP status).
+ *
+ * Transport: one keep-alive undici `Pool` per client (global `fetch` cost about twice as much per
+ * decision on loopback, mostly client-side CPU). Idle connections do not keep the process alive;
+ * `close()` ends them.
  */
+
+import type { IncomingHttpHeaders } from "node:http";
 import type {
   ActionResult,
   AgentControl,
@@ -29,6 +35,7 @@ import type {
   VerifyResult,
 } from "@aa/engine";
 import { createParser } from "eventsource-parser";
+import { type Dispatcher, Pool } from "undici";
 import { AssemblyError } from "./errors.js";
 
 /** Default waits before the 2nd, 3rd and 4th attempt of a failing request (spec: 1 s / 2 s / 4 s). */
@@ -104,6 +111,19 @@ interface RequestOptions {
 
 const RETRYABLE_NETWORK = "network";
 
+/** An accepted answer whose body was read. */
+interface TextAnswer {
+  status: number;
+  text: string;
+}
+
+/** An accepted answer whose body is left to the caller (SSE, export). */
+interface StreamAnswer {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: AsyncIterable<Uint8Array>;
+}
+
 /** A failure worth another attempt (network, timeout, 5xx), carrying what the last attempt saw. */
 class RetryableFailure extends Error {
   constructor(
@@ -178,9 +198,18 @@ export class GatewayClient {
   readonly #apiKey: string | undefined;
   readonly #retryDelaysMs: readonly number[];
   readonly #timeoutMs: number;
+  readonly #origin: string;
+  /** The base URL's path (`/v1`, or `/prefix/v1` behind a proxy), prepended to every request path. */
+  readonly #basePath: string;
+  #pool: Pool | undefined;
+  /** Open event streams, stopped by `close()`. */
+  readonly #streams = new Set<Subscription>();
 
   constructor(options: GatewayClientOptions) {
     this.baseUrl = gatewayBaseUrl(options.url);
+    const base = new URL(this.baseUrl);
+    this.#origin = base.origin;
+    this.#basePath = base.pathname;
     if (options.apiKey !== undefined && (typeof options.apiKey !== "string" || options.apiKey === "")) {
       throw new AssemblyError("CONFIGURATION_ERROR", "apiKey must be a non-empty string (aa keys create)", {
         option: "apiKey",
@@ -360,9 +389,8 @@ export class GatewayClient {
     options: { onProgress?: (bytes: number, totalBytes: number | undefined) => void } = {},
   ): Promise<{ bytes: number }> {
     const response = await this.#send("GET", "/audit/export", { accept: [200] }, true);
-    const total = Number(response.headers.get("content-length") ?? Number.NaN);
+    const total = Number(response.headers["content-length"] ?? Number.NaN);
     let bytes = 0;
-    if (!response.body) return { bytes };
     try {
       for await (const chunk of response.body) {
         bytes += chunk.byteLength;
@@ -485,6 +513,8 @@ export class GatewayClient {
   ): Promise<Subscription> {
     const stream = new EventStream(this, callback, options);
     await stream.start();
+    this.#streams.add(stream);
+    stream.onStop = () => this.#streams.delete(stream);
     return stream;
   }
 
@@ -498,7 +528,7 @@ export class GatewayClient {
     parse: (value: unknown) => T,
   ): Promise<T> {
     const response = await this.#send(method, path, options, false);
-    const text = await readText(response, `${method} ${path}`, this.baseUrl);
+    const text = response.text;
     let value: unknown;
     try {
       value = JSON.parse(text);
@@ -521,13 +551,26 @@ export class GatewayClient {
   }
 
   /**
-   * Send with retries. Resolves to a response with an accepted status; a 4xx rejects with the
+   * Send with retries. Resolves to an answer with an accepted status; a 4xx rejects with the
    * gateway's error code. With `stream`, the body is left unread for the caller.
    */
-  async #send(method: string, path: string, options: RequestOptions, stream: boolean): Promise<Response> {
-    const url = new URL(this.baseUrl + path);
-    for (const [key, value] of Object.entries(options.query ?? {})) {
-      if (value !== undefined) url.searchParams.set(key, String(value));
+  async #send(method: string, path: string, options: RequestOptions, stream: true): Promise<StreamAnswer>;
+  async #send(method: string, path: string, options: RequestOptions, stream: false): Promise<TextAnswer>;
+  async #send(
+    method: string,
+    path: string,
+    options: RequestOptions,
+    stream: boolean,
+  ): Promise<StreamAnswer | TextAnswer> {
+    let target = this.#basePath + path;
+    const query = options.query;
+    if (query !== undefined) {
+      const params = new URLSearchParams();
+      for (const [key, value] of Object.entries(query)) {
+        if (value !== undefined) params.set(key, String(value));
+      }
+      const search = params.toString();
+      if (search !== "") target += `?${search}`;
     }
     const headers: Record<string, string> = { accept: "application/json", ...options.headers };
     if (this.#apiKey) headers.authorization = `Bearer ${this.#apiKey}`;
@@ -542,7 +585,7 @@ export class GatewayClient {
       if (attempt > 0) await sleep(this.#retryDelaysMs[attempt - 1]!, options.signal);
       options.signal?.throwIfAborted();
       try {
-        return await this.#attempt(url, method, headers, body, options, accept, stream);
+        return await this.#attempt(target, method, headers, body, options, accept, stream);
       } catch (error) {
         if (!(error instanceof RetryableFailure)) throw error;
         // The caller gave up (its own signal): no more attempts.
@@ -551,7 +594,7 @@ export class GatewayClient {
       }
     }
     throw unavailable(
-      `the gateway at ${this.baseUrl} did not answer ${method} ${url.pathname}: ${last?.message} (${this.#retryDelaysMs.length + 1} attempts); check that it is running and reachable (aa gateway start), or retry later`,
+      `the gateway at ${this.baseUrl} did not answer ${method} ${target.split("?")[0]}: ${last?.message} (${this.#retryDelaysMs.length + 1} attempts); check that it is running and reachable (aa gateway start), or retry later`,
       last,
       {
         attempts: this.#retryDelaysMs.length + 1,
@@ -561,24 +604,41 @@ export class GatewayClient {
     );
   }
 
+  /** The keep-alive connection pool to the gateway, opened on first use (again after `close()`). */
+  #dispatcher(): Pool {
+    this.#pool ??= new Pool(this.#origin, {
+      // Our own per-attempt timer is the limit (it covers headers and, for JSON, the body); a
+      // stream (SSE, export) must be able to stay quiet for longer than any fixed body timeout.
+      headersTimeout: 0,
+      bodyTimeout: 0,
+    });
+    return this.#pool;
+  }
+
   async #attempt(
-    url: URL,
+    target: string,
     method: string,
     headers: Record<string, string>,
     body: string | undefined,
     options: RequestOptions,
     accept: readonly number[],
     stream: boolean,
-  ): Promise<Response> {
+  ): Promise<StreamAnswer | TextAnswer> {
     const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
     // An explicit controller and timer, cleared as soon as the attempt is answered: a stream (SSE,
     // export) must outlive the limit, which only covers getting its headers.
     const timeout = new AbortController();
     const timer = setTimeout(() => timeout.abort(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
     const signal = options.signal ? AbortSignal.any([timeout.signal, options.signal]) : timeout.signal;
-    let response: Response;
+    let response: Dispatcher.ResponseData;
     try {
-      response = await fetch(url, { method, headers, ...(body === undefined ? {} : { body }), signal });
+      response = await this.#dispatcher().request({
+        path: target,
+        method: method as Dispatcher.HttpMethod,
+        headers,
+        body: body ?? null,
+        signal,
+      });
     } catch (cause) {
       clearTimeout(timer);
       if (options.signal?.aborted) throw options.signal.reason;
@@ -588,15 +648,15 @@ export class GatewayClient {
         RETRYABLE_NETWORK,
       );
     }
-    if (accept.includes(response.status)) {
+    const status = response.statusCode;
+    if (accept.includes(status)) {
       if (stream) {
         clearTimeout(timer);
-        return response;
+        return { status, headers: response.headers, body: response.body };
       }
       // Read the body under the same time limit, and retry a body cut off mid-way.
       try {
-        const text = await response.text();
-        return new Response(text, { status: response.status, headers: response.headers });
+        return { status, text: await response.body.text() };
       } catch (cause) {
         if (options.signal?.aborted) throw options.signal.reason;
         throw new RetryableFailure(
@@ -608,24 +668,37 @@ export class GatewayClient {
         clearTimeout(timer);
       }
     }
-    const text = await response.text().catch(() => "");
+    // Read (drain) the error body in every case: an unread body would hold the connection.
+    const text = await response.body.text().catch(() => "");
     clearTimeout(timer);
     const error = parseErrorBody(text);
-    if (response.status >= 500) {
+    if (status >= 500) {
       throw new RetryableFailure(
-        `HTTP ${response.status}${error ? ` ${error.code}: ${error.message}` : ""}`,
-        response.status,
+        `HTTP ${status}${error ? ` ${error.code}: ${error.message}` : ""}`,
+        status,
         error?.code,
       );
     }
     if (!error) {
       throw unavailable(
-        `the gateway at ${this.baseUrl} answered ${method} ${url.pathname} with HTTP ${response.status} and no error body; is the URL an Agent Assembly gateway?`,
+        `the gateway at ${this.baseUrl} answered ${method} ${target.split("?")[0]} with HTTP ${status} and no error body; is the URL an Agent Assembly gateway?`,
         undefined,
-        { status: response.status },
+        { status },
       );
     }
-    throw new AssemblyError(error.code, error.message, { ...error.details, status: response.status });
+    throw new AssemblyError(error.code, error.message, { ...error.details, status });
+  }
+
+  /**
+   * Ends the client's connections to the gateway: open event streams are stopped, requests in
+   * flight finish first. The client stays usable (a later request opens a new connection).
+   */
+  async close(): Promise<void> {
+    for (const stream of this.#streams) stream.unsubscribe();
+    this.#streams.clear();
+    const pool = this.#pool;
+    this.#pool = undefined;
+    await pool?.close();
   }
 
   /** Open the SSE stream (used by EventStream). */
@@ -682,7 +755,11 @@ class EventStream implements Subscription {
     return Math.max(this.#lastSeq, 0);
   }
 
+  /** Called once when the stream is stopped (the client forgets it). */
+  onStop: (() => void) | undefined;
+
   unsubscribe(): void {
+    if (!this.#stopped) this.onStop?.();
     this.#stopped = true;
     this.#abort.abort(new AssemblyError("SUBSCRIPTION_CLOSED", "unsubscribed"));
   }
@@ -692,8 +769,8 @@ class EventStream implements Subscription {
     void this.#pump(first);
   }
 
-  async #pump(initial: Response): Promise<void> {
-    let response: Response | undefined = initial;
+  async #pump(initial: StreamAnswer): Promise<void> {
+    let response: StreamAnswer | undefined = initial;
     let failures = 0;
     while (!this.#stopped) {
       try {
@@ -720,8 +797,7 @@ class EventStream implements Subscription {
     }
   }
 
-  async #read(response: Response): Promise<void> {
-    if (!response.body) return;
+  async #read(response: StreamAnswer): Promise<void> {
     const parser = createParser({
       onEvent: (message) => {
         if (message.data === "") return;
@@ -856,18 +932,15 @@ function parseErrorBody(
   }
 }
 
-async function readText(response: Response, what: string, baseUrl: string): Promise<string> {
-  try {
-    return await response.text();
-  } catch (cause) {
-    throw unavailable(`the answer of ${baseUrl} to ${what} could not be read`, cause, {});
-  }
-}
-
 function networkMessage(cause: unknown): string {
-  const inner = (cause as { cause?: { code?: unknown; message?: unknown } })?.cause;
-  if (inner && typeof inner.code === "string")
-    return `${inner.code}${typeof inner.message === "string" ? ` (${inner.message})` : ""}`;
+  // undici puts the system code (ECONNREFUSED, UND_ERR_SOCKET...) on the error itself, sometimes on its cause.
+  for (const error of [cause, (cause as { cause?: unknown })?.cause] as {
+    code?: unknown;
+    message?: unknown;
+  }[]) {
+    if (error && typeof error.code === "string" && error.code !== "UND_ERR_ABORTED")
+      return `${error.code}${typeof error.message === "string" ? ` (${error.message})` : ""}`;
+  }
   return (cause as Error)?.message ?? String(cause);
 }
 

@@ -248,6 +248,8 @@ export async function openRemoteGate(options: GatewayClientOptions): Promise<Rem
       retryTimer = undefined;
       if (failOpenQueue.length > 0) await flushFailOpen();
       closed = true;
+      // Idle keep-alive connections would otherwise stay open until the gateway times them out.
+      await client.close();
       if (failOpenQueue.length > 0) {
         process.emitWarning(
           `Agent Assembly: ${failOpenQueue.length} fail-open record(s) could not be sent to the gateway before shutdown (eventIds ${failOpenQueue
