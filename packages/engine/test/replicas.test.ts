@@ -30,6 +30,7 @@ const NO_POLL_MS = 600_000;
 
 interface ReplicaLine {
   org?: string;
+  denialReason?: string | null;
   auditEventId?: string;
   status?: string;
   id?: string;
@@ -116,6 +117,25 @@ describe.each([
     expect(new Set(committed.map((line) => line.status))).toEqual(
       new Set(["executed", "denied", "requested"]),
     );
+  }, 60_000);
+});
+
+describe("two replica processes on PostgreSQL share rate limits", () => {
+  it("parallel fan-outs in both processes never pass an agent's limit together", async () => {
+    const store = pgUrl();
+    const org = freshOrg();
+    const fanout = () =>
+      runReplica({
+        mode: "fanout",
+        store,
+        orgs: [org],
+        count: 30,
+        rateLimits: { agent: { limit: 20, windowMs: 3_600_000 } },
+      });
+    const lines = (await Promise.all([fanout(), fanout()])).flat();
+    expect(lines).toHaveLength(60);
+    expect(lines.filter((line) => line.status === "executed")).toHaveLength(20);
+    expect(lines.filter((line) => line.denialReason === "RATE_LIMITED")).toHaveLength(40);
   }, 60_000);
 });
 
