@@ -120,6 +120,18 @@ describe("counters shared by replicas on PostgreSQL", () => {
     expect(both.b.agentState(agent.id).budgets.calls).toMatchObject({ limit: 4, used: 3 });
   });
 
+  it("an approved call released on one replica uses the budget every replica sees; observe mode counts nothing", async () => {
+    const { a, b } = await replicas({ budgets: { calls: { limit: 2, windowMs: 3_600_000 } } });
+    expect((await a.decide({ ...small, enforcementMode: "observe" })).status).toBe("executed");
+    const held = await a.decide({ agent, actionType: "pr.merge" });
+    await b.approve(held.approvalId!, "reviewer");
+    expect(await b.releaseApproval(held.approvalId!, agent.id)).toMatchObject({ status: "executed" });
+    expect(b.agentState(agent.id).budgets.calls).toMatchObject({ used: 1 });
+    expect((await a.decide(small)).status).toBe("executed");
+    expect((await b.decide(small)).denialReason).toBe("BUDGET_EXCEEDED");
+    expect((await a.decide(small)).denialReason).toBe("BUDGET_EXCEEDED");
+  });
+
   it("a window rolls for every replica once its time is up", async () => {
     const { orgId, a, b } = await replicas({ rateLimits: { agent: { limit: 2, windowMs: 3_600_000 } } });
     expect((await a.decide(small)).status).toBe("executed");
