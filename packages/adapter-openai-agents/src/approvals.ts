@@ -7,18 +7,15 @@
  * {@link approveInterruption} / {@link rejectInterruption}, which decide the gate's approval and the
  * SDK interruption together; then `runner.run(agent, state)` resumes.
  */
+import { BoundedMemo } from "@aa/core/adapter-kit";
 import { eventIdFor } from "./translate.js";
 
 /** How many held calls are remembered (call → gate approval id) in this process. */
 const HELD_LIMIT = 10_000;
-const heldApprovals = new Map<string, string>();
+const heldApprovals = new BoundedMemo<string, string>(HELD_LIMIT);
 
 /** Remember the gate approval that holds a call (keyed by the call's idempotency key). */
 export function rememberHeld(eventId: string, approvalId: string): void {
-  if (heldApprovals.size >= HELD_LIMIT && !heldApprovals.has(eventId)) {
-    const oldest = heldApprovals.keys().next().value;
-    if (oldest !== undefined) heldApprovals.delete(oldest);
-  }
   heldApprovals.set(eventId, approvalId);
 }
 

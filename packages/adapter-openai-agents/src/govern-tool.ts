@@ -6,6 +6,7 @@
  * parser on it).
  */
 import { AssemblyError, type HeldCall, type Interceptor, type ToolCall } from "@aa/core";
+import { BoundedMemo } from "@aa/core/adapter-kit";
 import { rememberHeld } from "./approvals.js";
 import { denialText, eventIdFor, isGovernanceError, parseArguments, toToolCall } from "./translate.js";
 
@@ -65,7 +66,7 @@ export class ToolGovernor {
   readonly #governed = new WeakMap<FunctionToolLike, GovernedTool>();
   readonly #records = new Set<WeakRef<GovernedTool>>();
   /** eventId → the ToolCall the gate decided, so the guardrail replays exactly that request. */
-  readonly #decidedCalls = new Map<string, ToolCall>();
+  readonly #decidedCalls = new BoundedMemo<string, ToolCall>(DECIDED_CALLS_LIMIT);
 
   constructor(interceptor: Interceptor, adapterName: string) {
     this.#interceptor = interceptor;
@@ -205,10 +206,6 @@ export class ToolGovernor {
   }
 
   #remember(eventId: string, call: ToolCall): void {
-    if (this.#decidedCalls.size >= DECIDED_CALLS_LIMIT && !this.#decidedCalls.has(eventId)) {
-      const oldest = this.#decidedCalls.keys().next().value;
-      if (oldest !== undefined) this.#decidedCalls.delete(oldest);
-    }
     this.#decidedCalls.set(eventId, call);
   }
 

@@ -7,6 +7,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { HeldCall, ToolCall } from "@aa/core";
+import { BoundedMemo } from "@aa/core/adapter-kit";
 import type { GovernedApprovalSettings } from "./approval.js";
 import { recallCall, rememberCall } from "./held-calls.js";
 import { FRAMEWORK, isApprovedResume, isGovernanceError } from "./translate.js";
@@ -24,8 +25,8 @@ const ALLOWED = Symbol("agent-assembly.vercel-ai.allowed");
 type Verdict = { kind: "allowed" } | { kind: "denied"; error: unknown } | { kind: "held" };
 
 /** Decisions taken in `needsApproval`, by tool-call id, until the call's `execute` (bounded). */
-const verdicts = new Map<string, Verdict>();
 const VERDICT_LIMIT = 10_000;
+const verdicts = new BoundedMemo<string, Verdict>(VERDICT_LIMIT);
 
 class HeldForUser extends Error {
   constructor(readonly held: HeldCall) {
@@ -128,11 +129,8 @@ function toolCall(toolName: string, args: unknown, toolCallId: string | undefine
 }
 
 function remember(toolCallId: string, verdict: Verdict): void {
+  // Delete first: a verdict given again becomes the newest.
   verdicts.delete(toolCallId);
-  if (verdicts.size >= VERDICT_LIMIT) {
-    const oldest = verdicts.keys().next().value;
-    if (oldest !== undefined) verdicts.delete(oldest);
-  }
   verdicts.set(toolCallId, verdict);
 }
 

@@ -4,6 +4,7 @@
  * gate held the call, its approval id (so the app can answer the gate consistently).
  */
 import { ConfigurationError } from "@aa/core";
+import { BoundedMemo } from "@aa/core/adapter-kit";
 
 export interface RememberedCall {
   readonly eventId: string;
@@ -12,14 +13,11 @@ export interface RememberedCall {
 
 /** Bounded: the oldest entries go first (a run never resumed must not grow the process). */
 const LIMIT = 10_000;
-const remembered = new Map<string, RememberedCall>();
+const remembered = new BoundedMemo<string, RememberedCall>(LIMIT);
 
 export function rememberCall(toolCallId: string, entry: RememberedCall): void {
+  // Delete first: a call remembered again becomes the newest.
   remembered.delete(toolCallId);
-  if (remembered.size >= LIMIT) {
-    const oldest = remembered.keys().next().value;
-    if (oldest !== undefined) remembered.delete(oldest);
-  }
   remembered.set(toolCallId, entry);
 }
 

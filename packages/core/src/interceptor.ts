@@ -5,6 +5,7 @@
  */
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { ActionResult, DecisionRequest } from "@aa/engine";
+import { BoundedMemo } from "./bounded-memo.js";
 import { currentDelegation } from "./delegation.js";
 import { AssemblyDeniedError, type AssemblyError } from "./errors.js";
 import { toAssemblyError } from "./gate/errors.js";
@@ -39,14 +40,7 @@ export class GateInterceptor implements Interceptor {
    */
   #nesting: AsyncLocalStorage<{ open: boolean }> | undefined;
   /** eventId → result of the execution, so a re-run of the same call does not execute twice. */
-  readonly #executed = new Map<string, Promise<unknown>>();
-  /**
-   * The memo's keys in insertion order, as a ring: the slot to reuse next holds the oldest key.
-   * Evicting through `#executed.keys().next()` instead walks over every entry deleted since the
-   * map last compacted, which made each call cost ~8 µs once 10 000 keyed calls had run.
-   */
-  readonly #executedOrder: (string | undefined)[] = [];
-  #executedNext = 0;
+  readonly #executed = new BoundedMemo<string, Promise<unknown>>(EXECUTED_MEMO_LIMIT);
 
   constructor(settings: InterceptorSettings) {
     this.#settings = settings;
@@ -160,11 +154,6 @@ export class GateInterceptor implements Interceptor {
     const nesting = markNested ? this.#nesting : undefined;
     const running = nesting ? runMarked(nesting, invoke) : (async () => invoke())();
     if (eventId !== undefined) {
-      const slot = this.#executedNext;
-      const oldest = this.#executedOrder[slot];
-      if (oldest !== undefined) this.#executed.delete(oldest);
-      this.#executedOrder[slot] = eventId;
-      this.#executedNext = slot + 1 === EXECUTED_MEMO_LIMIT ? 0 : slot + 1;
       this.#executed.set(eventId, running);
     }
     return running;
