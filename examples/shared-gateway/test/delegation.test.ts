@@ -2,8 +2,9 @@
  * Delegation through a real gateway process: the same client surface as the embedded gate.
  * Children created over `POST /v1/delegations` act with their token (`AA-Delegation`) on their
  * own calls, on LangChain tool calls made inside `child.run()`, on their held calls' release and
- * on their own `delegate()`; they are limited to their capabilities (NOT_DELEGATED), listed and
- * revoked over the wire, and denied once revoked.
+ * on their own `delegate()`; they are limited to their capabilities (NOT_DELEGATED), list and
+ * revoke as themselves over the wire (the token on `GET`/`DELETE /v1/delegations`), and are
+ * denied once revoked.
  */
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -82,6 +83,21 @@ it("delegates over the gateway: attributed, limited to its capabilities, listed,
     expect((await reader.delegations({ role: "child" })).map((d) => d.id)).toEqual([reader.delegation.id]);
     // A descendant may not revoke its parent's delegation.
     await expect(reader.revoke(reviewer.delegation.id)).rejects.toMatchObject({ code: "FORBIDDEN" });
+    // A child revokes as itself (its token in AA-Delegation): recorded with the child as revokedBy.
+    const scratch = await reviewer.delegate("scratch", { capabilities: ["read_*"] });
+    expect(await reviewer.revoke(scratch.delegation.id)).toMatchObject({
+      state: "revoked",
+      revokedBy: "release-bot/reviewer",
+    });
+    expect(await scratch.execute("read_changes")).toMatchObject({ denialReason: "DELEGATION_REVOKED" });
+    await scratch.close();
+    // A child may revoke its own delegation; a retry (first answer lost) finds its token revoked
+    // and gets the same answer (revocation is idempotent).
+    const temp = await reviewer.delegate("temp", { capabilities: ["read_*"] });
+    const own = { state: "revoked", revokedBy: "release-bot/reviewer/temp" };
+    expect(await temp.revoke(temp.delegation.id)).toMatchObject(own);
+    expect(await temp.revoke(temp.delegation.id)).toMatchObject(own);
+    await temp.close();
 
     // A child's held call: long-polled, approved by an operator, released with the child's token.
     const shipper = await assembly.delegate("shipper", { capabilities: ["merge_release"] });

@@ -138,7 +138,11 @@ export function delegationMethods(settings: {
 
   const revoke = async (delegationId: string): Promise<Delegation> => {
     try {
-      return await need("revokeDelegation")(delegationId, agentId, { agentId });
+      return await need("revokeDelegation")(
+        delegationId,
+        agentId,
+        token === undefined ? { agentId } : { agentId, delegationToken: token },
+      );
     } catch (error) {
       throw toAssemblyError(error);
     }
@@ -208,11 +212,14 @@ export function delegationMethods(settings: {
         });
       }
       try {
-        return await need("listDelegations")({
-          agentId,
-          role: query.role ?? "parent",
-          ...(query.activeOnly === undefined ? {} : { activeOnly: query.activeOnly }),
-        });
+        return await need("listDelegations")(
+          {
+            agentId,
+            role: query.role ?? "parent",
+            ...(query.activeOnly === undefined ? {} : { activeOnly: query.activeOnly }),
+          },
+          token === undefined ? {} : { delegationToken: token },
+        );
       } catch (error) {
         throw toAssemblyError(error);
       }

@@ -331,10 +331,12 @@ export class GatewayClient {
 
   /**
    * `GET /v1/delegations`: an agent key lists relative to its own agent (`role` default
-   * `ancestor` on the gateway), an operator key the org's, or one agent's with `agent`.
+   * `ancestor` on the gateway), or with `delegationToken` relative to that delegated child; an
+   * operator key the org's, or one agent's with `agent`.
    */
   listDelegations(
     query: { role?: "parent" | "child" | "ancestor"; activeOnly?: boolean; agent?: string } = {},
+    options: { delegationToken?: string } = {},
   ): Promise<Delegation[]> {
     return this.json(
       "GET",
@@ -345,14 +347,24 @@ export class GatewayClient {
           activeOnly: query.activeOnly === undefined ? undefined : String(query.activeOnly),
           agent: query.agent,
         },
+        ...delegationHeaders(options.delegationToken),
       },
       (v) => arrayOf(objectWith(v, "delegations", "array").delegations, asDelegation),
     );
   }
 
-  /** `DELETE /v1/delegations/:id`: revokes it and every delegation below it; idempotent. */
-  revokeDelegation(id: string): Promise<Delegation> {
-    return this.json("DELETE", `/delegations/${encodeURIComponent(id)}`, {}, asDelegation);
+  /**
+   * `DELETE /v1/delegations/:id`: revokes it and every delegation below it; idempotent. With
+   * `delegationToken` the delegated child revokes (its own delegation or one below it) and is
+   * recorded as `revokedBy`.
+   */
+  revokeDelegation(id: string, options: { delegationToken?: string } = {}): Promise<Delegation> {
+    return this.json(
+      "DELETE",
+      `/delegations/${encodeURIComponent(id)}`,
+      delegationHeaders(options.delegationToken),
+      asDelegation,
+    );
   }
 
   audit(query: AuditQuery = {}): Promise<AuditPage<AuditEvent>> {

@@ -59,12 +59,13 @@ export interface Gate {
   subscribe?(callback: (event: EngineEvent) => unknown, options?: SubscribeOptions): Promise<Subscription>;
   /** Delegation (a remote gate may not offer it yet). */
   delegate?(parent: DelegationParent, name: string, options: DelegateOptions): Promise<DelegationGrant>;
+  /** `delegationToken`: the acting child's own token (a remote gate sends it so the gateway acts as the child). */
   revokeDelegation?(
     delegationId: string,
     revokedBy: string,
-    options?: { agentId?: string },
+    options?: { agentId?: string; delegationToken?: string },
   ): Promise<Delegation>;
-  listDelegations?(filter?: DelegationFilter): Promise<Delegation[]>;
+  listDelegations?(filter?: DelegationFilter, options?: { delegationToken?: string }): Promise<Delegation[]>;
   /**
    * Replace the policy in force; the change is recorded in the chain (`policy.changed`). Embedded
    * only: a gateway's policy is its admins' (`PUT /v1/policies`).

@@ -214,21 +214,30 @@ function clientCall(
       result: same,
     };
   }
-  if (route === "GET /v1/delegations")
+  if (route === "GET /v1/delegations") {
+    const delegationToken = request.headers["aa-delegation"];
     return {
       call: () =>
-        client.listDelegations({
-          // Sent as recorded, even a role the gateway refuses (the 400 is part of the contract).
-          ...(query.role === undefined ? {} : { role: query.role as "parent" }),
-          ...(query.activeOnly === undefined ? {} : { activeOnly: query.activeOnly === "true" }),
-          ...(query.agent === undefined ? {} : { agent: query.agent }),
-        }),
+        client.listDelegations(
+          {
+            // Sent as recorded, even a role the gateway refuses (the 400 is part of the contract).
+            ...(query.role === undefined ? {} : { role: query.role as "parent" }),
+            ...(query.activeOnly === undefined ? {} : { activeOnly: query.activeOnly === "true" }),
+            ...(query.agent === undefined ? {} : { agent: query.agent }),
+          },
+          delegationToken ? { delegationToken } : {},
+        ),
       result: field("delegations"),
     };
+  }
   m = params(/^DELETE \/v1\/delegations\/([^/]+)$/);
   if (m) {
     const id = m[0]!;
-    return { call: () => client.revokeDelegation(id), result: same };
+    const delegationToken = request.headers["aa-delegation"];
+    return {
+      call: () => client.revokeDelegation(id, delegationToken ? { delegationToken } : {}),
+      result: same,
+    };
   }
   m = params(/^POST \/v1\/agents\/([^/]+)\/(contain|release)$/);
   if (m) {

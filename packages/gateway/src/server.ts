@@ -588,11 +588,20 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
             "An agent key lists only its own delegations; drop the agent parameter or use an operator key",
           );
         }
-        // An agent key sees the delegations below it (default role `ancestor`); an operator the
-        // whole org's, or one agent's with `agent` (and `role`, default `ancestor`).
-        const agentId = principal.kind === "agent" ? principal.agentId : query.agent;
-        const role = (query.role ?? "ancestor") as "parent" | "child" | "ancestor";
+        // An agent key sees the delegations below it (default role `ancestor`), or with a child's
+        // token in AA-Delegation, the child's; an operator the whole org's, or one agent's with
+        // `agent` (and `role`, default `ancestor`).
         const engine = await pool.get(principal.orgId);
+        const child = await delegatedAgent(request, principal, engine);
+        if (child !== undefined && query.agent !== undefined && query.agent !== child) {
+          throw new GatewayError(
+            "FORBIDDEN",
+            403,
+            `A request with AA-Delegation lists only ${child}'s delegations; drop the agent parameter`,
+          );
+        }
+        const agentId = child ?? (principal.kind === "agent" ? principal.agentId : query.agent);
+        const role = (query.role ?? "ancestor") as "parent" | "child" | "ancestor";
         const delegations = await engine.listDelegations({
           ...(agentId !== undefined ? { agentId, role } : {}),
           ...(query.activeOnly === "true" ? { activeOnly: true } : {}),
@@ -604,9 +613,22 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         const principal = await authenticate(request, ...anyRole);
         const id = (request.params as { delegationId: string }).delegationId;
         const engine = await pool.get(principal.orgId);
-        // An agent may revoke only a delegation it holds or that descends from it (the engine checks).
-        return principal.kind === "agent"
-          ? engine.revokeDelegation(id, principal.agentId!, { agentId: principal.agentId! })
+        let child: string | undefined;
+        try {
+          child = await delegatedAgent(request, principal, engine);
+        } catch (error) {
+          // A retried revocation of the token's own delegation (the first answer was lost) finds
+          // the token revoked: answer as the first did, since nothing changes (decision 69).
+          if ((error as { code?: unknown })?.code !== "DELEGATION_REVOKED") throw error;
+          const [target] = (await engine.listDelegations({})).filter((d) => d.id === id);
+          if (target?.state === "revoked" && target.chain.includes(principal.agentId!)) return target;
+          throw error;
+        }
+        // An agent may revoke only a delegation it holds or that descends from it (the engine
+        // checks); with a child's token, the child is that agent and is recorded as revokedBy.
+        const actor = child ?? (principal.kind === "agent" ? principal.agentId! : undefined);
+        return actor !== undefined
+          ? engine.revokeDelegation(id, actor, { agentId: actor })
           : engine.revokeDelegation(id, principal.reviewer);
       });
 
@@ -743,6 +765,36 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
 function actsFor(principal: Principal, agentId: string | undefined): boolean {
   if (agentId === undefined || principal.agentId === undefined) return false;
   return agentId === principal.agentId || agentId.startsWith(`${principal.agentId}/`);
+}
+
+/**
+ * The delegated child a request speaks for: the agent of the valid token in `AA-Delegation`, whose
+ * chain must include the key's agent (as for a decision). Undefined without the header.
+ */
+async function delegatedAgent(
+  request: FastifyRequest,
+  principal: Principal,
+  engine: Pick<DecisionEngine, "verifyDelegation">,
+): Promise<string | undefined> {
+  const token = delegationHeader(request.headers);
+  if (token === undefined) return undefined;
+  if (principal.kind !== "agent") {
+    throw new GatewayError(
+      "FORBIDDEN",
+      403,
+      "AA-Delegation is presented with the key of the agent that delegated (an agent key); drop the header with an operator key",
+    );
+  }
+  const held = await engine.verifyDelegation(token);
+  if (!held.chain.includes(principal.agentId!)) {
+    throw new GatewayError(
+      "FORBIDDEN",
+      403,
+      `${principal.agentId} presented a delegation token of ${held.agentId}, whose chain it is not part of; use the key of ${held.chain[0]}`,
+      { delegationId: held.id },
+    );
+  }
+  return held.agentId;
 }
 
 /** The delegation token a request presents in `AA-Delegation`, if any. */

@@ -50,7 +50,11 @@ export async function openEmbeddedGate(options: { policy: PolicyDocument; store:
     posture: () => call(() => engine.posture()),
     setPolicy: (policy, changedBy) => call(() => engine.setPolicy(policy, changedBy)),
     delegate: (parent, name, options) => call(() => engine.delegate(parent, name, options)),
-    revokeDelegation: (id, by, options) => call(() => engine.revokeDelegation(id, by, options)),
+    // The engine checks the acting agent itself; a token only matters over the wire.
+    revokeDelegation: (id, by, options) =>
+      call(() =>
+        engine.revokeDelegation(id, by, options?.agentId === undefined ? {} : { agentId: options.agentId }),
+      ),
     listDelegations: (filter) => call(() => engine.listDelegations(filter)),
     subscribe: (callback, options) => call(() => engine.subscribe(callback, options)),
     close: () => call(() => engine.close()),

@@ -11,9 +11,8 @@
  *   with its own idempotency key, so a re-send is harmless), and on `close()`. The queue is bounded:
  *   past `FAIL_OPEN_QUEUE_LIMIT` the oldest record is dropped with a warning naming it.
  * - Delegation: `POST/GET/DELETE /v1/delegations`. A child's token goes in `AA-Delegation` on its
- *   decisions, its releases and its own `delegate()`; a child's list and revocation are answered
- *   from the key's (root agent's) view, checked and filtered here for the child (the gateway lists
- *   and revokes as the key's agent).
+ *   decisions, its releases, its own `delegate()`, its list and its revocations, so the gateway
+ *   acts as the child (and records it as `revokedBy`, decision 69).
  * - Not offered over the wire: `agentState` (use `whoami()`, which asks the gateway) and token
  *   reservations (`reserve()` rejects `NOT_SUPPORTED`; budgets are enforced by the gateway).
  */
@@ -173,9 +172,12 @@ export async function openRemoteGate(options: GatewayClientOptions): Promise<Rem
         parent.delegationToken === undefined ? {} : { delegationToken: parent.delegationToken },
       ),
 
-    async listDelegations(filter: DelegationFilter = {}) {
+    async listDelegations(filter: DelegationFilter = {}, options = {}) {
       const role = filter.role ?? "ancestor";
       const activeOnly = filter.activeOnly === undefined ? {} : { activeOnly: filter.activeOnly };
+      if (options.delegationToken !== undefined) {
+        return client.listDelegations({ role, ...activeOnly }, { delegationToken: options.delegationToken });
+      }
       if (filter.agentId === undefined || filter.agentId === identity.agentId) {
         return client.listDelegations({ role, ...activeOnly });
       }
@@ -185,6 +187,9 @@ export async function openRemoteGate(options: GatewayClientOptions): Promise<Rem
     },
 
     async revokeDelegation(delegationId, _revokedBy, options = {}) {
+      if (options.delegationToken !== undefined) {
+        return client.revokeDelegation(delegationId, { delegationToken: options.delegationToken });
+      }
       const actor = options.agentId;
       if (actor !== undefined && actor !== identity.agentId) {
         // The gateway revokes as the key's agent, an ancestor of everything here: hold the child
