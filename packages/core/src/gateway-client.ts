@@ -16,6 +16,7 @@
  * `close()` ends them.
  */
 
+import { randomUUID } from "node:crypto";
 import type { IncomingHttpHeaders } from "node:http";
 import type {
   ActionResult,
@@ -298,13 +299,18 @@ export class GatewayClient {
 
   /**
    * Releases an approved action exactly once (the requesting agent's key; for a delegated child's
-   * approval, the root key with the child's `delegationToken`).
+   * approval, the root key with the child's `delegationToken`). Sends an `Idempotency-Key`, so a
+   * retry after a lost answer gets the first answer instead of `APPROVAL_ALREADY_USED`.
    */
   releaseApproval(id: string, options: { delegationToken?: string } = {}): Promise<ActionResult> {
     return this.json(
       "POST",
       `/approvals/${encodeURIComponent(id)}/release`,
-      { body: {}, ...delegationHeaders(options.delegationToken) },
+      {
+        body: {},
+        // One key for every attempt of this call: a retry after a lost answer gets that answer.
+        headers: { ...delegationHeaders(options.delegationToken).headers, "idempotency-key": randomUUID() },
+      },
       asActionResult,
     );
   }

@@ -334,8 +334,9 @@ describe("remote gate: delegation", () => {
 });
 
 describe("remote gate: approvals, audit, events", () => {
-  it("gate() long-polls a held action, then releases it once approved", async () => {
+  it("gate() long-polls a held action, then releases it once approved (a lost answer retried with the same Idempotency-Key)", async () => {
     let waits = 0;
+    let releases = 0;
     const approval = (state: string) => ({
       id: "apr_1",
       agentId: "release-bot",
@@ -355,8 +356,11 @@ describe("remote gate: approvals, audit, events", () => {
         waits++;
         return { status: 200, body: approval(waits < 2 ? "pending" : "approved") };
       }
-      if (r.path === "/v1/approvals/apr_1/release" && r.method === "POST")
+      if (r.path === "/v1/approvals/apr_1/release" && r.method === "POST") {
+        // The first answer is lost (connection dropped): the client must retry with the same key.
+        if (++releases === 1) return { drop: true };
         return { status: 200, body: executed({ auditEventId: "evt-2" }) };
+      }
       return undefined;
     });
     const { context: ctx } = await connect();
@@ -366,7 +370,10 @@ describe("remote gate: approvals, audit, events", () => {
     expect(polls).toHaveLength(2);
     // Each long poll asks for at most the contract's 30 s.
     for (const poll of polls) expect(Number(poll.query.timeoutMs)).toBeLessThanOrEqual(30_000);
-    expect(gateway!.requests.filter((r) => r.path.endsWith("/release"))).toHaveLength(1);
+    const released = gateway!.requests.filter((r) => r.path.endsWith("/release"));
+    expect(released).toHaveLength(2);
+    expect(released[0]!.headers["idempotency-key"]).toMatch(/^[0-9a-f-]{36}$/);
+    expect(released[1]!.headers["idempotency-key"]).toBe(released[0]!.headers["idempotency-key"]);
   });
 
   it("reads audit pages, verifies, reports outcomes, decides approvals and maps 404 to undefined", async () => {

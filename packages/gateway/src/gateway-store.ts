@@ -8,6 +8,7 @@
 import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import type { DatabaseSync, StatementSync } from "node:sqlite";
+import type { ActionResult } from "@aa/engine";
 import type { PolicyDocument } from "@aa/policy";
 import { GatewayError } from "./errors.js";
 
@@ -34,6 +35,16 @@ export interface StoredPolicy {
   policyHash: string;
   updatedAt: string;
   updatedBy: string;
+}
+
+/** A release answered once for an idempotency key: a retry with the same key gets it again. */
+export interface StoredRelease {
+  orgId: string;
+  idempotencyKey: string;
+  approvalId: string;
+  /** The agent key that released it. */
+  keyId: string;
+  result: ActionResult;
 }
 
 /** Where a database string points: `:memory:`, `sqlite:<file>` (or a bare file path), `postgres://`. */
@@ -80,6 +91,9 @@ export interface GatewayStore {
   revokeKey(id: string, at: string): Promise<ApiKeyRecord | undefined>;
   getPolicy(orgId: string): Promise<StoredPolicy | undefined>;
   putPolicy(policy: StoredPolicy): Promise<void>;
+  getRelease(orgId: string, idempotencyKey: string): Promise<StoredRelease | undefined>;
+  /** Keeps the first release stored for the key (a concurrent second one is ignored). */
+  putRelease(release: StoredRelease): Promise<void>;
   /** Throws when the database cannot answer (readiness). */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -119,6 +133,14 @@ class MemoryGatewayStore implements GatewayStore {
   }
   async putPolicy(policy: StoredPolicy): Promise<void> {
     this.#policies.set(policy.orgId, policy);
+  }
+  readonly #releases = new Map<string, StoredRelease>();
+  async getRelease(orgId: string, idempotencyKey: string): Promise<StoredRelease | undefined> {
+    return this.#releases.get(`${orgId}\u0000${idempotencyKey}`);
+  }
+  async putRelease(release: StoredRelease): Promise<void> {
+    const key = `${release.orgId}\u0000${release.idempotencyKey}`;
+    if (!this.#releases.has(key)) this.#releases.set(key, release);
   }
   async ping(): Promise<void> {}
   async close(): Promise<void> {}
@@ -169,6 +191,15 @@ const SQLITE_SCHEMA = [
      updated_at TEXT NOT NULL,
      updated_by TEXT NOT NULL
    );`,
+  // Version 2: release answers by idempotency key (a retried release gets the first answer).
+  `CREATE TABLE IF NOT EXISTS aa_gateway_releases (
+     org_id TEXT NOT NULL,
+     idempotency_key TEXT NOT NULL,
+     approval_id TEXT NOT NULL,
+     key_id TEXT NOT NULL,
+     result TEXT NOT NULL,
+     PRIMARY KEY (org_id, idempotency_key)
+   );`,
 ];
 
 /** Loads `node:sqlite` without Node 22's one ExperimentalWarning for it (every other warning passes). */
@@ -210,6 +241,11 @@ class SqliteGatewayStore implements GatewayStore {
         `INSERT INTO aa_gateway_policies (org_id, policy, policy_hash, updated_at, updated_by) VALUES (?, ?, ?, ?, ?)
          ON CONFLICT (org_id) DO UPDATE SET policy = excluded.policy, policy_hash = excluded.policy_hash,
            updated_at = excluded.updated_at, updated_by = excluded.updated_by`,
+      ),
+      getRelease: db.prepare("SELECT * FROM aa_gateway_releases WHERE org_id = ? AND idempotency_key = ?"),
+      putRelease: db.prepare(
+        `INSERT INTO aa_gateway_releases (org_id, idempotency_key, approval_id, key_id, result) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (org_id, idempotency_key) DO NOTHING`,
       ),
       ping: db.prepare("SELECT 1"),
     };
@@ -286,6 +322,13 @@ class SqliteGatewayStore implements GatewayStore {
   async putPolicy(p: StoredPolicy): Promise<void> {
     this.#s.putPolicy!.run(p.orgId, JSON.stringify(p.policy), p.policyHash, p.updatedAt, p.updatedBy);
   }
+  async getRelease(orgId: string, idempotencyKey: string): Promise<StoredRelease | undefined> {
+    const row = this.#s.getRelease!.get(orgId, idempotencyKey) as ReleaseRow | undefined;
+    return row ? fromReleaseRow(row) : undefined;
+  }
+  async putRelease(r: StoredRelease): Promise<void> {
+    this.#s.putRelease!.run(r.orgId, r.idempotencyKey, r.approvalId, r.keyId, JSON.stringify(r.result));
+  }
   async ping(): Promise<void> {
     this.#s.ping!.get();
   }
@@ -314,6 +357,35 @@ const POSTGRES_SCHEMA = `
     updated_at TEXT NOT NULL,
     updated_by TEXT NOT NULL
   );`;
+
+/** Version 2 (appended): release answers by idempotency key. */
+const POSTGRES_SCHEMA_V2 = `
+  CREATE TABLE IF NOT EXISTS aa_gateway_releases (
+    org_id TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    approval_id TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    result TEXT NOT NULL,
+    PRIMARY KEY (org_id, idempotency_key)
+  );`;
+
+interface ReleaseRow {
+  org_id: string;
+  idempotency_key: string;
+  approval_id: string;
+  key_id: string;
+  result: string;
+}
+
+function fromReleaseRow(row: ReleaseRow): StoredRelease {
+  return {
+    orgId: row.org_id,
+    idempotencyKey: row.idempotency_key,
+    approvalId: row.approval_id,
+    keyId: row.key_id,
+    result: JSON.parse(row.result) as ActionResult,
+  };
+}
 
 /** Same advisory-lock space for every gateway: replicas starting together create the tables once. */
 const SCHEMA_LOCK = 7_391_001;
@@ -369,6 +441,7 @@ class PostgresGatewayStore implements GatewayStore {
         await client.query("SELECT pg_advisory_xact_lock($1)", [SCHEMA_LOCK]);
         if (schema) await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
         await client.query(POSTGRES_SCHEMA);
+        await client.query(POSTGRES_SCHEMA_V2);
         await client.query("COMMIT");
       } catch (error) {
         await client.query("ROLLBACK").catch(() => undefined);
@@ -442,6 +515,20 @@ class PostgresGatewayStore implements GatewayStore {
        ON CONFLICT (org_id) DO UPDATE SET policy = excluded.policy, policy_hash = excluded.policy_hash,
          updated_at = excluded.updated_at, updated_by = excluded.updated_by`,
       [p.orgId, JSON.stringify(p.policy), p.policyHash, p.updatedAt, p.updatedBy],
+    );
+  }
+  async getRelease(orgId: string, idempotencyKey: string): Promise<StoredRelease | undefined> {
+    const { rows } = await this.#pool.query<ReleaseRow>(
+      "SELECT * FROM aa_gateway_releases WHERE org_id = $1 AND idempotency_key = $2",
+      [orgId, idempotencyKey],
+    );
+    return rows[0] ? fromReleaseRow(rows[0]) : undefined;
+  }
+  async putRelease(r: StoredRelease): Promise<void> {
+    await this.#pool.query(
+      `INSERT INTO aa_gateway_releases (org_id, idempotency_key, approval_id, key_id, result) VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (org_id, idempotency_key) DO NOTHING`,
+      [r.orgId, r.idempotencyKey, r.approvalId, r.keyId, JSON.stringify(r.result)],
     );
   }
   async ping(): Promise<void> {

@@ -356,10 +356,9 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
           const principal = await authenticate(request, ...operatorRoles);
           const engine = await pool.get(principal.orgId);
           const { reason } = (request.body ?? {}) as { reason?: string };
-          return engine.approve(
-            (request.params as { approvalId: string }).approvalId,
-            principal.reviewer,
-            reason,
+          const id = (request.params as { approvalId: string }).approvalId;
+          return asFirstAnswered(engine, id, principal.reviewer, "approved", () =>
+            engine.approve(id, principal.reviewer, reason),
           );
         },
       );
@@ -368,7 +367,10 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         const principal = await authenticate(request, ...operatorRoles);
         const engine = await pool.get(principal.orgId);
         const { reason } = request.body as { reason: string };
-        return engine.deny((request.params as { approvalId: string }).approvalId, principal.reviewer, reason);
+        const id = (request.params as { approvalId: string }).approvalId;
+        return asFirstAnswered(engine, id, principal.reviewer, "denied", () =>
+          engine.deny(id, principal.reviewer, reason),
+        );
       });
 
       v1.post(
@@ -378,23 +380,72 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
           const principal = await authenticate(request, "agent");
           const engine = await pool.get(principal.orgId);
           const id = (request.params as { approvalId: string }).approvalId;
-          const approval = await findApproval(engine, id);
-          assertOwnApproval(principal, approval);
-          if (approval.agentId === principal.agentId) return engine.releaseApproval(id, principal.agentId);
-          // A delegated child's call is released for the child, on its (still valid) token.
-          const token = delegationHeader(request.headers);
-          const held = token === undefined ? undefined : await engine.verifyDelegation(token);
-          if (held?.agentId !== approval.agentId || !held.chain.includes(principal.agentId!)) {
-            throw new GatewayError(
-              "FORBIDDEN",
-              403,
-              `Approval ${id} is ${approval.agentId}'s; release it with that delegated agent's token in AA-Delegation`,
-              { approvalId: id, agentId: approval.agentId },
-            );
+          const idempotencyKey = idempotencyKeyHeader(request.headers);
+          if (idempotencyKey === undefined) return releaseFor(principal, engine, request, id);
+          // A retry whose first answer was lost gets that answer again (decision 70).
+          const first = async () => {
+            const stored = await store.getRelease(principal.orgId, idempotencyKey);
+            if (stored === undefined) return undefined;
+            if (stored.approvalId !== id || stored.keyId !== principal.keyId) {
+              throw new GatewayError(
+                "IDEMPOTENCY_KEY_REUSED",
+                409,
+                "This Idempotency-Key was used for another release; send a new key for each release",
+                { approvalId: id },
+              );
+            }
+            return stored.result;
+          };
+          const earlier = await first();
+          if (earlier !== undefined) return earlier;
+          let result: ActionResult;
+          try {
+            result = await releaseFor(principal, engine, request, id);
+          } catch (error) {
+            // A concurrent request with the same key released it first.
+            if ((error as { code?: unknown })?.code === "APPROVAL_ALREADY_USED") {
+              const again = await first();
+              if (again !== undefined) return again;
+            }
+            throw error;
           }
-          return engine.releaseApproval(id, approval.agentId);
+          // The release is committed: failing to remember its answer only costs a retry its 200.
+          await store
+            .putRelease({
+              orgId: principal.orgId,
+              idempotencyKey,
+              approvalId: id,
+              keyId: principal.keyId,
+              result,
+            })
+            .catch(() => undefined);
+          return result;
         },
       );
+
+      /** Releases approval `id` for the key's agent, or for a delegated child on its token. */
+      async function releaseFor(
+        principal: Principal,
+        engine: DecisionEngine,
+        request: FastifyRequest,
+        id: string,
+      ): Promise<ActionResult> {
+        const approval = await findApproval(engine, id);
+        assertOwnApproval(principal, approval);
+        if (approval.agentId === principal.agentId) return engine.releaseApproval(id, principal.agentId);
+        // A delegated child's call is released for the child, on its (still valid) token.
+        const token = delegationHeader(request.headers);
+        const held = token === undefined ? undefined : await engine.verifyDelegation(token);
+        if (held?.agentId !== approval.agentId || !held.chain.includes(principal.agentId!)) {
+          throw new GatewayError(
+            "FORBIDDEN",
+            403,
+            `Approval ${id} is ${approval.agentId}'s; release it with that delegated agent's token in AA-Delegation`,
+            { approvalId: id, agentId: approval.agentId },
+          );
+        }
+        return engine.releaseApproval(id, approval.agentId);
+      }
 
       // -------------------------------------------------------------- audit
 
@@ -765,6 +816,43 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
 function actsFor(principal: Principal, agentId: string | undefined): boolean {
   if (agentId === undefined || principal.agentId === undefined) return false;
   return agentId === principal.agentId || agentId.startsWith(`${principal.agentId}/`);
+}
+
+/**
+ * Approve or deny, answering a retry as the first request was answered: when the approval is no
+ * longer pending because this reviewer already made this decision (the first answer was lost),
+ * the current approval is the answer; another reviewer or the other decision still gets 409.
+ */
+async function asFirstAnswered(
+  engine: DecisionEngine,
+  id: string,
+  reviewer: string,
+  to: "approved" | "denied",
+  decide: () => Promise<Approval>,
+): Promise<Approval> {
+  try {
+    return await decide();
+  } catch (error) {
+    if ((error as { code?: unknown })?.code !== "APPROVAL_NOT_PENDING") throw error;
+    const current = await engine.getApproval(id);
+    if (current?.state === to && current.decidedBy === reviewer) return current;
+    throw error;
+  }
+}
+
+/** The `Idempotency-Key` of a request, if any (one printable token of at most 200 characters). */
+function idempotencyKeyHeader(headers: IncomingHttpHeaders): string | undefined {
+  const header = headers["idempotency-key"];
+  if (header === undefined) return undefined;
+  if (typeof header !== "string" || header === "" || header.length > 200 || !/^[\x21-\x7e]+$/.test(header)) {
+    throw new GatewayError(
+      "INVALID_REQUEST",
+      400,
+      "Idempotency-Key must be one header of 1 to 200 printable ASCII characters, e.g. a UUID",
+      { field: "Idempotency-Key" },
+    );
+  }
+  return header;
 }
 
 /**

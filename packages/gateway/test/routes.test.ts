@@ -47,6 +47,83 @@ describe("approvals over HTTP", () => {
   });
 });
 
+describe("approval retries after a lost answer", () => {
+  it("the same reviewer's same decision answers again; another reviewer or decision still gets 409", async () => {
+    const gw = await gateway();
+    const held = await gw.call(gw.keys.agent, "POST", "/v1/actions", { actionType: "pr.merge" });
+    const id = held.body.approvalId as string;
+    const first = await gw.call(gw.keys.operator, "POST", `/v1/approvals/${id}/approve`, { reason: "ok" });
+    expect(first.status).toBe(200);
+    const retried = await gw.call(gw.keys.operator, "POST", `/v1/approvals/${id}/approve`, { reason: "ok" });
+    expect(retried.status).toBe(200);
+    // The same approval as first answered (same decidedAt): no second decision was recorded.
+    expect(retried.body).toEqual(first.body);
+    const other = await gw.call(gw.keys.admin, "POST", `/v1/approvals/${id}/approve`, {});
+    expect(other.status).toBe(409);
+    expect(other.body.error.code).toBe("APPROVAL_NOT_PENDING");
+    const flipped = await gw.call(gw.keys.operator, "POST", `/v1/approvals/${id}/deny`, { reason: "no" });
+    expect(flipped.status).toBe(409);
+    expect(flipped.body.error.code).toBe("APPROVAL_NOT_PENDING");
+
+    // A denial retried by its reviewer answers again too.
+    const second = await gw.call(gw.keys.agent, "POST", "/v1/actions", { actionType: "pr.merge" });
+    const other2 = second.body.approvalId as string;
+    const denied = await gw.call(gw.keys.operator, "POST", `/v1/approvals/${other2}/deny`, { reason: "no" });
+    const deniedAgain = await gw.call(gw.keys.operator, "POST", `/v1/approvals/${other2}/deny`, {
+      reason: "no",
+    });
+    expect(denied.status).toBe(200);
+    expect(deniedAgain.status).toBe(200);
+    expect(deniedAgain.body).toMatchObject({ id: other2, state: "denied", decidedBy: "ops-alice" });
+  });
+
+  it("a release retried with the same Idempotency-Key answers as the first; a new key still gets 409", async () => {
+    const gw = await gateway();
+    const held = await gw.call(gw.keys.agent, "POST", "/v1/actions", { actionType: "pr.merge" });
+    const id = held.body.approvalId as string;
+    await gw.call(gw.keys.operator, "POST", `/v1/approvals/${id}/approve`, {});
+    const key = { "idempotency-key": "release-1" };
+    const first = await gw.call(gw.keys.agent, "POST", `/v1/approvals/${id}/release`, {}, key);
+    expect(first.body).toMatchObject({ status: "executed", approvalId: id });
+    const retried = await gw.call(gw.keys.agent, "POST", `/v1/approvals/${id}/release`, {}, key);
+    expect(retried.status).toBe(200);
+    // The same answer, the same executed record (auditEventId): the call was released once.
+    expect(retried.body).toEqual(first.body);
+    const fresh = await gw.call(
+      gw.keys.agent,
+      "POST",
+      `/v1/approvals/${id}/release`,
+      {},
+      {
+        "idempotency-key": "release-2",
+      },
+    );
+    expect(fresh.status).toBe(409);
+    expect(fresh.body.error.code).toBe("APPROVAL_ALREADY_USED");
+    const noKey = await gw.call(gw.keys.agent, "POST", `/v1/approvals/${id}/release`, {});
+    expect(noKey.body.error.code).toBe("APPROVAL_ALREADY_USED");
+
+    // The key belongs to that release: used for another approval it is refused.
+    const next = await gw.call(gw.keys.agent, "POST", "/v1/actions", { actionType: "pr.merge" });
+    const nextId = next.body.approvalId as string;
+    await gw.call(gw.keys.operator, "POST", `/v1/approvals/${nextId}/approve`, {});
+    const reused = await gw.call(gw.keys.agent, "POST", `/v1/approvals/${nextId}/release`, {}, key);
+    expect(reused.status).toBe(409);
+    expect(reused.body.error.code).toBe("IDEMPOTENCY_KEY_REUSED");
+    const bad = await gw.call(
+      gw.keys.agent,
+      "POST",
+      `/v1/approvals/${nextId}/release`,
+      {},
+      {
+        "idempotency-key": "x".repeat(201),
+      },
+    );
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.details).toEqual({ field: "Idempotency-Key" });
+  });
+});
+
 describe("tenancy over HTTP", () => {
   it("an org's keys never read, approve, report on or see the events of another org", async () => {
     const gw = await gateway();
