@@ -5,7 +5,8 @@ import { SqliteStore } from "./sqlite.js";
 import { type AppendReply, type AppendRequest, requestItems, serializeError } from "./sqlite-append.js";
 
 const { filePath, port } = workerData as { filePath: string; port: MessagePort };
-const store = await SqliteStore.open(filePath);
+// Its commits run on this thread: checkpoints in them stall no event loop that serves callers.
+const store = await SqliteStore.open(filePath, { walCheckpointer: false });
 
 port.on("message", (message: AppendRequest | { close: true }) => {
   if ("close" in message) {

@@ -20,6 +20,7 @@ import type { ChainScan } from "../verify-store.js";
 import { delegationConflict, effectApprovalId, effectConflict, idempotencyTaken } from "./effects.js";
 import { keyFilePath, loadOrCreateInKeyFile, updateInKeyFile } from "./key-file.js";
 import { AppendWorker, appendWorkerTuning } from "./sqlite-append.js";
+import { checkpointTuning, WalCheckpointer } from "./sqlite-checkpointer.js";
 import { loadSqlite } from "./sqlite-module.js";
 import type {
   AgentControlRow,
@@ -146,7 +147,6 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
 const ID_INDEX_LAG = 128;
 
 const BUSY_TIMEOUT_MS = 5000;
-const WAL_AUTOCHECKPOINT_PAGES = 10_000;
 const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
 /** Chains at least this long are verified across worker threads (tunable for tests). */
 export const verifyTuning = { parallelMinRows: 50_000 };
@@ -219,6 +219,8 @@ export class SqliteStore implements AuditStore {
   /** Commits large batches on another thread; started by the first large batch. */
   #appendWorker: AppendWorker | undefined;
   #useAppendWorker: boolean;
+  /** Runs WAL checkpoints on its own thread (see sqlite-checkpointer.ts). */
+  #checkpointer: WalCheckpointer | undefined;
 
   /**
    * With the append worker on (and alive), batches may be handed over while earlier ones are still
@@ -238,9 +240,14 @@ export class SqliteStore implements AuditStore {
   /**
    * Opens (creating directory, file and schema as needed) the SQLite store at `path`.
    * `appendWorker: true` commits large batches on a worker thread (see sqlite-append.ts); without
-   * it every commit stays on the calling thread.
+   * it every commit stays on the calling thread. `walCheckpointer: false` leaves WAL checkpoints to
+   * `wal_autocheckpoint` on this connection (the append worker's own store: it is off the event loop).
    */
-  static async open(path: string, options: { appendWorker?: boolean } = {}): Promise<SqliteStore> {
+  static async open(
+    path: string,
+    options: { appendWorker?: boolean; walCheckpointer?: boolean } = {},
+  ): Promise<SqliteStore> {
+    const walWorker = options.walCheckpointer !== false && checkpointTuning.enabled;
     const { DatabaseSync } = await loadSqlite();
     const filePath = resolve(path);
     try {
@@ -263,8 +270,9 @@ export class SqliteStore implements AuditStore {
       // A checkpoint (copy back + two fsyncs) runs inside whichever COMMIT crosses the threshold.
       // At ~40 MB instead of the default ~4 MB it runs a tenth as often, and copies each hot page
       // (the tree's rightmost leaves) once instead of ten times; the WAL file is cut back to
-      // 64 MiB after a checkpoint.
-      db.exec(`PRAGMA wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
+      // 64 MiB after a checkpoint. Normally a worker thread checkpoints instead, so that no commit
+      // on the event loop runs one (sqlite-checkpointer.ts).
+      db.exec(`PRAGMA wal_autocheckpoint = ${walWorker ? 0 : checkpointTuning.autocheckpointPages}`);
       db.exec(`PRAGMA journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
     } catch (cause) {
       throw new EngineError(
@@ -277,7 +285,9 @@ export class SqliteStore implements AuditStore {
     }
     try {
       migrate(db, filePath);
-      return new SqliteStore(filePath, db, options.appendWorker === true);
+      const store = new SqliteStore(filePath, db, options.appendWorker === true);
+      if (walWorker) store.#checkpointer = new WalCheckpointer(filePath, () => store.#autocheckpoint());
+      return store;
     } catch (error) {
       db.close();
       throw error;
@@ -658,9 +668,25 @@ export class SqliteStore implements AuditStore {
     return scanSqliteRange(this.#s.verifyRows, this.#s.idAtSeq, org, from, to, anchored, onChunk);
   }
 
+  /** The checkpoint worker could not start or stopped: this connection checkpoints again. */
+  #autocheckpoint(): void {
+    if (this.#closed) return;
+    try {
+      this.#db.exec(`PRAGMA wal_autocheckpoint = ${checkpointTuning.autocheckpointPages}`);
+    } catch {
+      // The connection is unusable; its next statement reports the failure to its caller.
+    }
+  }
+
+  /** Checkpoints run on a worker thread, not in this connection's commits. */
+  get walCheckpointWorker(): boolean {
+    return this.#checkpointer !== undefined && !this.#checkpointer.fellBack;
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#checkpointer?.close();
     this.#appendWorker?.close();
     this.#db.close();
   }

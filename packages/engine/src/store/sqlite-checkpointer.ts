@@ -1,0 +1,226 @@
+/**
+ * WAL checkpoints off the event loop for the SQLite store.
+ *
+ * With `wal_autocheckpoint` SQLite runs the checkpoint inside whichever COMMIT crosses the
+ * threshold, on the thread that committed: copying up to ~40 MB of WAL into the database file and
+ * an fsync of it. Measured on the engine (300k decisions, 64 concurrent): 12 of 13 event-loop
+ * stalls over 20 ms were exactly those commits, up to 288 ms. So the store's writer connection gets
+ * `wal_autocheckpoint = 0`, and a worker thread with its own connection to the same file
+ * checkpoints instead:
+ *
+ * - every {@link checkpointTuning.intervalMs} it reads how many WAL frames are not yet copied back,
+ *   from the wal-index header in the `-shm` file (mxFrame at byte 16, nBackfill at byte 96:
+ *   https://www.sqlite.org/walformat.html), and once that reaches `walPages` it runs
+ *   `wal_checkpoint(PASSIVE)`, which never takes the writer lock, so commits go on meanwhile;
+ * - a PASSIVE checkpoint cannot let the WAL start over while the writer keeps appending (the
+ *   writer restarts it only once every frame is copied back), so right after it the worker tries
+ *   `wal_checkpoint(RESTART)` with `busy_timeout = 0`: if the writer is in a transaction it
+ *   degrades to PASSIVE at once; otherwise it copies only the frames committed since the PASSIVE
+ *   one (the writer waits for that short tail, not for the whole WAL) and the next commit starts
+ *   the WAL from its beginning. This keeps the WAL bounded under continuous writes.
+ *
+ * If the worker cannot start or stops, the writer connection goes back to `wal_autocheckpoint`
+ * (reported once per process with `process.emitWarning`): the WAL must never grow without bound.
+ * Durability is unchanged: checkpoints only copy committed frames into the database file.
+ */
+import { endianness } from "node:os";
+import { Worker } from "node:worker_threads";
+
+/** Tunables (tests and benchmarks change them before opening a store). */
+export const checkpointTuning = {
+  /** `wal_autocheckpoint` of the writer connection when the worker is off or has failed. */
+  autocheckpointPages: 10_000,
+  /** Frames not yet copied back that trigger a checkpoint (the autocheckpoint threshold before). */
+  walPages: 10_000,
+  /** How often the worker looks at the WAL. */
+  intervalMs: 50,
+  /**
+   * `false` keeps `wal_autocheckpoint` on the writer connection (the behaviour before; used by
+   * benchmarks for A/B).
+   */
+  enabled: true,
+  /** Test-only: replaces the worker's source, e.g. with one that fails, to exercise the fallback. */
+  workerSource: undefined as string | undefined,
+};
+
+/** Shared between the store and its worker (an Int32Array over a SharedArrayBuffer). */
+const STATE_STARTING = 0;
+const STATE_OPEN = 1;
+const STATE_CLOSING = 2;
+const STATE_CLOSED = 3;
+/**
+ * How long `close()` waits for the worker to close its connection (it finishes a checkpoint in
+ * progress first); past this the store closes anyway (nothing is lost: the WAL has every frame).
+ */
+const CLOSE_WAIT_MS = 10_000;
+
+/**
+ * The worker, as CommonJS source evaluated in the thread (`eval: true`): it needs no file of its
+ * own, so it also runs when the engine is loaded from its TypeScript sources (tests).
+ */
+const WORKER_SOURCE = `
+const { workerData, parentPort } = require("node:worker_threads");
+const { openSync, readSync, closeSync } = require("node:fs");
+const { filePath, walPages, intervalMs, littleEndian, state } = workerData;
+// The store may have closed before this thread got here: then never open the file (a connection
+// opened after the store's close would recreate the -wal and -shm files).
+if (Atomics.compareExchange(state, 0, ${STATE_STARTING}, ${STATE_OPEN}) !== ${STATE_STARTING}) {
+  parentPort.close();
+} else {
+  try {
+    run();
+  } catch (error) {
+    // Whatever failed, a store closing right now must not wait for this thread.
+    closed();
+    throw error;
+  }
+}
+function closed() {
+  Atomics.store(state, 0, ${STATE_CLOSED});
+  Atomics.notify(state, 0);
+}
+function run() {
+// Silence exactly node:sqlite's ExperimentalWarning (see sqlite-module.ts).
+const emit = process.emitWarning;
+process.emitWarning = function (warning, ...rest) {
+  const text = warning instanceof Error ? warning.message : String(warning);
+  if (/^SQLite is an experimental feature/.test(text)) return;
+  return emit.call(process, warning, ...rest);
+};
+const { DatabaseSync } = require("node:sqlite");
+process.emitWarning = emit;
+const db = new DatabaseSync(filePath);
+// Never wait for the writer: a RESTART that cannot get the writer lock at once acts as PASSIVE.
+db.exec("PRAGMA busy_timeout = 0");
+db.exec("PRAGMA synchronous = NORMAL");
+const passive = db.prepare("PRAGMA wal_checkpoint(PASSIVE)");
+const restart = db.prepare("PRAGMA wal_checkpoint(RESTART)");
+const header = Buffer.alloc(100);
+let shm;
+/**
+ * [frames in the WAL, frames not yet copied back], or undefined when the wal-index cannot be read.
+ */
+function walState() {
+  try {
+    shm ??= openSync(filePath + "-shm", "r");
+    if (readSync(shm, header, 0, 100, 0) < 100) return [0, 0];
+    const mxFrame = littleEndian ? header.readUInt32LE(16) : header.readUInt32BE(16);
+    const nBackfill = littleEndian ? header.readUInt32LE(96) : header.readUInt32BE(96);
+    return [mxFrame, mxFrame > nBackfill ? mxFrame - nBackfill : 0];
+  } catch {
+    if (shm !== undefined) { try { closeSync(shm); } catch {} shm = undefined; }
+    return undefined;
+  }
+}
+function tick() {
+  const state = walState();
+  // Below the threshold nothing to do, unless a WAL past it only waits for its last frames (a
+  // RESTART found the writer busy): then every tick tries again, so the WAL stays near the
+  // threshold. No readable wal-index (not created yet, or just removed): checkpoint anyway.
+  if (state !== undefined && state[1] < walPages && (state[0] < walPages || state[1] === 0)) return;
+  try {
+    // Each pass copies the frames that existed when it started; what the writer committed
+    // meanwhile is left for the next. A pass that ends with every frame copied back lets the
+    // writer start the WAL over at its next commit.
+    for (let pass = 0; pass < 4; pass++) {
+      passive.get();
+      const left = walState();
+      if (left === undefined || left[1] === 0) return;
+    }
+    // A writer that never pauses keeps a tail of its latest commits: copy it holding the writer
+    // lock (the writer waits for the tail, not for the whole WAL), so that the WAL restarts and
+    // stays near the threshold. If the writer is in a transaction right now, busy_timeout = 0
+    // turns this into one more PASSIVE pass, and a later tick tries again.
+    restart.get();
+  } catch (error) {
+    // SQLITE_BUSY and the like: the next tick tries again.
+    if (!/busy|locked/i.test(String(error && error.message))) throw error;
+  }
+}
+const timer = setInterval(tick, intervalMs);
+parentPort.on("message", (message) => {
+  if (message && message.close) {
+    clearInterval(timer);
+    try {
+      if (shm !== undefined) closeSync(shm);
+      db.close();
+    } finally {
+      closed();
+      parentPort.close();
+    }
+  }
+});
+}
+`;
+
+let warned = false;
+
+/** The store's handle on its checkpoint worker. */
+export class WalCheckpointer {
+  readonly #worker: Worker | undefined;
+  readonly #state = new Int32Array(new SharedArrayBuffer(4));
+  #closed = false;
+  #fellBack = false;
+
+  /**
+   * Starts the worker for `filePath`. `fallBack` is called once if it cannot start or stops: the
+   * caller then turns `wal_autocheckpoint` back on for its writer connection.
+   */
+  constructor(filePath: string, fallBack: () => void) {
+    const fail = (cause: unknown) => {
+      if (this.#closed || this.#fellBack) return;
+      this.#fellBack = true;
+      fallBack();
+      if (!warned) {
+        warned = true;
+        process.emitWarning(
+          `The SQLite checkpoint worker for ${filePath} stopped (${cause instanceof Error ? cause.message : String(cause)}); WAL checkpoints now run on the committing thread (wal_autocheckpoint)`,
+          { code: "AA_SQLITE_CHECKPOINTER" },
+        );
+      }
+    };
+    let worker: Worker | undefined;
+    try {
+      worker = new Worker(checkpointTuning.workerSource ?? WORKER_SOURCE, {
+        eval: true,
+        workerData: {
+          filePath,
+          walPages: checkpointTuning.walPages,
+          intervalMs: checkpointTuning.intervalMs,
+          littleEndian: endianness() === "LE",
+          state: this.#state,
+        },
+      });
+    } catch (cause) {
+      fail(cause);
+    }
+    this.#worker = worker;
+    if (worker === undefined) return;
+    // The checkpointer must never keep the process alive.
+    worker.unref();
+    worker.once("error", fail);
+    worker.once("exit", (code) => fail(new Error(`exited with code ${code}`)));
+  }
+
+  /** Checkpoints are back on the writer connection (the worker could not start, or stopped). */
+  get fellBack(): boolean {
+    return this.#fellBack;
+  }
+
+  /**
+   * Stops the worker and waits (blocking, at most {@link CLOSE_WAIT_MS}) until it closed its
+   * connection, so that the store's own connection is the last to close: it then checkpoints and
+   * removes the WAL as before, and the file is free once the store's `close()` returns.
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const worker = this.#worker;
+    if (worker === undefined || this.#fellBack) return;
+    // Not started yet: it will see this and never open the file.
+    if (Atomics.compareExchange(this.#state, 0, STATE_STARTING, STATE_CLOSING) === STATE_STARTING) return;
+    worker.postMessage({ close: true });
+    // The worker's thread handles the message on its own event loop while this one waits.
+    Atomics.wait(this.#state, 0, STATE_OPEN, CLOSE_WAIT_MS);
+  }
+}
