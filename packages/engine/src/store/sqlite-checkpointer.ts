@@ -114,23 +114,19 @@ function walState() {
 }
 function tick() {
   const state = walState();
+  // No readable wal-index (not created yet, or just removed): check with a checkpoint.
+  const [frames, pending] = state ?? [walPages, walPages];
   // Below the threshold nothing to do, unless a WAL past it only waits for its last frames (a
   // RESTART found the writer busy): then every tick tries again, so the WAL stays near the
-  // threshold. No readable wal-index (not created yet, or just removed): checkpoint anyway.
-  if (state !== undefined && state[1] < walPages && (state[0] < walPages || state[1] === 0)) return;
+  // threshold.
+  if (pending < walPages && (frames < walPages || pending === 0)) return;
   try {
-    // Each pass copies the frames that existed when it started; what the writer committed
-    // meanwhile is left for the next. A pass that ends with every frame copied back lets the
-    // writer start the WAL over at its next commit.
-    for (let pass = 0; pass < 4; pass++) {
-      passive.get();
-      const left = walState();
-      if (left === undefined || left[1] === 0) return;
-    }
-    // A writer that never pauses keeps a tail of its latest commits: copy it holding the writer
-    // lock (the writer waits for the tail, not for the whole WAL), so that the WAL restarts and
-    // stays near the threshold. If the writer is in a transaction right now, busy_timeout = 0
-    // turns this into one more PASSIVE pass, and a later tick tries again.
+    // The bulk, without the writer lock: commits go on meanwhile.
+    if (pending >= walPages) passive.get();
+    // A busy writer always leaves a tail of what it committed during that pass, and the WAL
+    // restarts only once every frame is copied back: copy the tail holding the writer lock (the
+    // writer waits for the tail, not for the whole WAL). If the writer is in a transaction right
+    // now, busy_timeout = 0 makes this a PASSIVE pass, and the next tick tries again.
     restart.get();
   } catch (error) {
     // SQLITE_BUSY and the like: the next tick tries again.
