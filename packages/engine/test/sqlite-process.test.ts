@@ -155,4 +155,38 @@ describe("SQLite store across processes", () => {
       problem: expect.stringMatching(/signature/),
     });
   });
+
+  it("several processes opening one fresh file at the same instant all open it (WAL switch race)", async () => {
+    const processes = 4;
+    for (let round = 0; round < 5; round++) {
+      const file = join(dir, `race-${round}.db`);
+      const at = Date.now() + 1500;
+      const outputs = await Promise.all(
+        Array.from({ length: processes }, async () => {
+          const child = spawn(process.execPath, [fixture("open-at.mjs"), file, String(at)], {
+            stdio: ["ignore", "pipe", "pipe"],
+          });
+          let out = "";
+          let err = "";
+          child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+            out += chunk;
+          });
+          child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+            err += chunk;
+          });
+          const [code] = await once(child, "exit");
+          return { code, out: out.trim(), err: err.slice(-1000) };
+        }),
+      );
+      for (const output of outputs) expect(output).toMatchObject({ code: 0, out: "opened" });
+      const policy = compilePolicy(
+        parsePolicy(
+          "version: 1\ndefault: deny\npolicies:\n  - { name: reads, action: 'read.*', effect: allow }\n",
+        ),
+      );
+      const engine = await openEngine({ policy, store: file });
+      expect(await engine.verify()).toMatchObject({ chainValid: true, checked: processes });
+      await engine.close();
+    }
+  });
 });

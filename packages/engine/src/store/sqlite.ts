@@ -39,6 +39,27 @@ import type {
   StoredKeys,
 } from "./types.js";
 
+/**
+ * Switches a connection to WAL. Two processes opening a fresh file at once race on this pragma,
+ * and SQLite may answer SQLITE_BUSY at once, without calling the busy handler (it would otherwise
+ * risk a deadlock), so the attempt is repeated until `BUSY_TIMEOUT_MS` as the busy handler would.
+ */
+async function enterWalMode(db: DatabaseSync): Promise<void> {
+  const giveUpAt = Date.now() + BUSY_TIMEOUT_MS;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      db.exec("PRAGMA journal_mode = WAL");
+      return;
+    } catch (error) {
+      const code = (error as { errcode?: number }).errcode;
+      // 5 SQLITE_BUSY, 6 SQLITE_LOCKED (extended codes keep the primary code in the low byte).
+      const busy = code !== undefined && ((code & 0xff) === 5 || (code & 0xff) === 6);
+      if (!busy || Date.now() >= giveUpAt) throw error;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(5 * attempt, 50)));
+    }
+  }
+}
+
 /** Schema migrations, applied in order; the index + 1 is the version. Never edit a shipped one. */
 export const SQLITE_MIGRATIONS: readonly string[] = [
   `CREATE TABLE audit_events (
@@ -265,7 +286,7 @@ export class SqliteStore implements AuditStore {
     try {
       db = new DatabaseSync(filePath);
       db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
-      db.exec("PRAGMA journal_mode = WAL");
+      await enterWalMode(db);
       db.exec("PRAGMA synchronous = NORMAL");
       // A checkpoint (copy back + two fsyncs) runs inside whichever COMMIT crosses the threshold.
       // At ~40 MB instead of the default ~4 MB it runs a tenth as often, and copies each hot page
