@@ -12,12 +12,11 @@ import {
   type AssemblyContext,
   AssemblyDeniedError,
   currentPrincipal,
-  type FrameworkAdapter,
-  type Interceptor,
   initAssembly,
   type Principal,
   runAs,
 } from "../src/index.js";
+import { capturingAdapter } from "./capturing-adapter.js";
 
 const fixtureRoot = new URL("./fixtures/host-app/", import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), "aa-core-identity-"));
@@ -43,22 +42,6 @@ const policy = {
     { name: "search", action: "search", effect: "allow" },
   ],
 };
-
-function capturingAdapter(): FrameworkAdapter & { interceptor?: Interceptor } {
-  const adapter: FrameworkAdapter & { interceptor?: Interceptor } = {
-    name: "capture",
-    supportedVersions: "*",
-    isAvailable: () => true,
-    registerHooks(interceptor) {
-      adapter.interceptor = interceptor;
-      return { entryPoints: [] };
-    },
-    unregisterHooks() {
-      adapter.interceptor = undefined;
-    },
-  };
-  return adapter;
-}
 
 let context: AssemblyContext | undefined;
 afterEach(async () => {

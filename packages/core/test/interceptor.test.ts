@@ -7,11 +7,10 @@ import {
   type AssemblyContext,
   AssemblyDeniedError,
   AssemblyTimeoutError,
-  type FrameworkAdapter,
   type InterceptOptions,
-  type Interceptor,
   initAssembly,
 } from "../src/index.js";
+import { capturingAdapter } from "./capturing-adapter.js";
 
 const fixtureRoot = new URL("./fixtures/host-app/", import.meta.url).pathname;
 const policy = {
@@ -22,27 +21,6 @@ const policy = {
     { name: "merges-need-review", action: "merge_pr", effect: "require_approval" },
   ],
 };
-
-/** An adapter that hands its interceptor to the test, so tests call it as an adapter would. */
-function capturingAdapter(
-  name = "capture",
-  priority?: number,
-): FrameworkAdapter & { interceptor?: Interceptor } {
-  const adapter: FrameworkAdapter & { interceptor?: Interceptor } = {
-    name,
-    ...(priority === undefined ? {} : { priority }),
-    supportedVersions: "*",
-    isAvailable: () => true,
-    registerHooks(interceptor) {
-      adapter.interceptor = interceptor;
-      return { entryPoints: [] };
-    },
-    unregisterHooks() {
-      adapter.interceptor = undefined;
-    },
-  };
-  return adapter;
-}
 
 let context: AssemblyContext | undefined;
 afterEach(async () => {

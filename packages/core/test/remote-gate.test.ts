@@ -11,10 +11,9 @@ import {
   AssemblyError,
   ConfigurationError,
   type EngineEvent,
-  type FrameworkAdapter,
-  type Interceptor,
   initAssembly,
 } from "../src/index.js";
+import { capturingAdapter } from "./capturing-adapter.js";
 import {
   errorBody,
   executed,
@@ -29,22 +28,6 @@ const fixtureRoot = new URL("./fixtures/host-app/", import.meta.url).pathname;
 const KEY = "aa_agent_k1_secretsecret";
 /** Retries without waiting 7 s: the delays are configurable for exactly this. */
 const FAST = { retryDelaysMs: [5, 5, 5], requestTimeoutMs: 2000 };
-
-function capturingAdapter(): FrameworkAdapter & { interceptor?: Interceptor } {
-  const adapter: FrameworkAdapter & { interceptor?: Interceptor } = {
-    name: "capture",
-    supportedVersions: "*",
-    isAvailable: () => true,
-    registerHooks(interceptor) {
-      adapter.interceptor = interceptor;
-      return { entryPoints: [] };
-    },
-    unregisterHooks() {
-      adapter.interceptor = undefined;
-    },
-  };
-  return adapter;
-}
 
 let gateway: LoopbackGateway | undefined;
 let context: AssemblyContext | undefined;
