@@ -88,6 +88,8 @@ const DEFAULT_APPROVAL_TIMEOUT_MS = 8 * 60 * 60 * 1000;
 const DEFAULT_CHECKPOINT_INTERVAL = 1000;
 const APPROVAL_POLL_MS = 250;
 const DEFAULT_CONTROLS_REFRESH_MS = 500;
+/** How often at most an engine on PostgreSQL deletes shared counters whose window has ended. */
+const DEFAULT_COUNTER_SWEEP_MS = 60_000;
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const OUTCOME_STATUSES = new Set(["success", "failure", "partial"]);
 const EMPTY: never[] = [];
@@ -186,6 +188,12 @@ export async function openEngine(options: EngineOptions): Promise<DecisionEngine
     if (!Number.isSafeInteger(eventsPollMs) || eventsPollMs < 10) {
       throw new EngineError("INVALID_OPTIONS", 400, "`eventsPollMs` must be an integer of at least 10", {
         option: "eventsPollMs",
+      });
+    }
+    const sweepMs = options.counterSweepMs ?? DEFAULT_COUNTER_SWEEP_MS;
+    if (!Number.isSafeInteger(sweepMs) || sweepMs < 10) {
+      throw new EngineError("INVALID_OPTIONS", 400, "`counterSweepMs` must be an integer of at least 10", {
+        option: "counterSweepMs",
       });
     }
     const engine = new DecisionEngine(store, orgId, policy, keyring, hmac, interval, options);
@@ -316,7 +324,7 @@ export class DecisionEngine implements Engine {
       options.rateLimits ?? rateLimitsFromPolicy(policy.document.rate_limits),
       org,
     );
-    this.#shared = SharedCounters.for(store, org);
+    this.#shared = SharedCounters.for(store, org, options.counterSweepMs ?? DEFAULT_COUNTER_SWEEP_MS);
   }
 
   /** @internal */

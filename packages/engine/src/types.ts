@@ -301,6 +301,11 @@ export interface EngineOptions {
    */
   controlsRefreshMs?: number;
   /**
+   * PostgreSQL: how often (ms) at most this engine deletes shared counters whose window has ended
+   * (rate limits, the calls budget; docs/controls.md), in the background. Default 60 000; at least 10.
+   */
+  counterSweepMs?: number;
+  /**
    * How often (ms) event subscribers re-read a SQLite or PostgreSQL store for records other
    * processes appended. On PostgreSQL replicas are also pushed a hint after every commit
    * (LISTEN/NOTIFY), so this is only the fallback for a lost hint. Default 250; at least 10.

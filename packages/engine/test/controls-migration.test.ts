@@ -60,6 +60,7 @@ describe("agent_controls and delegations migrations", () => {
     await client.query(
       `DROP TABLE ${schema}.agent_controls; DROP TABLE ${schema}.delegations; DROP TABLE ${schema}.counters;
        DROP FUNCTION ${schema}.aa_take_counters; DROP FUNCTION ${schema}.aa_give_counters;
+       DROP FUNCTION ${schema}.aa_sweep_counters;
        DELETE FROM ${schema}.schema_version WHERE version > 3`,
     );
     await containAfterUpgrade(url, orgId);

@@ -176,4 +176,72 @@ describe("counters shared by replicas on PostgreSQL", () => {
     expect((await b.decide(small)).status).toBe("executed");
     expect((await b.decide(small)).denialReason).toBe("RATE_LIMITED");
   });
+
+  it("counters whose window has ended are deleted in the background; live ones and their counts stay", async () => {
+    const { orgId, a, b } = await replicas({
+      rateLimits: { user: { limit: 2, windowMs: 3_600_000 } },
+      counterSweepMs: 10,
+    });
+    const as = (userId: string) => ({ ...small, principal: { userId, tenant: "acme" } });
+    // 30 one-off users, then one who uses her whole limit.
+    await Promise.all(Array.from({ length: 30 }, (_, i) => (i % 2 ? a : b).decide(as(`once-${i}`))));
+    expect((await a.decide(as("alice"))).status).toBe("executed");
+    expect((await b.decide(as("alice"))).status).toBe("executed");
+    expect((await a.decide(as("alice"))).denialReason).toBe("RATE_LIMITED");
+    const schema = new URL(pgUrl()).searchParams.get("schema");
+    const client = new pg.Client({ connectionString: PG_URL });
+    await client.connect();
+    const names = async () =>
+      (
+        await client.query<{ name: string }>(`SELECT name FROM ${schema}.counters WHERE org = $1 ORDER BY name`, [
+          orgId,
+        ])
+      ).rows.map((r) => r.name);
+    try {
+      expect(await names()).toHaveLength(31);
+      // The one-off users' windows ended an hour ago, as far as the store is concerned.
+      await client.query(
+        `UPDATE ${schema}.counters SET started_at = started_at - 3600000 WHERE org = $1 AND name LIKE '%once-%'`,
+        [orgId],
+      );
+      // The next checked call starts a sweep (its interval has passed); close() waits for it.
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect((await a.decide(as("bob"))).status).toBe("executed");
+      await a.close();
+      expect(await names()).toEqual([
+        "rate:user:4:acme:alice",
+        "rate:user:4:acme:bob",
+      ]);
+      // Alice is still at her limit on every replica; a swept user starts a fresh window.
+      expect((await b.decide(as("alice"))).denialReason).toBe("RATE_LIMITED");
+      expect((await b.decide(as("once-3"))).status).toBe("executed");
+    } finally {
+      await client.end();
+    }
+  });
+
+  it("a sweep skips counters a take holds and deletes the rest in batches", async () => {
+    const { orgId, a } = await replicas({ rateLimits: { user: { limit: 5, windowMs: 3_600_000 } } });
+    await Promise.all(
+      Array.from({ length: 5 }, (_, i) => a.decide({ ...small, principal: { userId: `u${i}`, tenant: "t" } })),
+    );
+    const schema = new URL(pgUrl()).searchParams.get("schema");
+    const holder = new pg.Client({ connectionString: `${PG_URL}?options=-c%20search_path%3D${schema}` });
+    const sweeper = new pg.Client({ connectionString: `${PG_URL}?options=-c%20search_path%3D${schema}` });
+    await Promise.all([holder.connect(), sweeper.connect()]);
+    try {
+      await holder.query("BEGIN");
+      await holder.query("SELECT 1 FROM counters WHERE org = $1 AND name LIKE '%:u0' FOR UPDATE", [orgId]);
+      // A window of 0 ms has ended for every counter: all but the held one go, two per statement.
+      const sweep = async () =>
+        (await sweeper.query<{ n: number }>("SELECT aa_sweep_counters($1, 0, 2) AS n", [orgId])).rows[0]!.n;
+      expect([await sweep(), await sweep(), await sweep()]).toEqual([2, 2, 0]);
+      await holder.query("COMMIT");
+      expect(await sweep()).toBe(1);
+      const { rows } = await sweeper.query("SELECT count(*)::int AS n FROM counters WHERE org = $1", [orgId]);
+      expect(rows[0].n).toBe(0);
+    } finally {
+      await Promise.all([holder.end(), sweeper.end()]);
+    }
+  });
 });

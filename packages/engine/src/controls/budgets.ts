@@ -109,6 +109,13 @@ export class Budgets {
     return this.inactive ? undefined : this.#limit(agentId, "calls");
   }
 
+  /** The longest calls-budget window of any agent (0 when no calls budget is configured). */
+  longestCallsWindowMs(): number {
+    let longest = this.#defaults.calls?.windowMs ?? 0;
+    for (const limits of this.#perAgent.values()) longest = Math.max(longest, limits.calls?.windowMs ?? 0);
+    return longest;
+  }
+
   /**
    * Adopts the agent's calls window as the store's shared counter reported it (replicas on
    * PostgreSQL), so `usage` shows what every replica counted.

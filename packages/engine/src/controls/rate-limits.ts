@@ -117,6 +117,13 @@ export class RateLimits {
     }));
   }
 
+  /** The longest window of any configured limit (0 when none). */
+  longestWindowMs(): number {
+    let longest = 0;
+    for (const scope of SCOPES) longest = Math.max(longest, this.#limits[scope]?.windowMs ?? 0);
+    return longest;
+  }
+
   /** Counts one admitted call against every counter it touches. */
   count(agentId: string, principal: Principal | undefined, now: number): void {
     if (this.inactive) return;

@@ -9,7 +9,9 @@
  * limit. A call that ends up not counting after all (its circumstances changed while the counters
  * were read) gives its counts back.
  *
- * The calls of one process that arrive in the same tick share one round trip.
+ * The calls of one process that arrive in the same tick share one round trip. Counters whose
+ * window has ended for every configured limit are deleted in the background, at most once per
+ * sweep interval, so one row per user ever seen does not stay forever.
  */
 import type { AuditStore, CounterEntry, CounterVerdict } from "../store/types.js";
 import type { Principal } from "../types.js";
@@ -42,22 +44,31 @@ interface Waiter {
 
 const PASSED: SharedVerdict = { overBudget: undefined, overRate: undefined, calls: undefined, rate: [] };
 
+/** Counters deleted per statement of a sweep (each statement is its own short transaction). */
+const SWEEP_BATCH = 1000;
+
+type CounterStore = Required<Pick<AuditStore, "takeCounters" | "giveCounters">> &
+  Pick<AuditStore, "sweepCounters">;
+
 export class SharedCounters {
-  readonly #store: Required<Pick<AuditStore, "takeCounters" | "giveCounters">>;
+  readonly #store: CounterStore;
   readonly #org: string;
+  readonly #sweepEveryMs: number;
+  #nextSweepAt = 0;
   #queue: Waiter[] = [];
   #busy = false;
   readonly #pending = new Set<Promise<unknown>>();
 
   /** Undefined when the store keeps no shared counters (memory, SQLite: one process). */
-  static for(store: AuditStore, org: string): SharedCounters | undefined {
+  static for(store: AuditStore, org: string, sweepEveryMs: number): SharedCounters | undefined {
     if (store.takeCounters === undefined || store.giveCounters === undefined) return undefined;
-    return new SharedCounters(store as Required<Pick<AuditStore, "takeCounters" | "giveCounters">>, org);
+    return new SharedCounters(store as CounterStore, org, sweepEveryMs);
   }
 
-  private constructor(store: Required<Pick<AuditStore, "takeCounters" | "giveCounters">>, org: string) {
+  private constructor(store: CounterStore, org: string, sweepEveryMs: number) {
     this.#store = store;
     this.#org = org;
+    this.#sweepEveryMs = sweepEveryMs;
   }
 
   /**
@@ -76,6 +87,7 @@ export class SharedCounters {
     const callsLimit = budgets.callsLimit(agentId);
     const rate = rateLimits.sharedEntries(agentId, principal);
     if (callsLimit === undefined && rate.length === 0) return PASSED;
+    this.#maybeSweep(budgets, rateLimits);
     const entries: CounterEntry[] = [];
     const callsName = `calls:${agentId}`;
     if (callsLimit !== undefined) {
@@ -143,7 +155,26 @@ export class SharedCounters {
     void pending.finally(() => this.#pending.delete(pending));
   }
 
-  /** Resolves once nothing is queued, being checked or being given back. */
+  /**
+   * Starts a background sweep when the interval has passed: counters whose window ended at least
+   * the longest configured window ago hold nothing any limit still counts (a take would roll them
+   * to a fresh window), so deleting them changes no decision. A failed sweep is retried next time.
+   */
+  #maybeSweep(budgets: Budgets, rateLimits: RateLimits): void {
+    const sweep = this.#store.sweepCounters;
+    const now = Date.now();
+    if (sweep === undefined || now < this.#nextSweepAt) return;
+    this.#nextSweepAt = now + this.#sweepEveryMs;
+    const longest = Math.max(budgets.longestCallsWindowMs(), rateLimits.longestWindowMs());
+    if (longest === 0) return;
+    const sweeping = (async () => {
+      while ((await sweep.call(this.#store, this.#org, longest, SWEEP_BATCH)) === SWEEP_BATCH) {}
+    })().catch(() => undefined);
+    this.#pending.add(sweeping);
+    void sweeping.finally(() => this.#pending.delete(sweeping));
+  }
+
+  /** Resolves once nothing is queued, being checked, given back or swept. */
   async drain(): Promise<void> {
     while (this.#busy || this.#queue.length > 0 || this.#pending.size > 0) {
       await Promise.all([...this.#pending]);

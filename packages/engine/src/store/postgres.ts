@@ -817,6 +817,15 @@ export class PostgresStore implements AuditStore {
     });
   }
 
+  async sweepCounters(org: string, maxWindowMs: number, limit: number): Promise<number> {
+    const { rows } = await this.#pool.query<{ swept: number }>({
+      name: "aa_sweep_counters",
+      text: "SELECT aa_sweep_counters($1, $2, $3) AS swept",
+      values: [org, maxWindowMs, limit],
+    });
+    return rows[0]!.swept;
+  }
+
   async close(): Promise<void> {
     for (const watch of [...this.#watches]) watch.stop();
     await this.#announcer.drain();

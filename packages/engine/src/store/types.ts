@@ -254,5 +254,10 @@ export interface AuditStore {
   takeCounters?(org: string, calls: CounterEntry[][]): Promise<CounterVerdict[]>;
   /** Optional (with `takeCounters`): takes back counts, each in the window it was made in. */
   giveCounters?(org: string, counts: { name: string; startedAt: number }[]): Promise<void>;
+  /**
+   * Optional (with `takeCounters`): deletes up to `limit` counters whose window ended at least
+   * `maxWindowMs` ago (or never opened), skipping counters a take holds; resolves to how many.
+   */
+  sweepCounters?(org: string, maxWindowMs: number, limit: number): Promise<number>;
   close(): MaybePromise<void>;
 }

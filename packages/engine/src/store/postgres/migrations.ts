@@ -197,4 +197,100 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
        WHERE c.org = p_org AND c.name = x.name AND c.started_at = x.started;
    END
    $fn$;`,
+  // 7: expired counters are deleted (one row per user, agent and tenant ever counted would
+  // otherwise stay forever). aa_sweep_counters deletes rows whose window ended at least
+  // p_max_window ago (no configured limit still counts in them) or that never opened one, skipping
+  // rows a take holds; deleting such a row changes nothing a take would decide, because a take
+  // rolls an ended window to a fresh one anyway. aa_take_counters now re-locks when a row it saw
+  // was swept before it locked it.
+  `   CREATE OR REPLACE FUNCTION aa_take_counters(p_org TEXT, p_names TEXT[], p_counter INT[], p_limit FLOAT8[],
+     p_window BIGINT[], p_take BOOLEAN[], p_call_end INT[])
+   RETURNS FLOAT8[] LANGUAGE plpgsql AS $fn$
+   DECLARE
+     now_ms BIGINT := floor(extract(epoch FROM clock_timestamp()) * 1000);
+     v_started BIGINT[];
+     v_used FLOAT8[];
+     v_out FLOAT8[];
+     n_calls INT := cardinality(p_call_end);
+     n_names INT := cardinality(p_names);
+     ci INT;
+     e INT;
+     k INT;
+     v_first INT := 1;
+     blocked INT;
+     locked INT;
+   BEGIN
+     IF cardinality(p_limit) <> cardinality(p_counter) OR cardinality(p_window) <> cardinality(p_counter)
+        OR cardinality(p_take) <> cardinality(p_counter)
+        OR (n_calls > 0 AND p_call_end[n_calls] <> cardinality(p_counter)) THEN
+       RAISE EXCEPTION 'aa_take_counters: inconsistent arguments';
+     END IF;
+     PERFORM set_config('synchronous_commit', 'off', true);
+     -- A row seen by the INSERT may be swept (aa_sweep_counters) before it is locked: lock again
+     -- until every name's row is held.
+     LOOP
+       INSERT INTO counters (org, name, started_at, used)
+         SELECT p_org, x, NULL, 0 FROM unnest(p_names) AS x ORDER BY x ON CONFLICT DO NOTHING;
+       PERFORM 1 FROM counters WHERE org = p_org AND name = ANY (p_names) ORDER BY name FOR UPDATE;
+       GET DIAGNOSTICS locked = ROW_COUNT;
+       EXIT WHEN locked >= n_names;
+     END LOOP;
+     SELECT array_agg(c.started_at ORDER BY u.i), array_agg(c.used ORDER BY u.i) INTO v_started, v_used
+       FROM unnest(p_names) WITH ORDINALITY AS u(name, i) JOIN counters AS c ON c.org = p_org AND c.name = u.name;
+     FOR ci IN 1..n_calls LOOP
+       blocked := 0;
+       FOR e IN v_first..p_call_end[ci] LOOP
+         k := p_counter[e];
+         IF v_started[k] IS NOT NULL AND now_ms - v_started[k] >= p_window[e] THEN
+           v_started[k] := now_ms;
+           v_used[k] := 0;
+         END IF;
+         IF v_started[k] IS NOT NULL AND v_used[k] >= p_limit[e] THEN
+           blocked := e - v_first + 1;
+           EXIT;
+         END IF;
+       END LOOP;
+       IF blocked = 0 THEN
+         FOR e IN v_first..p_call_end[ci] LOOP
+           IF p_take[e] THEN
+             k := p_counter[e];
+             IF v_started[k] IS NULL THEN
+               v_started[k] := now_ms;
+               v_used[k] := 1;
+             ELSE
+               v_used[k] := v_used[k] + 1;
+             END IF;
+           END IF;
+         END LOOP;
+       END IF;
+       v_out[ci] := blocked;
+       v_first := p_call_end[ci] + 1;
+     END LOOP;
+     FOR k IN 1..n_names LOOP
+       v_out[n_calls + 2 * k - 1] := coalesce(v_started[k], -1);
+       v_out[n_calls + 2 * k] := v_used[k];
+     END LOOP;
+     UPDATE counters AS c SET started_at = x.s, used = x.u
+       FROM unnest(p_names, v_started, v_used) AS x(name, s, u)
+       WHERE c.org = p_org AND c.name = x.name
+         AND (c.started_at IS DISTINCT FROM x.s OR c.used <> x.u);
+     RETURN v_out;
+   END
+   $fn$;
+   CREATE FUNCTION aa_sweep_counters(p_org TEXT, p_max_window BIGINT, p_limit INT)
+   RETURNS INT LANGUAGE plpgsql AS $fn$
+   DECLARE
+     now_ms BIGINT := floor(extract(epoch FROM clock_timestamp()) * 1000);
+     swept INT;
+   BEGIN
+     PERFORM set_config('synchronous_commit', 'off', true);
+     DELETE FROM counters AS c USING (
+       SELECT name FROM counters
+        WHERE org = p_org AND (started_at IS NULL OR now_ms - started_at >= p_max_window)
+        ORDER BY name LIMIT p_limit FOR UPDATE SKIP LOCKED) AS old
+      WHERE c.org = p_org AND c.name = old.name;
+     GET DIAGNOSTICS swept = ROW_COUNT;
+     RETURN swept;
+   END
+   $fn$;`,
 ];
