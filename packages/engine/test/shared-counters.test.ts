@@ -193,9 +193,10 @@ describe("counters shared by replicas on PostgreSQL", () => {
     await client.connect();
     const names = async () =>
       (
-        await client.query<{ name: string }>(`SELECT name FROM ${schema}.counters WHERE org = $1 ORDER BY name`, [
-          orgId,
-        ])
+        await client.query<{ name: string }>(
+          `SELECT name FROM ${schema}.counters WHERE org = $1 ORDER BY name`,
+          [orgId],
+        )
       ).rows.map((r) => r.name);
     try {
       expect(await names()).toHaveLength(31);
@@ -208,10 +209,7 @@ describe("counters shared by replicas on PostgreSQL", () => {
       await new Promise((resolve) => setTimeout(resolve, 20));
       expect((await a.decide(as("bob"))).status).toBe("executed");
       await a.close();
-      expect(await names()).toEqual([
-        "rate:user:4:acme:alice",
-        "rate:user:4:acme:bob",
-      ]);
+      expect(await names()).toEqual(["rate:user:4:acme:alice", "rate:user:4:acme:bob"]);
       // Alice is still at her limit on every replica; a swept user starts a fresh window.
       expect((await b.decide(as("alice"))).denialReason).toBe("RATE_LIMITED");
       expect((await b.decide(as("once-3"))).status).toBe("executed");
@@ -223,7 +221,9 @@ describe("counters shared by replicas on PostgreSQL", () => {
   it("a sweep skips counters a take holds and deletes the rest in batches", async () => {
     const { orgId, a } = await replicas({ rateLimits: { user: { limit: 5, windowMs: 3_600_000 } } });
     await Promise.all(
-      Array.from({ length: 5 }, (_, i) => a.decide({ ...small, principal: { userId: `u${i}`, tenant: "t" } })),
+      Array.from({ length: 5 }, (_, i) =>
+        a.decide({ ...small, principal: { userId: `u${i}`, tenant: "t" } }),
+      ),
     );
     const schema = new URL(pgUrl()).searchParams.get("schema");
     const holder = new pg.Client({ connectionString: `${PG_URL}?options=-c%20search_path%3D${schema}` });
