@@ -32,6 +32,8 @@ export async function measureAsync(fn, { iterations = 20_000, warmup = 2_000, ba
   return { ...summarize(samples), cpu: cpuPerCall(cpu0, iterations * batch) };
 }
 
+// `aa bench` (packages/cli/src/bench/stats.ts) computes percentiles the same way; this copy stays
+// here so a package benchmark runs after building only that package (docs/decisions.md 73).
 export function summarize(samples) {
   const sorted = Float64Array.from(samples).sort();
   const at = (q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];

@@ -4,6 +4,7 @@ import { Command, CommanderError } from "commander";
 import { registerAgents } from "./commands/agents.js";
 import { registerApprovals } from "./commands/approvals.js";
 import { registerAudit } from "./commands/audit.js";
+import { registerBench } from "./commands/bench.js";
 import { registerGateway } from "./commands/gateway.js";
 import { registerInit } from "./commands/init.js";
 import { registerKeys } from "./commands/keys.js";
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   registerReceipts(program, printer);
   registerGateway(program, printer);
   registerKeys(program, printer);
+  registerBench(program, printer);
   return program;
 }
 

@@ -4,7 +4,8 @@ import { compilePolicy, type EvaluationInput, PolicyValidationError, parsePolicy
 import type { Command } from "commander";
 import { CliError, color, ExitCode, type Printer } from "../output.js";
 
-function loadPolicyFile(path: string) {
+/** Reads and validates a policy file (YAML, or JSON by extension); unreadable is exit 4. */
+export function loadPolicyFile(path: string) {
   const file = resolve(path);
   let text: string;
   try {
@@ -18,7 +19,8 @@ function loadPolicyFile(path: string) {
   };
 }
 
-function parseJsonOption(name: string, value: string | undefined): unknown {
+/** `--<name> <json>` parsed, or a usage error naming the option. */
+export function parseJsonOption(name: string, value: string | undefined): unknown {
   if (value === undefined) return undefined;
   try {
     return JSON.parse(value);
