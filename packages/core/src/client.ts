@@ -26,6 +26,7 @@ import { toAssemblyError } from "./gate/errors.js";
 import type { Gate } from "./internal-types.js";
 import type { EnforcementMode } from "./options.js";
 import { currentPrincipal, effectivePrincipal, type Principal, runAs } from "./principal.js";
+import { currentTraceScope, runTrace, type Trace, type TraceOptions } from "./trace.js";
 import { awaitRelease, DEFAULT_APPROVAL_WAIT_MS, deniedError } from "./verdicts.js";
 
 /** Options of `execute`, `gate` and `canI`. */
@@ -126,6 +127,16 @@ export interface GovernanceClient extends DelegationMethods {
    * user is set. A local check of the user's scopes; `canI` asks the gate.
    */
   hasPermission(permission: string): boolean;
+  /**
+   * Runs `fn(trace)` as a decision trace: every decision made inside it (every adapter's tool
+   * calls, `execute`/`gate`, calls inside `child.run()`, across awaits) records the trace's W3C
+   * trace id (`trace_id`) and its step (`metadata.aa_trace`). `trace.step(name, fn)` names steps,
+   * `trace.llm({ model, estimate }, fn)` runs an LLM call against the agent's token/cost budget and
+   * the trace's own `options.budget`, `trace.summary()` tells what happened. Inside another trace it
+   * is a child span of it (same trace id). Resolves with what `fn` returns. See docs/traces.md.
+   * @throws AssemblyError `INVALID_REQUEST` for a bad name, `traceId`, `traceparent` or budget.
+   */
+  trace<T>(name: string, fn: (trace: Trace) => T | Promise<T>, options?: TraceOptions): Promise<T>;
   /** Ask the gate whether to perform an action; recorded in the audit trail. Never throws for a denial. */
   execute(actionType: string, options?: ActionOptions): Promise<ActionResult>;
   /** Like `execute`, but waits for approval when held and throws when denied (`AssemblyDeniedError`) or not decided in time (`AssemblyTimeoutError`). */
@@ -194,16 +205,18 @@ export function createGovernanceClient(settings: {
         message: 'actionType must be a non-empty string, e.g. "pr.open"',
       });
     }
+    const traced = currentTraceScope();
     return {
       agent,
       actionType,
       args: options.args,
-      metadata: options.metadata,
+      metadata: traced === undefined ? options.metadata : traced.trace.metadataFor(traced, options.metadata),
       dataAccessed: options.dataAccessed,
       eventId: options.eventId,
       enforcementMode,
       dryRun,
       ...(token === undefined ? {} : { delegationToken: token }),
+      ...(traced === undefined ? {} : { traceId: traced.trace.id }),
       principal: effectivePrincipal(options.onBehalfOf),
     };
   };
@@ -216,15 +229,22 @@ export function createGovernanceClient(settings: {
     expiresAt: delegation.expiresAt,
   };
   const decide = async (req: DecisionRequest): Promise<ActionResult> => {
+    // Dry runs (canI) are not decisions: nothing recorded, nothing noted in the trace.
+    const traced = req.dryRun === true ? undefined : currentTraceScope();
+    let result: ActionResult;
     try {
-      return await gate.decide(req);
+      result = await gate.decide(req);
     } catch (error) {
+      traced?.trace.noteDecision(traced, req, undefined);
       throw toAssemblyError(error);
     }
+    traced?.trace.noteDecision(traced, req, result);
+    return result;
   };
 
-  return {
+  const client: GovernanceClient = {
     runAs,
+    trace: (name, fn, options) => runTrace(client, name, fn, options),
     hasPermission: (permission) => hasPermission(currentPrincipal()?.scopes, permission),
     execute: async (actionType, options) => decide(request(actionType, options)),
 
@@ -357,6 +377,7 @@ export function createGovernanceClient(settings: {
         }),
     }),
   };
+  return client;
 }
 
 type SubscribeArguments =

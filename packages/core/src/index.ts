@@ -75,6 +75,18 @@ export { isWrapped, unwrapped, wrapMethod } from "./patch.js";
 export { currentPrincipal, narrowPrincipal, type Principal, runAs } from "./principal.js";
 export { AdapterRegistry, BUILT_IN_RANKS, rankOf, THIRD_PARTY_RANK } from "./registry.js";
 export type {
+  LlmCallContext,
+  LlmCallOptions,
+  TokenAmounts,
+  Trace,
+  TraceLlmCall,
+  TraceOptions,
+  TraceStepSummary,
+  TraceSummary,
+  TraceToolCall,
+} from "./trace.js";
+export { usageOfResponse } from "./trace.js";
+export type {
   AdapterContext,
   AdapterModuleExport,
   FrameworkAdapter,

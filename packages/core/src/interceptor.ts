@@ -12,6 +12,7 @@ import { toAssemblyError } from "./gate/errors.js";
 import type { Gate } from "./internal-types.js";
 import type { EnforcementMode, FailureMode } from "./options.js";
 import { currentPrincipal } from "./principal.js";
+import { currentTraceScope } from "./trace.js";
 import type { FrameworkAdapter, InterceptOptions, Interceptor, ToolCall } from "./types.js";
 import { awaitRelease, DEFAULT_APPROVAL_WAIT_MS, deniedError } from "./verdicts.js";
 
@@ -92,13 +93,15 @@ export class GateInterceptor implements Interceptor {
     }
     // Inside `child.run()` the call is the child's: attributed to it, limited by its delegation.
     const delegated = currentDelegation();
+    // Inside `assembly.trace()`: the call carries the trace id and records its step. A read only.
+    const traced = currentTraceScope();
     const request: DecisionRequest = {
       agent: delegated === undefined ? this.#settings.agent : { id: delegated.agentId },
       actionType: call.actionType ?? call.toolName,
       toolName: call.toolName,
       framework: call.framework,
       args: call.args,
-      metadata: call.metadata,
+      metadata: traced === undefined ? call.metadata : traced.trace.metadataFor(traced, call.metadata),
       toolCallId: call.toolCallId,
       mcpServer: call.mcpServer,
       eventId,
@@ -106,12 +109,15 @@ export class GateInterceptor implements Interceptor {
       principal: currentPrincipal(),
     };
     if (delegated !== undefined) request.delegationToken = delegated.token;
+    if (traced !== undefined) request.traceId = traced.trace.id;
     let result: ActionResult;
     try {
       result = await this.#settings.gate.decide(request);
     } catch (error) {
+      traced?.trace.noteDecision(traced, request, undefined);
       return this.#gateFailed(request, toAssemblyError(error), invoke);
     }
+    traced?.trace.noteDecision(traced, request, result);
     switch (result.status) {
       case "executed":
         // The common case needs neither the re-run memo nor the nesting frame: call straight through.
