@@ -5,9 +5,12 @@
  */
 import { execFile, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import type { GatewayBenchReport } from "../src/bench/gateway.js";
 import { STARTER_POLICY } from "../src/commands/init.js";
 
 const bin = new URL("../dist/bin.js", import.meta.url).pathname;
@@ -178,5 +181,165 @@ describe("aa bench (embedded)", { timeout: 60_000 }, () => {
     const invalid = await aa(cwd, ["bench", "--quick", "--policy", "broken.yaml"]);
     expect(invalid.code).toBe(2);
     expect(invalid.stderr).toMatch(/broken\.yaml/);
+  });
+});
+
+/** The policy docs/cli.md suggests for the bench agent: its aa.bench calls are allowed, nothing else. */
+const BENCH_POLICY = `version: 1
+default: deny
+policies:
+  - name: aa-bench
+    action: aa.bench
+    effect: allow
+    when:
+      - { field: agent.id, op: eq, value: aa-bench }
+`;
+
+/** Starts the real `aa --json gateway start --port 0` in `cwd`; resolves once it listens. */
+async function startGateway(cwd: string) {
+  const child = spawn(process.execPath, [bin, "--json", "gateway", "start", "--port", "0"], {
+    cwd,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, NO_COLOR: "1" },
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+    stderr += chunk;
+  });
+  const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      stdout += chunk;
+      try {
+        resolve((JSON.parse(stdout) as { url: string }).url);
+      } catch {
+        // not complete yet
+      }
+    });
+    void exited.then((code) => reject(new Error(`aa gateway start exited ${code}: ${stderr}`)));
+  });
+  return { child, url, exited };
+}
+
+async function createKey(cwd: string, ...args: string[]): Promise<string> {
+  const created = await aa(cwd, ["--json", "keys", "create", ...args]);
+  expect(created.code, created.stderr).toBe(0);
+  return (JSON.parse(created.stdout) as { key: string }).key;
+}
+
+describe("aa bench --gateway", { timeout: 60_000 }, () => {
+  it("measures a real gateway beside its bare round trip; every answered decision is in the chain", async () => {
+    const cwd = tempDir();
+    writeFileSync(join(cwd, "aa.policy.yaml"), BENCH_POLICY);
+    const agentKey = await createKey(cwd, "--kind", "agent", "--agent", "aa-bench");
+    const operatorKey = await createKey(cwd, "--kind", "operator");
+    const gateway = await startGateway(cwd);
+    let report: GatewayBenchReport;
+    try {
+      const flags = ["--gateway", gateway.url, "--quick", "--connections", "4", "--duration", "1s"];
+      // Refused before any request: no --yes (CI-safe, never prompts), then a key of the wrong kind.
+      const unconfirmed = await aa(cwd, ["bench", ...flags, "--api-key", agentKey]);
+      expect(unconfirmed.code).toBe(2);
+      expect(unconfirmed.stderr).toMatch(
+        /writes one audit record per decision \(action type aa\.bench\).*Pass --yes/,
+      );
+      const operator = await aa(cwd, ["bench", ...flags, "--api-key", operatorKey, "--yes"]);
+      expect(operator.code).toBe(7);
+      expect(operator.stderr).toMatch(
+        /this is an operator key: create one for the bench with `aa keys create --kind agent/,
+      );
+      const unknown = await aa(cwd, [
+        "bench",
+        ...flags,
+        "--api-key",
+        `${agentKey.slice(0, -4)}0000`,
+        "--yes",
+      ]);
+      expect(unknown.code).toBe(7);
+
+      // The key from the environment, as a script would pass it.
+      const result = await aa(cwd, ["--json", "bench", ...flags, "--yes"], { AA_API_KEY: agentKey });
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stderr).toMatch(
+        /writing real audit records to .* as agent aa-bench \(org default\), action type aa\.bench/,
+      );
+      report = JSON.parse(result.stdout);
+    } finally {
+      gateway.child.kill("SIGTERM");
+    }
+    expect(await gateway.exited).toBe(0);
+
+    expect(report).toMatchObject({
+      mode: "gateway",
+      gateway: gateway.url,
+      orgId: "default",
+      agentId: "aa-bench",
+      connections: 4,
+      durationSeconds: 1,
+      baseline: { endpoint: "GET /v1/health", errors: {} },
+      decisions: { endpoint: "POST /v1/actions", actionType: "aa.bench", errors: {}, denialReasons: {} },
+    });
+    for (const figures of [report.baseline, report.decisions]) {
+      expect(figures.requests).toBeGreaterThan(0);
+      expect(figures.requestsPerSecond).toBeGreaterThan(0);
+      expect(figures.p50Us).toBeGreaterThan(0);
+      expect(figures.p99Us).toBeGreaterThanOrEqual(figures.p50Us);
+    }
+    // The policy allows aa.bench for this agent: every timed decision was executed.
+    expect(report.decisions.statuses).toEqual({ executed: report.decisions.requests });
+    expectRatio(report.ratio, report.decisions.requestsPerSecond, report.baseline.requestsPerSecond);
+    expect(report.auditRecordsWritten).toBeGreaterThan(report.decisions.requests);
+    expect(report.clientCpuPercent).toBeGreaterThan(0);
+
+    // The refused runs wrote nothing; the measured one wrote exactly what it reports, and the chain verifies.
+    const verify = await aa(cwd, ["--json", "audit", "verify"]);
+    expect(verify.code, verify.stderr).toBe(0);
+    expect(JSON.parse(verify.stdout)).toMatchObject({
+      chainValid: true,
+      checked: report.auditRecordsWritten,
+    });
+  });
+
+  it("says clearly what is wrong: unreachable (6), missing key, bad values and misplaced flags (2)", async () => {
+    const cwd = tempDir();
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const url = `http://127.0.0.1:${port}`;
+
+    const down = await aa(cwd, ["bench", "--gateway", url, "--api-key", "aa_agent_x_y", "--yes"]);
+    expect(down.code).toBe(6);
+    expect(down.stderr).toMatch(/the gateway at .* is unreachable/);
+
+    const cases: Array<[string[], RegExp]> = [
+      [["--gateway", url, "--yes"], /needs an agent key: pass --api-key <key> or set AA_API_KEY/],
+      [["--gateway", "localhost:7391", "--api-key", "k", "--yes"], /--gateway must be an http\(s\) URL/],
+      [
+        ["--gateway", url, "--api-key", "k", "--duration", "fast"],
+        /--duration must be a time from 100ms to 1h/,
+      ],
+      [["--gateway", url, "--api-key", "k", "--duration", "2h"], /--duration must be a time/],
+      [
+        ["--gateway", url, "--api-key", "k", "--connections", "0"],
+        /--connections must be an integer from 1 to 1000/,
+      ],
+      [
+        ["--gateway", url, "--api-key", "k", "--yes", "--policy", "p.yaml"],
+        /--policy applies to the embedded bench/,
+      ],
+      [
+        ["--gateway", url, "--api-key", "k", "--yes", "--action", "x"],
+        /--action applies to the embedded bench/,
+      ],
+      [["--connections", "8"], /--connections applies to --gateway <url>/],
+      [["--yes"], /--yes applies to --gateway <url>/],
+    ];
+    for (const [flags, message] of cases) {
+      const bad = await aa(cwd, ["bench", ...flags]);
+      expect(bad.code, flags.join(" ")).toBe(2);
+      expect(bad.stderr).toMatch(message);
+    }
   });
 });

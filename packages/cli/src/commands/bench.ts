@@ -10,6 +10,7 @@ import { resolve } from "node:path";
 import { compilePolicy } from "@aa/policy";
 import type { Command } from "commander";
 import { EMBEDDED_SIZES, type EmbeddedBenchReport, runEmbeddedBench } from "../bench/embedded.js";
+import { type GatewayBenchReport, runGatewayBench } from "../bench/gateway.js";
 import { CliError, color, ExitCode, type Printer } from "../output.js";
 import { loadPolicyFile, parseJsonOption } from "./policy.js";
 
@@ -24,6 +25,32 @@ interface BenchOptions {
   concurrency: string;
   rounds?: string;
   quick?: boolean;
+  gateway?: string;
+  apiKey?: string;
+  connections: string;
+  duration?: string;
+  yes?: boolean;
+}
+
+const EMBEDDED_ONLY = ["policy", "action", "args", "metadata", "concurrency", "rounds"] as const;
+const GATEWAY_ONLY = ["apiKey", "connections", "duration", "yes"] as const;
+const flag = (name: string) => `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+
+/**
+ * `--duration`: `10s`, `500ms`, `1m`, or a plain number of seconds; from 100 ms to 1 h. Returns ms.
+ */
+export function parseDuration(text: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
+  const ms = match
+    ? Number(match[1]) * (match[2] === "ms" ? 1 : match[2] === "m" ? 60_000 : 1000)
+    : Number.NaN;
+  if (!Number.isFinite(ms) || ms < 100 || ms > 3_600_000) {
+    throw new CliError(
+      `--duration must be a time from 100ms to 1h such as 10s, 500ms or 2m (a plain number is seconds), got ${JSON.stringify(text)}`,
+      ExitCode.USAGE,
+    );
+  }
+  return Math.round(ms);
 }
 
 /** `--<name> <n>`: an integer from `min` to `max`, or a usage error saying so. */
@@ -114,6 +141,60 @@ function printEmbedded(p: Printer, report: EmbeddedBenchReport, policyFile: stri
   }
 }
 
+function printGateway(p: Printer, report: GatewayBenchReport) {
+  const { baseline, decisions } = report;
+  p.out(
+    `aa bench (gateway): ${report.gateway} as agent ${report.agentId} (org ${report.orgId}), ` +
+      `${report.connections} connections, ${report.durationSeconds} s per endpoint after ${report.warmupSeconds} s warm-up`,
+  );
+  const outcomes = Object.entries(decisions.statuses)
+    .map(([status, count]) => `${status} ${count.toLocaleString("en-US")}`)
+    .join(", ");
+  const reasons = Object.entries(decisions.denialReasons)
+    .map(([reason, count]) => `${reason} ${count.toLocaleString("en-US")}`)
+    .join(", ");
+  p.out(
+    `wrote ${report.auditRecordsWritten.toLocaleString("en-US")} audit records (action type ${decisions.actionType}): ` +
+      `${outcomes || "no decisions"}${reasons ? ` (${reasons})` : ""}\n`,
+  );
+  const errors = (e: Record<string, number>) => Object.values(e).reduce((a, b) => a + b, 0);
+  p.table(
+    [
+      {
+        measure: "GET /v1/health (bare round trip, baseline)",
+        rate: fmtRate(baseline.requestsPerSecond, "req"),
+        p50: fmtUs(baseline.p50Us),
+        p99: fmtUs(baseline.p99Us),
+        errors: errors(baseline.errors),
+      },
+      {
+        measure: "POST /v1/actions (decision + audit record)",
+        rate: fmtRate(decisions.requestsPerSecond, "decisions"),
+        p50: fmtUs(decisions.p50Us),
+        p99: fmtUs(decisions.p99Us),
+        errors: errors(decisions.errors),
+        "vs baseline": `${(report.ratio * 100).toFixed(0)}%`,
+      },
+    ],
+    ["measure", "rate", "p50", "p99", "errors", "vs baseline"],
+  );
+  p.out(`\nload generator (this process): ${report.clientCpuPercent}% of one core`);
+  if (report.clientCpuPercent >= 90) {
+    p.out(
+      color.yellow(
+        "the load generator was CPU-bound: the figures may be its limit, not the gateway's; run aa bench from another machine, or lower --connections",
+      ),
+    );
+  }
+  if ((decisions.denialReasons.CIRCUIT_OPEN ?? 0) > 0) {
+    p.out(
+      color.yellow(
+        `the agent's circuit breaker opened (CIRCUIT_OPEN): those decisions skipped the policy. To measure the policy path, allow ${decisions.actionType} for agent ${report.agentId} (docs/cli.md, aa bench)`,
+      ),
+    );
+  }
+}
+
 export function registerBench(program: Command, printer: () => Printer): void {
   program
     .command("bench")
@@ -126,14 +207,40 @@ export function registerBench(program: Command, printer: () => Printer): void {
     .option("--metadata <json>", "metadata of the benchmarked call, as JSON")
     .option("--concurrency <n>", "concurrent callers for group commit", "100")
     .option("--rounds <n>", "measurement rounds (default 5, 3 with --quick)")
-    .option("--quick", "a short run (about a second): fewer rounds and calls")
+    .option("--quick", "a short run: about a second embedded, 2 s per endpoint against a gateway")
+    .option("--gateway <url>", "measure a running gateway over HTTP instead (writes real audit records)")
+    .option("--api-key <key>", "an agent key of that gateway (env AA_API_KEY)")
+    .option("--connections <n>", "keep-alive connections to the gateway", "100")
+    .option(
+      "--duration <time>",
+      "load per endpoint against a gateway, e.g. 10s, 500ms (default 10s, 2s with --quick)",
+    )
+    .option(
+      "--yes",
+      "agree that the gateway run writes real audit records (action type aa.bench); never prompts",
+    )
     .addHelpText(
       "after",
-      "\nEvery figure is reported beside a baseline measured in the same run (medians over rounds).\n" +
-        "Exit codes: 0 done, 2 bad option or invalid policy, 3 the temporary chain did not verify, 4 no policy file.",
+      "\nEvery figure is reported beside a baseline measured in the same run.\n" +
+        "Exit codes: 0 done, 2 bad option, invalid policy or --gateway without --yes, 3 the temporary chain did not\n" +
+        "verify, 4 no policy file, 6 the gateway is unreachable or answered errors, 7 it refused the key.",
     )
-    .action(async (opts: BenchOptions) => {
+    .action(async (opts: BenchOptions, command: Command) => {
       const p = printer();
+      const given = (name: string) => command.getOptionValueSource(name) === "cli";
+      if (opts.gateway !== undefined) {
+        const misplaced = EMBEDDED_ONLY.find(given);
+        if (misplaced) {
+          throw new CliError(
+            `${flag(misplaced)} applies to the embedded bench; a gateway decides with its own policy and the bench sends action type ${BENCH_ACTION}`,
+            ExitCode.USAGE,
+          );
+        }
+        await benchGateway(p, opts, opts.gateway);
+        return;
+      }
+      const misplaced = GATEWAY_ONLY.find(given);
+      if (misplaced) throw new CliError(`${flag(misplaced)} applies to --gateway <url>`, ExitCode.USAGE);
       const size = { ...EMBEDDED_SIZES[opts.quick ? "quick" : "full"] };
       if (opts.rounds !== undefined) size.rounds = parseCount("rounds", opts.rounds, 1, 100);
       const concurrency = parseCount("concurrency", opts.concurrency, 1, 10_000);
@@ -175,4 +282,72 @@ export function registerBench(program: Command, printer: () => Printer): void {
       p.data(full, () => printEmbedded(p, report, policyFile, policy.hash));
       if (!report.verify.chainValid) process.exitCode = ExitCode.VERIFY_FAILED;
     });
+}
+
+async function benchGateway(p: Printer, opts: BenchOptions, url: string): Promise<void> {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new CliError(
+      `--gateway must be an http(s) URL such as http://127.0.0.1:7391, got ${JSON.stringify(url)}`,
+      ExitCode.USAGE,
+    );
+  }
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
+    throw new CliError(`--gateway must be an http(s) URL, got ${JSON.stringify(url)}`, ExitCode.USAGE);
+  }
+  const apiKey = opts.apiKey ?? (process.env.AA_API_KEY || undefined);
+  if (apiKey === undefined) {
+    throw new CliError(
+      "aa bench --gateway needs an agent key: pass --api-key <key> or set AA_API_KEY (aa keys create --kind agent --agent aa-bench)",
+      ExitCode.USAGE,
+    );
+  }
+  const connections = parseCount("connections", opts.connections, 1, 1000);
+  const durationMs = parseDuration(opts.duration ?? (opts.quick ? "2s" : "10s"));
+  const warmupMs = Math.min(2000, Math.max(200, Math.round(durationMs / 5)));
+  if (!opts.yes) {
+    throw new CliError(
+      `aa bench --gateway makes real decisions: the gateway writes one audit record per decision (action type ${BENCH_ACTION}) ` +
+        "to its chain for the key's agent, as many as it can answer in the run. Pass --yes to go ahead (use a dedicated agent key).",
+      ExitCode.USAGE,
+    );
+  }
+  const before = environment();
+  const report = await runGatewayBench({
+    url,
+    apiKey,
+    actionType: BENCH_ACTION,
+    connections,
+    durationMs,
+    warmupMs,
+    onIdentity: (who) => {
+      // Always said, --json or not: the run writes to a real chain.
+      p.err(
+        color.yellow(
+          `aa bench: writing real audit records to ${parsed.origin} as agent ${who.agentId} (org ${who.orgId}), action type ${BENCH_ACTION}`,
+        ),
+      );
+      if (who.contained)
+        p.err(
+          color.yellow(
+            `aa bench: agent ${who.agentId} is contained: every decision will be denied CIRCUIT_OPEN`,
+          ),
+        );
+      else if (who.cbState !== undefined && who.cbState !== "closed")
+        p.err(color.yellow(`aa bench: the circuit breaker of agent ${who.agentId} is ${who.cbState}`));
+    },
+    ...(p.json ? {} : { onStage: (stage: string) => p.err(color.dim(`aa bench: ${stage}`)) }),
+  });
+  p.data({ ...report, environment: { ...before, loadAverageAtEnd: loadavg()[0]! } }, () =>
+    printGateway(p, report),
+  );
+  const failed = Object.keys(report.baseline.errors).concat(Object.keys(report.decisions.errors));
+  if (failed.length > 0) {
+    p.err(color.red(`aa bench: the gateway answered errors: ${failed.join(", ")}`));
+    process.exitCode = failed.some((key) => key.startsWith("401 ") || key.startsWith("403 "))
+      ? ExitCode.FORBIDDEN
+      : ExitCode.UNAVAILABLE;
+  }
 }
