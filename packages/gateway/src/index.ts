@@ -4,6 +4,7 @@
  * `createGateway(...)`.
  */
 
+export { CONSOLE_CSP, type ConsoleOptions } from "./console.js";
 export { EnginePool, type SharedEngineOptions } from "./engines.js";
 export { type ErrorBody, GatewayError, toWireError } from "./errors.js";
 export {

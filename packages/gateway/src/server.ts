@@ -21,6 +21,7 @@ import {
   validatePolicy,
 } from "@aa/policy";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import { type ConsoleOptions, loadConsoleAssets, registerConsole } from "./console.js";
 import { EnginePool, type SharedEngineOptions } from "./engines.js";
 import { GatewayError, toWireError } from "./errors.js";
 import { fastActions } from "./fast-actions.js";
@@ -59,6 +60,11 @@ export interface GatewayOptions {
    * in throughput (see `Gateway.app`).
    */
   logger?: boolean;
+  /**
+   * Serve the operator console at `/console/` (and redirect `/` there) from this asset folder,
+   * normally `consoleAssetsDir` of @aa/console (`aa gateway start` passes it). Off by default.
+   */
+  console?: ConsoleOptions;
 }
 
 /** A running (or ready to listen) gateway. */
@@ -98,6 +104,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       option: "policy",
     });
   }
+  // Read before opening the database: a wrong folder fails fast and leaves nothing open.
+  const consoleAssets = options.console === undefined ? undefined : loadConsoleAssets(options.console);
   const database = parseDatabase(options.database ?? "sqlite:.aa/assembly.db");
   const store = await openGatewayStore(database);
   const pool = new EnginePool(engineStoreFor(database), store, options.policy, options.engine ?? {});
@@ -765,6 +773,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     },
     { prefix: "/v1" },
   );
+
+  if (consoleAssets !== undefined) registerConsole(app, consoleAssets);
 
   if (!options.logger) {
     const parseJson = app.getDefaultJsonParser("error", "error");
