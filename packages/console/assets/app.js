@@ -1,0 +1,720 @@
+// @ts-check
+/**
+ * The operator console: sign in with an operator key, then four views kept live by the gateway's
+ * event stream — pending approvals (approve / deny), the audit timeline with chain status, agents
+ * (contain / release) and delegations, and the posture score.
+ *
+ * Data flow: an event says *that* something changed; the view then re-reads the gateway's list
+ * (approvals, agents, delegations) or the audit records after the last page it read. Re-reading
+ * instead of patching from events keeps the page equal to the gateway's state after a reconnect.
+ */
+import { ApiError, createApi, segment } from "./api.js";
+import { byId, h, preview, time } from "./dom.js";
+import { followEvents } from "./events.js";
+
+/** sessionStorage only: the key is gone when the tab closes and is never sent anywhere but /v1. */
+const KEY_STORAGE = "aa.console.key";
+/** Audit records kept on the page (the newest); older ones are in `aa audit` / the export. */
+const MAX_ROWS = 500;
+const AUDIT_PAGE = 1000;
+
+/**
+ * @typedef {import("./api.js").Api} Api
+ * @typedef {import("./events.js").EngineEvent} EngineEvent
+ * @typedef {{ id: string, agentId: string, actionType: string, state: string, createdAt: string, expiresAt: string, auditEventId: string, policyName?: string }} Approval
+ * @typedef {{ id: string, seq: number, kind: string, time: string, agent: string, action_type: string, tool: string | null, args: unknown, status: string | null, denial_reason: string | null, policy_name: string | null, reason: string | null, mode: string }} AuditRecord
+ * @typedef {{ agentId: string, contained: boolean, changedBy: string, reason: string | null, changedAt: string }} AgentControl
+ * @typedef {{ id: string, agentId: string, parentAgentId: string, capabilities: string[], state: string, expiresAt: string }} Delegation
+ * @typedef {{ orgId: string, role: string, keyId: string, agentId?: string }} WhoAmI
+ */
+
+const page = {
+  signIn: byId("sign-in", HTMLElement),
+  keyForm: byId("key-form", HTMLFormElement),
+  keyInput: byId("key-input", HTMLInputElement),
+  keyError: byId("key-error", HTMLElement),
+  main: byId("console", HTMLElement),
+  identity: byId("identity", HTMLElement),
+  streamState: byId("stream-state", HTMLElement),
+  signOut: byId("sign-out", HTMLButtonElement),
+  notice: byId("notice", HTMLElement),
+  approvalCount: byId("approval-count", HTMLElement),
+  approvalsEmpty: byId("approvals-empty", HTMLElement),
+  approvalList: byId("approval-list", HTMLUListElement),
+  chainStatus: byId("chain-status", HTMLElement),
+  verify: byId("verify", HTMLButtonElement),
+  auditProgress: byId("audit-progress", HTMLElement),
+  auditRows: byId("audit-rows", HTMLTableSectionElement),
+  containForm: byId("contain-form", HTMLFormElement),
+  containAgent: byId("contain-agent", HTMLInputElement),
+  containReason: byId("contain-reason", HTMLInputElement),
+  agentRows: byId("agent-rows", HTMLTableSectionElement),
+  delegationsEmpty: byId("delegations-empty", HTMLElement),
+  delegationRows: byId("delegation-rows", HTMLTableSectionElement),
+  postureRefresh: byId("posture-refresh", HTMLButtonElement),
+  postureScore: byId("posture-score", HTMLElement),
+  postureParts: byId("posture-parts", HTMLElement),
+  postureWindow: byId("posture-window", HTMLElement),
+};
+
+/** One signed-in operator's state; replaced on sign-in, dropped on sign-out. */
+class Session {
+  /**
+   * @param {Api} api
+   * @param {string} key
+   * @param {WhoAmI} who
+   */
+  constructor(api, key, who) {
+    this.api = api;
+    this.key = key;
+    this.who = who;
+    this.stop = new AbortController();
+    /** @type {Map<number, AuditRecord>} the newest MAX_ROWS records by seq */
+    this.records = new Map();
+    /** @type {Map<string, AuditRecord>} the same records by id (an approval names its record) */
+    this.recordsById = new Map();
+    /** The cursor of the last audit page read; re-read it for records appended since. */
+    /** @type {string | undefined} */
+    this.tailCursor = undefined;
+    /** Agents that made a call in the records read so far (the agents view lists them). */
+    /** @type {Set<string>} */
+    this.seenAgents = new Set();
+    /** @type {Map<string, Approval>} */
+    this.approvals = new Map();
+    /** @type {Map<string, HTMLLIElement>} */
+    this.approvalItems = new Map();
+    /** @type {AgentControl[]} */
+    this.controls = [];
+    /** @type {Map<string, { row: HTMLTableRowElement, state: HTMLElement, change: HTMLElement, button: HTMLButtonElement, reason: HTMLInputElement }>} */
+    this.agentRows = new Map();
+    this.connectedOnce = false;
+    this.refreshAudit = coalesce(() => loadAudit(this));
+    this.refreshApprovals = coalesce(() => loadApprovals(this));
+    this.refreshAgents = coalesce(() => loadAgents(this));
+    this.refreshDelegations = coalesce(() => loadDelegations(this));
+  }
+}
+
+/** @type {Session | undefined} */
+let session;
+
+// ------------------------------------------------------------------ sign in / out
+
+page.keyForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  void signIn(page.keyInput.value.trim());
+});
+page.signOut.addEventListener("click", () => signOut());
+page.verify.addEventListener("click", () => session && void verifyChain(session));
+page.postureRefresh.addEventListener("click", () => session && void loadPosture(session));
+page.containForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  if (!session) return;
+  const agentId = page.containAgent.value.trim();
+  void setContained(session, agentId, true, page.containReason, page.containForm).then((done) => {
+    if (done) page.containAgent.value = "";
+  });
+});
+
+const stored = sessionStorage.getItem(KEY_STORAGE);
+if (stored) void signIn(stored);
+
+/** @param {string} key */
+async function signIn(key) {
+  showKeyError(undefined);
+  if (key === "") return showKeyError("Paste an operator key (it starts with aa_operator_ or aa_admin_).");
+  if (!/^aa_[a-z]+_/.test(key)) {
+    return showKeyError(
+      "That is not an Agent Assembly key: keys look like aa_operator_<id>_<secret>. Copy the whole key that `aa keys create --kind operator` printed.",
+    );
+  }
+  const api = createApi(key);
+  /** @type {WhoAmI} */
+  let who;
+  try {
+    who = await api.get("/whoami");
+  } catch (error) {
+    sessionStorage.removeItem(KEY_STORAGE);
+    return showKeyError(describeKeyError(error));
+  }
+  if (who.role === "agent") {
+    sessionStorage.removeItem(KEY_STORAGE);
+    return showKeyError(
+      `This is an agent key (agent ${who.agentId}): agents cannot approve or contain. Use an operator or admin key: \`aa keys create --kind operator --org ${who.orgId}\`.`,
+    );
+  }
+  sessionStorage.setItem(KEY_STORAGE, key);
+  page.keyInput.value = "";
+  session?.stop.abort();
+  const current = new Session(api, key, who);
+  session = current;
+  page.identity.textContent = `org ${who.orgId} · ${who.role} key ${who.keyId}`;
+  page.signIn.hidden = true;
+  page.main.hidden = false;
+  page.signOut.hidden = false;
+  clearViews();
+  void followEvents({
+    key,
+    signal: current.stop.signal,
+    onEvent: (event) => onEvent(current, event),
+    onState: (state, detail) => onStreamState(current, state, detail),
+  });
+}
+
+/** @param {string} [message] shown on the sign-in form */
+function signOut(message) {
+  session?.stop.abort();
+  session = undefined;
+  sessionStorage.removeItem(KEY_STORAGE);
+  page.main.hidden = true;
+  page.signOut.hidden = true;
+  page.signIn.hidden = false;
+  page.identity.textContent = "";
+  setStreamBadge("stopped");
+  clearViews();
+  showKeyError(message);
+  page.keyInput.focus();
+}
+
+/** @param {unknown} error */
+function describeKeyError(error) {
+  if (error instanceof ApiError) {
+    if (error.status === 401) return `The gateway rejected this key: ${error.message}`;
+    if (error.status === 0) return error.message;
+    return `The gateway refused to sign in (${error.code}): ${error.message}`;
+  }
+  return `Sign-in failed: ${String(error)}`;
+}
+
+/** @param {string | undefined} message */
+function showKeyError(message) {
+  page.keyError.textContent = message ?? "";
+  page.keyError.hidden = message === undefined;
+}
+
+function clearViews() {
+  page.approvalList.replaceChildren();
+  page.approvalCount.textContent = "0";
+  page.approvalsEmpty.hidden = false;
+  page.auditRows.replaceChildren();
+  page.agentRows.replaceChildren();
+  page.delegationRows.replaceChildren();
+  page.postureParts.replaceChildren();
+  page.postureScore.textContent = "—";
+  page.postureWindow.textContent = "";
+  page.chainStatus.textContent = "Chain not checked yet";
+  page.chainStatus.dataset.valid = "unknown";
+  page.notice.hidden = true;
+}
+
+// ------------------------------------------------------------------ live updates
+
+/**
+ * @param {Session} s
+ * @param {import("./events.js").StreamState} state
+ * @param {string} [detail]
+ */
+function onStreamState(s, state, detail) {
+  if (s !== session) return;
+  setStreamBadge(state, detail);
+  if (state === "live") {
+    // (Re)connected: read every list again, so nothing changed while offline is missed.
+    void s.refreshAudit();
+    void s.refreshApprovals();
+    void s.refreshAgents();
+    void s.refreshDelegations();
+    if (!s.connectedOnce) {
+      s.connectedOnce = true;
+      void verifyChain(s);
+      void loadPosture(s);
+    }
+  }
+  if (state === "stopped" && detail !== undefined && !s.stop.signal.aborted) {
+    signOut(`The gateway stopped the live stream: ${detail}`);
+  }
+}
+
+/**
+ * @param {import("./events.js").StreamState} state
+ * @param {string} [detail]
+ */
+function setStreamBadge(state, detail) {
+  page.streamState.dataset.state = state;
+  page.streamState.textContent =
+    state === "live"
+      ? "live"
+      : state === "stopped"
+        ? "offline"
+        : state === "retrying"
+          ? "reconnecting…"
+          : "connecting…";
+  page.streamState.title = detail ?? "live event stream";
+}
+
+/**
+ * @param {Session} s
+ * @param {EngineEvent} event
+ */
+function onEvent(s, event) {
+  if (s !== session) return;
+  void s.refreshAudit();
+  if (event.type === "approval.requested" || event.type === "approval.resolved") void s.refreshApprovals();
+  const trigger = event.data?.trigger;
+  if (trigger === "agent.contained" || trigger === "agent.released") void s.refreshAgents();
+  if (event.type.startsWith("delegation.")) void s.refreshDelegations();
+}
+
+/**
+ * Runs `task` now, or once more after the running call ends (calls in between are merged).
+ * @param {() => Promise<void>} task
+ */
+function coalesce(task) {
+  let running = false;
+  let again = false;
+  return async () => {
+    if (running) {
+      again = true;
+      return;
+    }
+    running = true;
+    try {
+      do {
+        again = false;
+        await task();
+      } while (again);
+    } catch (error) {
+      report(error);
+    } finally {
+      running = false;
+    }
+  };
+}
+
+/**
+ * Shows a failed request; a key the gateway no longer accepts signs out.
+ * @param {unknown} error
+ */
+function report(error) {
+  if (error instanceof ApiError && error.status === 401) {
+    signOut(`The gateway no longer accepts this key: ${error.message}`);
+    return;
+  }
+  const text = error instanceof ApiError ? `${error.code}: ${error.message}` : String(error);
+  notify(text, "error");
+}
+
+/**
+ * @param {string} text
+ * @param {"info" | "error"} [kind]
+ */
+function notify(text, kind = "info") {
+  page.notice.textContent = text;
+  page.notice.dataset.kind = kind;
+  page.notice.hidden = false;
+}
+
+// ------------------------------------------------------------------ audit timeline
+
+/** @param {Session} s */
+async function loadAudit(s) {
+  let pages = 0;
+  for (;;) {
+    const query = new URLSearchParams({ limit: String(AUDIT_PAGE) });
+    if (s.tailCursor !== undefined) query.set("cursor", s.tailCursor);
+    /** @type {{ items: AuditRecord[], nextCursor?: string }} */
+    const result = await s.api.get(`/audit?${query}`);
+    if (s !== session) return;
+    for (const record of result.items) {
+      s.records.set(record.seq, record);
+      s.recordsById.set(record.id, record);
+      if (record.kind === "action") s.seenAgents.add(record.agent);
+    }
+    trimRecords(s);
+    pages++;
+    if (result.nextCursor === undefined) break;
+    s.tailCursor = result.nextCursor;
+    page.auditProgress.hidden = false;
+    page.auditProgress.textContent = `Reading the audit history… ${pages * AUDIT_PAGE} records so far`;
+  }
+  page.auditProgress.hidden = true;
+  renderAudit(s);
+  renderAgents(s);
+  renderApprovals(s);
+}
+
+/** @param {Session} s */
+function trimRecords(s) {
+  if (s.records.size <= MAX_ROWS) return;
+  const seqs = [...s.records.keys()].sort((a, b) => a - b);
+  for (const seq of seqs.slice(0, seqs.length - MAX_ROWS)) {
+    const record = s.records.get(seq);
+    s.records.delete(seq);
+    if (record) s.recordsById.delete(record.id);
+  }
+}
+
+const KIND_DECISIONS = /** @type {Record<string, [string, string]>} */ ({
+  "approval.approved": ["approved", "approved"],
+  "approval.denied": ["denied by reviewer", "denied"],
+  "approval.expired": ["approval expired", "expired"],
+  "approval.released": ["released after approval", "released"],
+  "policy.changed": ["policy changed", "info"],
+  "agent.contained": ["contained", "contained"],
+  "agent.released": ["released from containment", "released"],
+  "delegation.created": ["delegation created", "info"],
+  "delegation.revoked": ["delegation revoked", "denied"],
+  "delegation.expired": ["delegation expired", "expired"],
+});
+
+/**
+ * What the record decided, for people, and a class for its colour.
+ * @param {AuditRecord} record
+ * @returns {[string, string]}
+ */
+function decisionOf(record) {
+  if (record.kind === "action") {
+    const status = record.status ?? "recorded";
+    const label = status === "requested" ? "held for approval" : status;
+    return [record.mode !== "enforce" ? `${label} (${record.mode})` : label, status];
+  }
+  return KIND_DECISIONS[record.kind] ?? [record.kind, "info"];
+}
+
+/** @param {AuditRecord} record */
+function reasonOf(record) {
+  return [record.denial_reason, record.policy_name ? `policy ${record.policy_name}` : null, record.reason]
+    .filter((part) => part !== null && part !== "")
+    .join(" · ");
+}
+
+/** @param {Session} s */
+function renderAudit(s) {
+  const newestFirst = [...s.records.values()].sort((a, b) => b.seq - a.seq);
+  page.auditRows.replaceChildren(
+    ...newestFirst.map((record) => {
+      const [decision, tone] = decisionOf(record);
+      return h(
+        "tr",
+        { "data-seq": record.seq, "data-record-id": record.id },
+        h("td", {}, String(record.seq)),
+        h("td", {}, time(record.time)),
+        h("td", { class: "agent" }, record.agent),
+        h(
+          "td",
+          { class: "action" },
+          record.action_type,
+          record.tool ? h("span", { class: "muted" }, ` (${record.tool})`) : null,
+        ),
+        h("td", { class: "decision", "data-decision": tone }, decision),
+        h("td", { class: "reason" }, reasonOf(record)),
+        h("td", { class: "args" }, preview(record.args)),
+      );
+    }),
+  );
+}
+
+/** @param {Session} s */
+async function verifyChain(s) {
+  page.verify.disabled = true;
+  page.chainStatus.textContent = "Checking the chain…";
+  page.chainStatus.dataset.valid = "unknown";
+  try {
+    /** @type {{ chainValid: boolean, checked: number, firstBrokenAtRowId: string | null, problem?: string }} */
+    const result = await s.api.get("/audit/verify");
+    if (s !== session) return;
+    const at = new Date().toLocaleTimeString();
+    page.chainStatus.dataset.valid = String(result.chainValid);
+    page.chainStatus.textContent = result.chainValid
+      ? `Chain valid: ${result.checked} records verified (checked ${at})`
+      : `Chain BROKEN at record ${result.firstBrokenAtRowId}: ${result.problem ?? "hash mismatch"} (checked ${at}); run \`aa audit verify\` for details`;
+  } catch (error) {
+    page.chainStatus.textContent = "Chain status unknown (the check failed)";
+    report(error);
+  } finally {
+    page.verify.disabled = false;
+  }
+}
+
+// ------------------------------------------------------------------ approvals
+
+/** @param {Session} s */
+async function loadApprovals(s) {
+  /** @type {{ approvals: Approval[] }} */
+  const result = await s.api.get("/approvals?state=pending");
+  if (s !== session) return;
+  s.approvals = new Map(result.approvals.map((approval) => [approval.id, approval]));
+  renderApprovals(s);
+}
+
+/**
+ * Adds and removes list items by approval id, keeping the ones still pending (and whatever the
+ * operator is typing in their reason fields).
+ * @param {Session} s
+ */
+function renderApprovals(s) {
+  for (const [id, item] of s.approvalItems) {
+    if (!s.approvals.has(id)) {
+      item.remove();
+      s.approvalItems.delete(id);
+    }
+  }
+  const oldestFirst = [...s.approvals.values()].sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  for (const approval of oldestFirst) {
+    let item = s.approvalItems.get(approval.id);
+    if (item === undefined) {
+      item = approvalItem(s, approval);
+      s.approvalItems.set(approval.id, item);
+    }
+    page.approvalList.append(item);
+    const args = item.querySelector(".args");
+    const record = s.recordsById.get(approval.auditEventId);
+    if (args && record && args.textContent === "")
+      args.textContent = `arguments: ${preview(record.args, 1000)}`;
+  }
+  page.approvalCount.textContent = String(s.approvals.size);
+  page.approvalsEmpty.hidden = s.approvals.size > 0;
+}
+
+/**
+ * @param {Session} s
+ * @param {Approval} approval
+ */
+function approvalItem(s, approval) {
+  const reason = h("input", {
+    type: "text",
+    class: "reason",
+    placeholder: "reason (required to deny)",
+    "aria-label": `reason for ${approval.id}`,
+    maxlength: 2000,
+  });
+  const approve = h("button", { type: "button", class: "approve" }, "Approve");
+  const deny = h("button", { type: "button", class: "deny" }, "Deny");
+  const buttons = [approve, deny];
+  approve.addEventListener("click", () => void decide(s, approval, "approve", reason, buttons));
+  deny.addEventListener("click", () => void decide(s, approval, "deny", reason, buttons));
+  return h(
+    "li",
+    { "data-approval-id": approval.id },
+    h(
+      "div",
+      { class: "what" },
+      h("span", { class: "agent" }, approval.agentId),
+      " wants ",
+      h("span", { class: "action" }, approval.actionType),
+    ),
+    h(
+      "div",
+      { class: "meta" },
+      approval.policyName ? `policy ${approval.policyName} · ` : "",
+      "requested ",
+      time(approval.createdAt),
+      " · expires ",
+      time(approval.expiresAt),
+      ` · ${approval.id}`,
+    ),
+    h("div", { class: "args" }),
+    h("form", { class: "inline", onsubmit: (event) => event.preventDefault() }, reason, approve, deny),
+  );
+}
+
+/**
+ * @param {Session} s
+ * @param {Approval} approval
+ * @param {"approve" | "deny"} verdict
+ * @param {HTMLInputElement} reasonInput
+ * @param {HTMLButtonElement[]} buttons
+ */
+async function decide(s, approval, verdict, reasonInput, buttons) {
+  const reason = reasonInput.value.trim();
+  if (verdict === "deny" && reason === "") {
+    notify(
+      "A denial needs a reason: type it in the field next to Deny (the agent and the audit record see it).",
+      "error",
+    );
+    reasonInput.focus();
+    return;
+  }
+  for (const button of buttons) button.disabled = true;
+  try {
+    await s.api.post(`/approvals/${segment(approval.id)}/${verdict}`, reason === "" ? {} : { reason });
+    if (s !== session) return;
+    notify(
+      `${verdict === "approve" ? "Approved" : "Denied"} ${approval.agentId}'s ${approval.actionType} (${approval.id}).`,
+    );
+    s.approvals.delete(approval.id);
+    renderApprovals(s);
+  } catch (error) {
+    report(error);
+    for (const button of buttons) button.disabled = false;
+  }
+  void s.refreshApprovals();
+}
+
+// ------------------------------------------------------------------ agents and delegations
+
+/** @param {Session} s */
+async function loadAgents(s) {
+  /** @type {{ agents: AgentControl[] }} */
+  const result = await s.api.get("/agents");
+  if (s !== session) return;
+  s.controls = result.agents;
+  renderAgents(s);
+}
+
+/** Every agent with an operator control or a call in the records read, sorted; rows kept by id. */
+/** @param {Session} s */
+function renderAgents(s) {
+  const controls = new Map(s.controls.map((control) => [control.agentId, control]));
+  const ids = [...new Set([...controls.keys(), ...s.seenAgents])].sort();
+  for (const id of ids) {
+    let row = s.agentRows.get(id);
+    if (row === undefined) row = agentRow(s, id);
+    const control = controls.get(id);
+    const contained = control?.contained === true;
+    row.state.textContent = contained ? "contained" : "active";
+    row.state.className = contained ? "state-contained" : "state-active";
+    row.change.replaceChildren(
+      ...(control
+        ? [
+            `${control.contained ? "contained" : "released"} by ${control.changedBy}`,
+            control.reason ? ` — ${control.reason}` : "",
+            " · ",
+            time(control.changedAt),
+          ]
+        : ["—"]),
+    );
+    row.button.textContent = contained ? "Release" : "Contain";
+    row.button.className = contained ? "release" : "contain";
+    row.button.dataset.action = contained ? "release" : "contain";
+    page.agentRows.append(row.row);
+  }
+}
+
+/**
+ * @param {Session} s
+ * @param {string} agentId
+ */
+function agentRow(s, agentId) {
+  const state = h("span");
+  const change = h("span", { class: "small" });
+  const reason = h("input", {
+    type: "text",
+    placeholder: "reason",
+    "aria-label": `reason for ${agentId}`,
+    maxlength: 2000,
+  });
+  const button = h("button", { type: "button" });
+  const row = h(
+    "tr",
+    { "data-agent-id": agentId },
+    h("td", { class: "agent" }, agentId),
+    h("td", {}, state),
+    h("td", {}, change),
+    h("td", {}, h("form", { class: "inline", onsubmit: (event) => event.preventDefault() }, reason, button)),
+  );
+  button.addEventListener("click", () => {
+    void setContained(s, agentId, button.dataset.action === "contain", reason, button);
+  });
+  const entry = { row, state, change, button, reason };
+  s.agentRows.set(agentId, entry);
+  return entry;
+}
+
+/**
+ * Contains or releases an agent; both need a reason (it goes into the audit record).
+ * @param {Session} s
+ * @param {string} agentId
+ * @param {boolean} contain
+ * @param {HTMLInputElement} reasonInput
+ * @param {HTMLButtonElement | HTMLFormElement} control disabled while the request runs
+ * @returns {Promise<boolean>} whether it was done
+ */
+async function setContained(s, agentId, contain, reasonInput, control) {
+  const reason = reasonInput.value.trim();
+  if (agentId === "") {
+    notify("Type the id of the agent to contain.", "error");
+    return false;
+  }
+  if (reason === "") {
+    notify(
+      `${contain ? "Containing" : "Releasing"} an agent needs a reason: type it next to the button (it is written to the audit record).`,
+      "error",
+    );
+    reasonInput.focus();
+    return false;
+  }
+  const buttons = control instanceof HTMLFormElement ? [...control.querySelectorAll("button")] : [control];
+  for (const button of buttons) button.disabled = true;
+  try {
+    await s.api.post(`/agents/${segment(agentId)}/${contain ? "contain" : "release"}`, { reason });
+    if (s !== session) return false;
+    reasonInput.value = "";
+    notify(
+      contain
+        ? `Contained ${agentId}: its calls are denied until released.`
+        : `Released ${agentId}: its calls are decided by the policy again.`,
+    );
+    await loadAgents(s);
+    return true;
+  } catch (error) {
+    report(error);
+    return false;
+  } finally {
+    for (const button of buttons) button.disabled = false;
+  }
+}
+
+/** @param {Session} s */
+async function loadDelegations(s) {
+  /** @type {{ delegations: Delegation[] }} */
+  const result = await s.api.get("/delegations");
+  if (s !== session) return;
+  page.delegationsEmpty.hidden = result.delegations.length > 0;
+  page.delegationRows.replaceChildren(
+    ...result.delegations.map((delegation) =>
+      h(
+        "tr",
+        { "data-delegation-id": delegation.id },
+        h("td", { class: "agent" }, delegation.agentId),
+        h("td", {}, delegation.parentAgentId),
+        h("td", {}, delegation.capabilities.join(", ")),
+        h("td", {}, delegation.state),
+        h("td", {}, time(delegation.expiresAt)),
+      ),
+    ),
+  );
+}
+
+// ------------------------------------------------------------------ posture
+
+const POSTURE_PARTS = /** @type {const} */ ([
+  ["policyCoverage", "Policy coverage"],
+  ["approvalHygiene", "Approval hygiene"],
+  ["anomalyRate", "Anomaly rate"],
+  ["chainIntegrity", "Chain integrity"],
+]);
+
+/** @param {Session} s */
+async function loadPosture(s) {
+  page.postureRefresh.disabled = true;
+  try {
+    /** @type {{ score: number, components: Record<string, { score: number, detail: string }>, window: { records: number } }} */
+    const posture = await s.api.get("/posture");
+    if (s !== session) return;
+    page.postureScore.textContent = String(posture.score);
+    page.postureParts.replaceChildren(
+      ...POSTURE_PARTS.flatMap(([key, label]) => {
+        const part = posture.components[key];
+        return [
+          h("dt", { "data-part": key }, label),
+          h("dd", { "data-part": key }, part ? `${part.score} / 25 — ${part.detail}` : "not reported"),
+        ];
+      }),
+    );
+    page.postureWindow.textContent = `Computed over the ${posture.window.records} most recent audit records.`;
+  } catch (error) {
+    report(error);
+  } finally {
+    page.postureRefresh.disabled = false;
+  }
+}
