@@ -48,17 +48,19 @@ async function startGateway(cwd: string, ...extra: string[]) {
     stderr += chunk;
   });
   const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
-  const started = await new Promise<{ url: string; database: string; keys: number }>((resolve, reject) => {
-    child.stdout.on("data", (chunk: string) => {
-      stdout += chunk;
-      try {
-        resolve(JSON.parse(stdout));
-      } catch {
-        // not complete yet
-      }
-    });
-    void exited.then((code) => reject(new Error(`aa gateway start exited ${code}: ${stderr}`)));
-  });
+  const started = await new Promise<{ url: string; database: string; keys: number; console: string | null }>(
+    (resolve, reject) => {
+      child.stdout.on("data", (chunk: string) => {
+        stdout += chunk;
+        try {
+          resolve(JSON.parse(stdout));
+        } catch {
+          // not complete yet
+        }
+      });
+      void exited.then((code) => reject(new Error(`aa gateway start exited ${code}: ${stderr}`)));
+    },
+  );
   return { child, started, exited, stderr: () => stderr };
 }
 
@@ -161,6 +163,36 @@ describe("aa gateway start", { timeout: 60_000 }, () => {
     const verify = await aa(dir, "--json", "audit", "verify");
     expect(verify.code).toBe(0);
     expect(JSON.parse(verify.stdout)).toMatchObject({ chainValid: true, checked: 1 });
+  });
+
+  it("serves the operator console by default, and not with --no-console", async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, "aa.policy.yaml"), STARTER_POLICY);
+    const withConsole = await startGateway(dir);
+    try {
+      const { url } = withConsole.started;
+      expect(withConsole.started.console).toBe(`${url}/console/`);
+      const root = await fetch(`${url}/`, { redirect: "manual" });
+      expect([root.status, root.headers.get("location")]).toEqual([302, "/console/"]);
+      const page = await fetch(`${url}/console/`);
+      expect(page.status).toBe(200);
+      expect(page.headers.get("content-security-policy")).toContain("script-src 'self'");
+      expect(await page.text()).toContain('<script type="module" src="app.js"></script>');
+      expect((await fetch(`${url}/console/app.js`)).status).toBe(200);
+    } finally {
+      withConsole.child.kill("SIGTERM");
+    }
+    expect(await withConsole.exited).toBe(0);
+
+    const without = await startGateway(dir, "--no-console");
+    try {
+      expect(without.started.console).toBeNull();
+      expect((await fetch(`${without.started.url}/console/`)).status).toBe(404);
+      expect((await fetch(`${without.started.url}/v1/health`)).status).toBe(200);
+    } finally {
+      without.child.kill("SIGTERM");
+    }
+    expect(await without.exited).toBe(0);
   });
 
   it("refuses a missing policy (exit 4) and a bad port (exit 2)", async () => {

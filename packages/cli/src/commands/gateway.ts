@@ -29,6 +29,7 @@ export function registerGateway(program: Command, printer: () => Printer): void 
     .option("--database <url>", "sqlite:<file> or a postgres:// URL", DEFAULT_DATABASE)
     .option("--policy <file>", "policy every org enforces until an admin replaces it", "aa.policy.yaml")
     .option("--body-limit <bytes>", "largest accepted request body", String(1024 * 1024))
+    .option("--no-console", "do not serve the operator web console at /console/")
     .option(
       "--allow-observe",
       "let agents ask for enforcementMode observe (their calls run; decisions are recorded as shadow events)",
@@ -40,6 +41,7 @@ export function registerGateway(program: Command, printer: () => Printer): void 
         database: string;
         policy: string;
         bodyLimit: string;
+        console: boolean;
         allowObserve?: boolean;
       }) => {
         const p = printer();
@@ -57,10 +59,13 @@ export function registerGateway(program: Command, printer: () => Printer): void 
         }
         const policy = parsePolicy(readFileSync(policyFile, "utf8"), { source: opts.policy });
         const { createGateway } = await import("@aa/gateway");
+        // The console is static files handed to the gateway (which does not depend on @aa/console).
+        const consoleAssets = opts.console ? (await import("@aa/console")).consoleAssetsDir : undefined;
         const server = await createGateway({
           policy,
           database: opts.database,
           bodyLimit,
+          ...(consoleAssets !== undefined ? { console: { assetsDir: consoleAssets } } : {}),
           ...(opts.allowObserve ? { agentEnforcementModes: ["observe" as const] } : {}),
         });
         let url: string;
@@ -74,8 +79,10 @@ export function registerGateway(program: Command, printer: () => Printer): void 
           );
         }
         const keys = await server.store.listKeys();
-        p.data({ url, database: server.database.kind, keys: keys.length }, () => {
+        const consoleUrl = consoleAssets !== undefined ? `${url}/console/` : null;
+        p.data({ url, database: server.database.kind, keys: keys.length, console: consoleUrl }, () => {
           p.out(`aa gateway listening on ${url} (${server.database.kind} database)`);
+          if (consoleUrl !== null) p.out(`operator console: ${consoleUrl} (sign in with an operator key)`);
           if (keys.length === 0) {
             p.out(
               `no API keys yet: create an admin key with \`aa keys create --kind admin --org <org> --database ${opts.database}\``,
