@@ -72,6 +72,8 @@ describe("aa bench (embedded)", { timeout: 60_000 }, () => {
       },
     );
     expect(result.code, result.stderr).toBe(0);
+    // --json keeps stderr for real problems: no stage lines, no Node warning for node:sqlite.
+    expect(result.stderr).toBe("");
     const report = JSON.parse(result.stdout);
     expect(report).toMatchObject({
       mode: "embedded",
@@ -129,7 +131,25 @@ describe("aa bench (embedded)", { timeout: 60_000 }, () => {
       /^governed decision \+ audit committed \(WAL\) +[\d.]+ µs .* [\d.]+x p50$/m,
     );
     expect(result.stdout).toMatch(/^verify, [\d,]+ records +[\d,]+ rows\/s +chain valid$/m);
+    expect(result.stdout).toMatch(
+      /^node v\d+\.\d+\.\d+ on \w+\/\w+; load average [\d.]+ at start, [\d.]+ at end/m,
+    );
     expect(result.stderr).toMatch(/aa bench: round 1\/1/);
+
+    const help = await aa(cwd, ["bench", "--help"]);
+    expect(help.code).toBe(0);
+    for (const option of [
+      "--policy",
+      "--action",
+      "--concurrency",
+      "--quick",
+      "--gateway",
+      "--connections",
+      "--duration",
+      "--yes",
+    ])
+      expect(help.stdout).toContain(option);
+    expect(help.stdout).toMatch(/Exit codes: 0 done, 2 bad option/);
   });
 
   it("removes its temporary directory when interrupted (Ctrl-C), exit 130", async () => {

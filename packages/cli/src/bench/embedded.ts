@@ -178,7 +178,6 @@ async function run(
   const { size, concurrency, policy } = options;
   const stage = options.onStage ?? (() => {});
   const { openEngine, SQLITE_MIGRATIONS } = await import("@aa/engine");
-  const { DatabaseSync } = await import("node:sqlite");
   const request: DecisionRequest = { ...options.call, agent: { id: AGENT_ID } };
   const statuses: Record<string, number> = {};
   // The circuit breaker is off: with a policy that denies the bench call it would open after 10
@@ -204,6 +203,9 @@ async function run(
   const { hash: sampleHash, ...sampleRecord } = sample;
   const recordText = JSON.stringify(sampleRecord);
 
+  // Imported after the engine opened a SQLite store: the engine loads node:sqlite without Node's
+  // ExperimentalWarning for it, and a loaded module does not warn again.
+  const { DatabaseSync } = await import("node:sqlite");
   // The bare baseline: the same table (every migration, so the same indexes) in its own file.
   const bare = new DatabaseSync(join(dir, "bare.db"));
   opened.push(bare);

@@ -78,6 +78,18 @@ function environment() {
   };
 }
 
+type Environment = ReturnType<typeof environment> & { loadAverageAtEnd: number };
+
+/** The machine the figures were measured on, and how busy it was (absolute figures move with load). */
+function printEnvironment(p: Printer, env: Environment) {
+  p.out(
+    color.dim(
+      `\nnode ${env.node} on ${env.platform}; load average ${env.loadAverage.toFixed(2)} at start, ` +
+        `${env.loadAverageAtEnd.toFixed(2)} at end (other work moves absolute figures; ratios less)`,
+    ),
+  );
+}
+
 function printEmbedded(p: Printer, report: EmbeddedBenchReport, policyFile: string, policyHash: string) {
   const { call, decision, durable, groupCommit, verify } = report;
   const outcome =
@@ -279,7 +291,10 @@ export function registerBench(program: Command, printer: () => Printer): void {
         policy: { file: policyFile, hash: policy.hash },
         environment: { ...before, loadAverageAtEnd: loadavg()[0]! },
       };
-      p.data(full, () => printEmbedded(p, report, policyFile, policy.hash));
+      p.data(full, () => {
+        printEmbedded(p, report, policyFile, policy.hash);
+        printEnvironment(p, full.environment);
+      });
       if (!report.verify.chainValid) process.exitCode = ExitCode.VERIFY_FAILED;
     });
 }
@@ -340,9 +355,11 @@ async function benchGateway(p: Printer, opts: BenchOptions, url: string): Promis
     },
     ...(p.json ? {} : { onStage: (stage: string) => p.err(color.dim(`aa bench: ${stage}`)) }),
   });
-  p.data({ ...report, environment: { ...before, loadAverageAtEnd: loadavg()[0]! } }, () =>
-    printGateway(p, report),
-  );
+  const env = { ...before, loadAverageAtEnd: loadavg()[0]! };
+  p.data({ ...report, environment: env }, () => {
+    printGateway(p, report);
+    printEnvironment(p, env);
+  });
   const failed = Object.keys(report.baseline.errors).concat(Object.keys(report.decisions.errors));
   if (failed.length > 0) {
     p.err(color.red(`aa bench: the gateway answered errors: ${failed.join(", ")}`));
