@@ -377,7 +377,14 @@ export class GatewayClient {
     return this.json(
       "GET",
       "/audit",
-      { query: { cursor: query.cursor, limit: query.limit, actionType: query.actionType } },
+      {
+        query: {
+          cursor: query.cursor,
+          limit: query.limit,
+          actionType: query.actionType,
+          traceId: query.traceId,
+        },
+      },
       (v) => {
         const page = objectWith(v, "items", "array");
         if (page.nextCursor !== undefined && page.nextCursor !== null && typeof page.nextCursor !== "string")

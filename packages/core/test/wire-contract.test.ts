@@ -186,6 +186,7 @@ function clientCall(
           ...(query.cursor === undefined ? {} : { cursor: query.cursor }),
           ...(query.limit === undefined ? {} : { limit: Number(query.limit) }),
           ...(query.actionType === undefined ? {} : { actionType: query.actionType }),
+          ...(query.traceId === undefined ? {} : { traceId: query.traceId }),
         }),
       result: same,
     };

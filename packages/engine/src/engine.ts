@@ -5,7 +5,7 @@
 import { createHmac, randomBytes } from "node:crypto";
 import type { CompiledPolicy, ConditionResult, PolicyDecision, PolicyDocument } from "@aa/policy";
 import { compilePolicy } from "@aa/policy";
-import { canonicalJson } from "./chain/canonical-json.js";
+import { canonicalJson, quoteJson } from "./chain/canonical-json.js";
 import { encodeRecord, type RecordFields, type RecordKind, sha256Hex } from "./chain/record.js";
 import { ChainWriter } from "./chain/writer.js";
 import { checkpointPayload } from "./checkpoint.js";
@@ -1633,13 +1633,26 @@ export class DecisionEngine implements Engine {
     if (!Number.isSafeInteger(limit) || limit < 1 || limit > 1000) {
       throw invalid("limit must be an integer from 1 to 1000", { field: "limit" });
     }
+    const traceId = query.traceId;
+    if (traceId !== undefined && (typeof traceId !== "string" || traceId === "" || traceId.length > 256)) {
+      throw invalid("traceId must be a non-empty string of at most 256 characters", { field: "traceId" });
+    }
     const afterSeq = query.cursor === undefined ? 0 : decodeCursor(query.cursor);
-    const rows = await this.#store.readEvents(this.#org, afterSeq, limit + 1, query.actionType);
+    // The record's canonical text holds `"trace_id":<JSON string>` exactly once: the store
+    // prefilters on that text, and the parsed record decides (the same text may sit in args).
+    const rows = await this.#store.readEvents(
+      this.#org,
+      afterSeq,
+      limit + 1,
+      query.actionType,
+      traceId === undefined ? undefined : `"trace_id":${quoteJson(traceId)}`,
+    );
     const page = rows.slice(0, limit);
     const items: AuditEvent[] = [];
     for (const row of page) {
       const outcome = await this.#store.getOutcome(this.#org, row.id);
-      items.push(toAuditEvent(row, outcome));
+      const event = toAuditEvent(row, outcome);
+      if (traceId === undefined || event.trace_id === traceId) items.push(event);
     }
     const last = page.at(-1);
     return rows.length > limit && last ? { items, nextCursor: encodeCursor(last.seq) } : { items };

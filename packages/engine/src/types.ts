@@ -208,6 +208,11 @@ export interface AuditQuery {
   cursor?: string;
   limit?: number;
   actionType?: string;
+  /**
+   * Only records with this `trace_id` (e.g. an `assembly.trace()`'s W3C id). No index: the store
+   * scans the chain from the cursor, so prefer a recent cursor on a long chain (docs/audit.md).
+   */
+  traceId?: string;
 }
 
 export interface AuditPage<T> {

@@ -31,6 +31,58 @@ export function storeContract(name: string, storeFor: () => string): void {
       }
     });
 
+    it("audit({ traceId }) returns only that trace's records, pages through them, and ignores the id inside arguments", async () => {
+      const store = storeFor();
+      const orgId = `org-${randomUUID()}`;
+      const engine = await openEngine({ policy, store, orgId });
+      const traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
+      const other = "00f067aa0ba902b74bf92f3577b34da6";
+      const odd = 'trace "with" quotes \\ and ünïcode';
+      const mine: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        mine.push((await engine.decide({ agent, actionType: "read.x", traceId })).auditEventId);
+        await engine.decide({ agent, actionType: "read.x", traceId: other });
+        // The id inside arguments and metadata (even under a trace_id key) does not match.
+        await engine.decide({
+          agent,
+          actionType: "read.x",
+          args: { trace_id: traceId },
+          metadata: { note: traceId },
+        });
+      }
+      mine.push(
+        (await engine.decide({ agent, actionType: "pr.open", traceId, metadata: { pr_size: 1 } }))
+          .auditEventId,
+      );
+      const oddId = (await engine.decide({ agent, actionType: "read.x", traceId: odd })).auditEventId;
+
+      const all = await engine.audit({ traceId });
+      expect(all.items.map((e) => e.id)).toEqual(mine);
+      expect(all.items.every((e) => e.trace_id === traceId)).toBe(true);
+      expect(all.nextCursor).toBeUndefined();
+      // Paging: the cursor continues the filtered scan.
+      const seen: string[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await engine.audit({ traceId, limit: 2, ...(cursor ? { cursor } : {}) });
+        seen.push(...page.items.map((e) => e.id));
+        cursor = page.nextCursor;
+      } while (cursor !== undefined);
+      expect(seen).toEqual(mine);
+      // With an action type too.
+      expect((await engine.audit({ traceId, actionType: "pr.open" })).items.map((e) => e.id)).toEqual([
+        mine[5],
+      ]);
+      // Any string the engine accepted as a trace id is found exactly.
+      expect((await engine.audit({ traceId: odd })).items.map((e) => e.id)).toEqual([oddId]);
+      expect((await engine.audit({ traceId: "ffffffffffffffffffffffffffffffff" })).items).toEqual([]);
+      await expect(engine.audit({ traceId: "" })).rejects.toMatchObject({ code: "INVALID_REQUEST" });
+      await expect(engine.audit({ traceId: "x".repeat(257) })).rejects.toMatchObject({
+        code: "INVALID_REQUEST",
+      });
+      await engine.close();
+    });
+
     it("keeps one total order under concurrent appends from several engines on one chain", async () => {
       const store = storeFor();
       const orgId = `org-${randomUUID()}`;

@@ -459,12 +459,13 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
 
       v1.get("/audit", async (request) => {
         const principal = await authenticate(request, ...anyRole);
-        const query = request.query as { cursor?: string; actionType?: string };
+        const query = request.query as { cursor?: string; actionType?: string; traceId?: string };
         const limit = intQuery(request, "limit", 1, 1000);
         const engine = await pool.get(principal.orgId);
         const page = await engine.audit({
           ...(query.cursor !== undefined ? { cursor: query.cursor } : {}),
           ...(query.actionType !== undefined ? { actionType: query.actionType } : {}),
+          ...(query.traceId !== undefined ? { traceId: query.traceId } : {}),
           ...(limit !== undefined ? { limit } : {}),
         });
         if (principal.kind !== "agent") return page;

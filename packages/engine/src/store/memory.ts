@@ -225,13 +225,21 @@ export class MemoryStore implements AuditStore {
     return last ? { seq: last.seq, hash: last.hash } : { seq: 0, hash: GENESIS_HASH };
   }
 
-  readEvents(org: string, afterSeq: number, limit: number, actionType?: string): StoredEvent[] {
+  readEvents(
+    org: string,
+    afterSeq: number,
+    limit: number,
+    actionType?: string,
+    textContains?: string,
+  ): StoredEvent[] {
     const events = this.#org(org).events;
     const out: StoredEvent[] = [];
     // seq is 1-based and dense in memory, so index = seq - 1.
     for (let i = Math.max(0, afterSeq); i < events.length && out.length < limit; i++) {
       const event = events[i]!;
-      if (actionType === undefined || event.actionType === actionType) out.push(event);
+      if (actionType !== undefined && event.actionType !== actionType) continue;
+      if (textContains !== undefined && !event.text.includes(textContains)) continue;
+      out.push(event);
     }
     return out;
   }

@@ -579,17 +579,24 @@ export class PostgresStore implements AuditStore {
     afterSeq: number,
     limit: number,
     actionType?: string,
+    textContains?: string,
   ): Promise<StoredEvent[]> {
-    const rows =
-      actionType === undefined
-        ? await this.#chainRows<StoredEvent>(
-            `SELECT ${EVENT_COLUMNS} FROM audit_events WHERE org = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
-            [org, afterSeq, limit],
-          )
-        : await this.#chainRows<StoredEvent>(
-            `SELECT ${EVENT_COLUMNS} FROM audit_events WHERE org = $1 AND seq > $2 AND action_type = $3 ORDER BY seq LIMIT $4`,
-            [org, afterSeq, actionType, limit],
-          );
+    const where = ["org = $1", "seq > $2"];
+    const values: unknown[] = [org, afterSeq];
+    if (actionType !== undefined) {
+      values.push(actionType);
+      where.push(`action_type = $${values.length}`);
+    }
+    if (textContains !== undefined) {
+      // strpos() is a plain substring search over the stored text (no index), for the trace filter.
+      values.push(textContains);
+      where.push(`strpos(record, $${values.length}) > 0`);
+    }
+    values.push(limit);
+    const rows = await this.#chainRows<StoredEvent>(
+      `SELECT ${EVENT_COLUMNS} FROM audit_events WHERE ${where.join(" AND ")} ORDER BY seq LIMIT $${values.length}`,
+      values,
+    );
     for (const row of rows) row.seq = Number(row.seq);
     return rows;
   }

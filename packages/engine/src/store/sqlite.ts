@@ -201,6 +201,8 @@ interface Statements {
   insertEvents: Map<number, StatementSync>;
   readEvents: StatementSync;
   readEventsByType: StatementSync;
+  readEventsContaining: StatementSync;
+  readEventsByTypeContaining: StatementSync;
   getEventById: StatementSync;
   getIdEntry: StatementSync;
   getRecentEventById: StatementSync;
@@ -530,11 +532,22 @@ export class SqliteStore implements AuditStore {
     return row ? { seq: row.seq, hash: row.hash } : { seq: 0, hash: GENESIS_HASH };
   }
 
-  readEvents(org: string, afterSeq: number, limit: number, actionType?: string): StoredEvent[] {
+  readEvents(
+    org: string,
+    afterSeq: number,
+    limit: number,
+    actionType?: string,
+    textContains?: string,
+  ): StoredEvent[] {
+    const s = this.#s;
     const rows =
-      actionType === undefined
-        ? this.#s.readEvents.all(org, afterSeq, limit)
-        : this.#s.readEventsByType.all(org, afterSeq, actionType, limit);
+      textContains === undefined
+        ? actionType === undefined
+          ? s.readEvents.all(org, afterSeq, limit)
+          : s.readEventsByType.all(org, afterSeq, actionType, limit)
+        : actionType === undefined
+          ? s.readEventsContaining.all(org, afterSeq, textContains, limit)
+          : s.readEventsByTypeContaining.all(org, afterSeq, actionType, textContains, limit);
     return rows as unknown as StoredEvent[];
   }
 
@@ -898,6 +911,13 @@ function prepareAll(db: DatabaseSync): Statements {
     readEvents: p(`SELECT ${EVENT_COLUMNS} FROM audit_events WHERE org = ? AND seq > ? ORDER BY seq LIMIT ?`),
     readEventsByType: p(
       `SELECT ${EVENT_COLUMNS} FROM audit_events WHERE org = ? AND seq > ? AND action_type = ? ORDER BY seq LIMIT ?`,
+    ),
+    // instr() is a byte search over the stored text (no index), for the trace filter.
+    readEventsContaining: p(
+      `SELECT ${EVENT_COLUMNS} FROM audit_events WHERE org = ? AND seq > ? AND instr(record, ?) > 0 ORDER BY seq LIMIT ?`,
+    ),
+    readEventsByTypeContaining: p(
+      `SELECT ${EVENT_COLUMNS} FROM audit_events WHERE org = ? AND seq > ? AND action_type = ? AND instr(record, ?) > 0 ORDER BY seq LIMIT ?`,
     ),
     getEventById: p(
       `SELECT e.id, e.seq, e.hash, e.record AS text, e.agent, e.action_type AS actionType FROM audit_event_ids i

@@ -220,7 +220,18 @@ export interface AuditStore {
   appendDeferred?(org: string, build: () => PendingAppend): number;
   head(org: string): MaybePromise<ChainHead>;
   /** Records with `seq > afterSeq`, ascending, at most `limit`. */
-  readEvents(org: string, afterSeq: number, limit: number, actionType?: string): MaybePromise<StoredEvent[]>;
+  /**
+   * Up to `limit` records after `afterSeq`, in seq order; with `actionType`, only that action type;
+   * with `textContains`, only records whose stored text contains it (a prefilter: callers check
+   * the parsed record, since the text could also occur inside arguments).
+   */
+  readEvents(
+    org: string,
+    afterSeq: number,
+    limit: number,
+    actionType?: string,
+    textContains?: string,
+  ): MaybePromise<StoredEvent[]>;
   getEvent(org: string, id: string): MaybePromise<StoredEvent | undefined>;
   getEventAtSeq(org: string, seq: number): MaybePromise<StoredEvent | undefined>;
   getIdempotency(org: string, key: string): MaybePromise<IdempotencyRow | undefined>;
