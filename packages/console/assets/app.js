@@ -42,6 +42,7 @@ const page = {
   approvalsEmpty: byId("approvals-empty", HTMLElement),
   approvalList: byId("approval-list", HTMLUListElement),
   chainStatus: byId("chain-status", HTMLElement),
+  chainStale: byId("chain-stale", HTMLElement),
   verify: byId("verify", HTMLButtonElement),
   auditProgress: byId("audit-progress", HTMLElement),
   auditRows: byId("audit-rows", HTMLTableSectionElement),
@@ -88,6 +89,9 @@ class Session {
     /** @type {Map<string, { row: HTMLTableRowElement, state: HTMLElement, change: HTMLElement, button: HTMLButtonElement, reason: HTMLInputElement }>} */
     this.agentRows = new Map();
     this.connectedOnce = false;
+    /** How many records the last chain check covered (records are numbered 1, 2, ... by seq). */
+    /** @type {number | undefined} */
+    this.verifiedThrough = undefined;
     this.refreshAudit = coalesce(() => loadAudit(this));
     this.refreshApprovals = coalesce(() => loadApprovals(this));
     this.refreshAgents = coalesce(() => loadAgents(this));
@@ -204,6 +208,7 @@ function clearViews() {
   page.postureWindow.textContent = "";
   page.chainStatus.textContent = "Chain not checked yet";
   page.chainStatus.dataset.valid = "unknown";
+  page.chainStale.hidden = true;
   page.notice.hidden = true;
 }
 
@@ -411,6 +416,20 @@ function renderAudit(s) {
       );
     }),
   );
+  renderChainStaleness(s);
+}
+
+/**
+ * Says how many records arrived after the last chain check (a check reads the whole chain, so it
+ * runs on demand rather than on every record).
+ * @param {Session} s
+ */
+function renderChainStaleness(s) {
+  const newest = Math.max(0, ...s.records.keys());
+  const newer = s.verifiedThrough === undefined ? 0 : newest - s.verifiedThrough;
+  page.chainStale.hidden = newer <= 0;
+  page.chainStale.textContent =
+    newer === 1 ? "1 newer record not checked yet" : `${newer} newer records not checked yet`;
 }
 
 /** @param {Session} s */
@@ -423,6 +442,8 @@ async function verifyChain(s) {
     const result = await s.api.get("/audit/verify");
     if (s !== session) return;
     const at = new Date().toLocaleTimeString();
+    s.verifiedThrough = result.checked;
+    renderChainStaleness(s);
     page.chainStatus.dataset.valid = String(result.chainValid);
     page.chainStatus.textContent = result.chainValid
       ? `Chain valid: ${result.checked} records verified (checked ${at})`

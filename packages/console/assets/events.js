@@ -21,9 +21,10 @@ const RETRY_MAX_MS = 10_000;
  *   signal: AbortSignal,
  *   onEvent: (event: EngineEvent) => void,
  *   onState: (state: StreamState, detail?: string) => void,
- * }} options
+ *   origin?: string,
+ * }} options `origin`: the gateway's, when the page is not served by it (tests); default the page's
  */
-export async function followEvents({ key, signal, onEvent, onState }) {
+export async function followEvents({ key, signal, onEvent, onState, origin = "" }) {
   /** @type {string | undefined} */
   let lastEventId;
   let delay = RETRY_MIN_MS;
@@ -33,7 +34,12 @@ export async function followEvents({ key, signal, onEvent, onState }) {
       /** @type {Record<string, string>} */
       const headers = { authorization: `Bearer ${key}`, accept: "text/event-stream" };
       if (lastEventId !== undefined) headers["last-event-id"] = lastEventId;
-      const response = await fetch("/v1/events", { headers, signal, cache: "no-store", credentials: "omit" });
+      const response = await fetch(`${origin}/v1/events`, {
+        headers,
+        signal,
+        cache: "no-store",
+        credentials: "omit",
+      });
       if (response.status === 401 || response.status === 403) {
         const body = await response.json().catch(() => undefined);
         onState("stopped", body?.error?.message ?? `The gateway refused the key (${response.status})`);

@@ -200,6 +200,28 @@ describe("the console served by the gateway", () => {
 
     await page.click("#verify");
     await page.locator("#chain-status[data-valid=true]", { hasText: `${seqs.length} records` }).waitFor(WAIT);
+    expect(await page.locator("#chain-stale").isHidden()).toBe(true);
+
+    // An approval decided elsewhere (here: the admin's key, as `aa approvals` would) leaves the list
+    // live; records newer than the last chain check are counted until the next check.
+    const second = bot.gate("pr.merge", { args: { pr: 43 }, gatePollIntervalMs: 50 });
+    const other = approvalItem(page, '"pr":43');
+    await other.waitFor(WAIT);
+    const approvalId = await other.getAttribute("data-approval-id");
+    const decided = await fetch(`${url}/v1/approvals/${approvalId}/approve`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${keys.admin}`, "content-type": "application/json" },
+      body: JSON.stringify({ reason: "approved from the CLI" }),
+    });
+    expect(decided.status).toBe(200);
+    expect((await second).status).toBe("executed");
+    await other.waitFor({ state: "detached", ...WAIT });
+    await page.locator("#chain-stale", { hasText: "3 newer records not checked yet" }).waitFor(WAIT);
+    await page.click("#verify");
+    await page
+      .locator("#chain-status[data-valid=true]", { hasText: `${seqs.length + 3} records` })
+      .waitFor(WAIT);
+    await page.locator("#chain-stale").waitFor({ state: "hidden", ...WAIT });
 
     // Posture: the score and its four parts, re-read on demand.
     await page.click("#posture-refresh");
@@ -218,7 +240,7 @@ describe("the console served by the gateway", () => {
     expect(requested.some((u) => u.endsWith("/v1/events"))).toBe(true);
     await page.reload();
     await page.locator("#stream-state[data-state=live]").waitFor(WAIT);
-    await auditRow(page, "release-bot", "released after approval").waitFor(WAIT);
+    await auditRow(page, "approved from the CLI").waitFor(WAIT);
     expect(errors).toEqual([]);
   });
 
