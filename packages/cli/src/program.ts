@@ -10,6 +10,7 @@ import { registerInit } from "./commands/init.js";
 import { registerKeys } from "./commands/keys.js";
 import { registerPolicy } from "./commands/policy.js";
 import { registerPosture } from "./commands/posture.js";
+import { registerProxy } from "./commands/proxy.js";
 import { registerReceipts } from "./commands/receipts.js";
 import { CliError, createPrinter, ExitCode, type Printer } from "./output.js";
 
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   registerPosture(program, printer);
   registerReceipts(program, printer);
   registerGateway(program, printer);
+  registerProxy(program, printer);
   registerKeys(program, printer);
   registerBench(program, printer);
   return program;

@@ -22,6 +22,7 @@ import type {
 } from "@aa/engine";
 import { hasPermission, type PolicyRule } from "@aa/policy";
 import { type DelegationMethods, delegationMethods } from "./delegation.js";
+import { EGRESS_ACTION_TYPE, egressArgsOfFetch } from "./egress.js";
 import { toAssemblyError } from "./gate/errors.js";
 import type { Gate } from "./internal-types.js";
 import type { EnforcementMode } from "./options.js";
@@ -141,6 +142,21 @@ export interface GovernanceClient extends DelegationMethods {
   execute(actionType: string, options?: ActionOptions): Promise<ActionResult>;
   /** Like `execute`, but waits for approval when held and throws when denied (`AssemblyDeniedError`) or not decided in time (`AssemblyTimeoutError`). */
   gate(actionType: string, options?: GateOptions): Promise<ActionResult>;
+  /**
+   * A governed `fetch` for egress: the request is put to the gate as action `http.request` with
+   * `args` `{ method, scheme, host, port, url, path }` (the same shape `aa proxy` decides on, so
+   * one policy covers both) and sent with the global `fetch` only once allowed. Held for approval,
+   * it waits like `gate()` (`options.gatePollTimeoutMs`, default 8 h).
+   * @throws AssemblyDeniedError when denied (nothing left the process), AssemblyTimeoutError when
+   * not approved in time, AssemblyError `INVALID_EGRESS_URL` for a URL that is not http(s).
+   * @example
+   * const res = await assembly.fetch("https://api.github.com/repos/acme/app");
+   */
+  fetch(
+    input: string | URL | Request,
+    init?: RequestInit,
+    options?: Omit<GateOptions, "args">,
+  ): Promise<Response>;
   /** Dry run: would this action be allowed? Nothing is recorded. */
   canI(actionType: string, options?: Omit<ActionOptions, "eventId">): Promise<CanIResult>;
   whoami(): Promise<WhoAmI>;
@@ -242,27 +258,35 @@ export function createGovernanceClient(settings: {
     return result;
   };
 
+  const gateAction = async (actionType: string, options: GateOptions = {}): Promise<ActionResult> => {
+    const result = await decide(request(actionType, options));
+    if (result.status === "executed") return result;
+    if (result.status === "denied") throw deniedError(result, { toolName: actionType });
+    const approvalId = result.approvalId;
+    if (!approvalId)
+      throw deniedError({ ...result, denialReason: "GATE_UNAVAILABLE" }, { toolName: actionType });
+    return awaitRelease(
+      gate,
+      { ...result, approvalId },
+      token === undefined ? { agentId: agent.id } : { agentId: agent.id, delegationToken: token },
+      actionType,
+      options.gatePollTimeoutMs ?? DEFAULT_APPROVAL_WAIT_MS,
+      options.gatePollIntervalMs,
+    );
+  };
+
   const client: GovernanceClient = {
     runAs,
     trace: (name, fn, options) => runTrace(client, name, fn, options),
     hasPermission: (permission) => hasPermission(currentPrincipal()?.scopes, permission),
     execute: async (actionType, options) => decide(request(actionType, options)),
 
-    async gate(actionType, options = {}) {
-      const result = await decide(request(actionType, options));
-      if (result.status === "executed") return result;
-      if (result.status === "denied") throw deniedError(result, { toolName: actionType });
-      const approvalId = result.approvalId;
-      if (!approvalId)
-        throw deniedError({ ...result, denialReason: "GATE_UNAVAILABLE" }, { toolName: actionType });
-      return awaitRelease(
-        gate,
-        { ...result, approvalId },
-        token === undefined ? { agentId: agent.id } : { agentId: agent.id, delegationToken: token },
-        actionType,
-        options.gatePollTimeoutMs ?? DEFAULT_APPROVAL_WAIT_MS,
-        options.gatePollIntervalMs,
-      );
+    gate: gateAction,
+
+    async fetch(input, init, options = {}) {
+      const args = egressArgsOfFetch(input, init);
+      await gateAction(EGRESS_ACTION_TYPE, { ...options, args });
+      return globalThis.fetch(input, init);
     },
 
     async canI(actionType, options) {

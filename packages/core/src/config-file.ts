@@ -24,6 +24,7 @@ export const CONFIG_ENV_VARIABLES = {
   AA_FAILURE_MODE: "failureMode",
   AA_GATEWAY_URL: "gatewayUrl",
   AA_API_KEY: "apiKey",
+  AA_PROXY_URL: "proxyUrl",
 } as const;
 
 /** Options a config file may set: the JSON-expressible `initAssembly` options. */
@@ -39,6 +40,7 @@ const FILE_OPTIONS = new Set([
   "root",
   "failureMode",
   "watchPolicy",
+  "proxyUrl",
 ]);
 
 /** Options that are paths: in a config file they are relative to the file's directory. */

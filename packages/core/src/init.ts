@@ -2,7 +2,8 @@
  * `initAssembly()`: install governance into the host process atomically, and take it out again.
  *
  * Steps, each with its undo: validate options (no side effects) → open the gate → discover
- * adapters → install hooks in priority order → register the context. If any step fails, the steps
+ * adapters → install hooks in priority order → route egress through the proxy (proxy mode) →
+ * register the context. If any step fails, the steps
  * already done are undone in reverse and the error is thrown: the process is never half-patched.
  */
 import { createHash } from "node:crypto";
@@ -10,6 +11,7 @@ import type { PolicyRule } from "@aa/policy";
 import semver from "semver";
 import { createGovernanceClient, type GovernanceClient } from "./client.js";
 import { assertFrameworkAdapter, discoverAdapters } from "./discovery.js";
+import { displayProxyUrl, installEgressProxy } from "./egress.js";
 import { AssemblyError, ConfigurationError } from "./errors.js";
 import { openEmbeddedGate } from "./gate/embedded.js";
 import { createHostContext, installedVersion } from "./host.js";
@@ -124,6 +126,12 @@ async function install(options: ResolvedOptions): Promise<AssemblyContext> {
     }
     const backstops = installed.filter((a) => rankOf(a) >= BACKSTOP_RANK).length;
     interceptor.setNestingDetection(backstops > 0 && backstops < installed.length);
+
+    if (options.proxyUrl !== undefined) {
+      // The network layer goes last: nothing can fail after it but the context itself.
+      const { undo: uninstall } = installEgressProxy(options.proxyUrl);
+      undo.push({ label: "restore the fetch dispatcher and the proxy variables", run: uninstall });
+    }
 
     const client = createGovernanceClient({
       gate,
@@ -335,6 +343,11 @@ async function teardown(undo: Undo[]): Promise<void> {
 function fingerprintOf(options: ResolvedOptions): string {
   return JSON.stringify({
     mode: options.mode,
+    // Credentials never go into the fingerprint (it is shown in error details): a hash tells them apart.
+    proxy: options.proxyUrl && {
+      url: displayProxyUrl(options.proxyUrl),
+      credentials: createHash("sha256").update(options.proxyUrl).digest("hex").slice(0, 16),
+    },
     enforcementMode: options.enforcementMode,
     agent: options.agent,
     policySource: options.policySource,

@@ -15,8 +15,19 @@ export type FailureMode = "closed" | "open";
 
 /** Options of `initAssembly`. Every field is optional. */
 export interface AssemblyOptions {
-  /** `auto` (default): in-process hooks, plus the egress proxy when one is configured. */
+  /**
+   * `auto` (default): in-process hooks, plus the egress proxy when one is configured (`proxyUrl` /
+   * `AA_PROXY_URL`). `sdk-only`: in-process hooks only. `proxy`: hooks, and every request of the
+   * process and its children goes through the egress proxy (`aa proxy`), which needs `proxyUrl`.
+   */
   mode?: Mode;
+  /**
+   * URL of the egress proxy (`aa proxy`), e.g. `http://127.0.0.1:7392`; with agent keys, the key
+   * as password: `http://agent:<key>@127.0.0.1:7392`. Default: `AA_PROXY_URL`. The process's
+   * `fetch` (undici's global dispatcher) and its children (HTTP_PROXY / HTTPS_PROXY) use it until
+   * `shutdown()`. See docs/egress.md.
+   */
+  proxyUrl?: string;
   /** `enforce` (default): denials block. `observe`: everything runs, would-be decisions are recorded. `disabled`: no evaluation (hermetic tests only). */
   enforcementMode?: EnforcementMode;
   /** The agent this process acts as. Default: `AA_AGENT_ID`, else the host package name. */
@@ -62,7 +73,9 @@ export interface ResolvedGateway {
 
 /** Options after validation, with defaults applied. */
 export interface ResolvedOptions {
-  mode: "auto" | "sdk-only";
+  mode: "auto" | "sdk-only" | "proxy";
+  /** The egress proxy to route through, or undefined (no network layer). */
+  proxyUrl: string | undefined;
   enforcementMode: EnforcementMode;
   /**
    * The agent this process acts as. With a gateway it may be undefined here: the API key names the
@@ -96,6 +109,7 @@ const KNOWN_OPTIONS = new Set([
   "root",
   "failureMode",
   "watchPolicy",
+  "proxyUrl",
 ]);
 
 /** File names looked for when no `policy` option is given, in this order. */
@@ -141,13 +155,7 @@ export function resolveOptions(
       { allowed: ["auto", "sdk-only", "proxy"] },
     );
   }
-  if (mode === "proxy") {
-    throw new ConfigurationError(
-      "mode",
-      'mode "proxy" (the egress proxy) is not yet available in this version; use "sdk-only" or "auto"',
-      { allowed: ["auto", "sdk-only"] },
-    );
-  }
+  const proxyUrl = resolveProxyUrl(mode, options.proxyUrl, env);
   const enforcementMode = oneOf(
     "enforcementMode",
     options.enforcementMode,
@@ -202,7 +210,8 @@ export function resolveOptions(
       : { policy: undefined, policySource: `gateway ${gateway.url}` };
   const watchPolicyFile = resolveWatchPolicy(options.watchPolicy, gateway, policySource);
   return {
-    mode: "sdk-only" === mode ? "sdk-only" : "auto",
+    mode,
+    proxyUrl,
     enforcementMode,
     agent,
     gateway,
@@ -283,6 +292,68 @@ function resolveGateway(options: AssemblyOptions, env: NodeJS.ProcessEnv): Resol
     ...(delays === undefined ? {} : { retryDelaysMs: [...delays] }),
     ...(timeout === undefined ? {} : { requestTimeoutMs: timeout }),
   };
+}
+
+function resolveProxyUrl(
+  mode: "auto" | "sdk-only" | "proxy",
+  option: unknown,
+  env: NodeJS.ProcessEnv,
+): string | undefined {
+  if (option !== undefined && typeof option !== "string") {
+    throw new ConfigurationError("proxyUrl", 'proxyUrl must be a URL string, e.g. "http://127.0.0.1:7392"', {
+      received: typeof option,
+    });
+  }
+  if (mode === "sdk-only") {
+    // sdk-only means in-process hooks only: AA_PROXY_URL (set for the whole machine, say) is not used.
+    if (option !== undefined) {
+      throw new ConfigurationError(
+        "proxyUrl",
+        'proxyUrl is set but mode is "sdk-only" (in-process hooks only); use mode "proxy" or "auto" to route egress through the proxy, or remove proxyUrl',
+      );
+    }
+    return undefined;
+  }
+  const raw = option ?? (env.AA_PROXY_URL || undefined);
+  if (raw === undefined) {
+    if (mode === "proxy") {
+      throw new ConfigurationError(
+        "proxyUrl",
+        'mode "proxy" routes egress through the egress proxy, but no proxy is configured: start one with `aa proxy` and pass proxyUrl: "http://127.0.0.1:7392" or set AA_PROXY_URL',
+      );
+    }
+    return undefined;
+  }
+  const source = option === undefined ? "AA_PROXY_URL" : "proxyUrl";
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigurationError(
+      "proxyUrl",
+      `${source} is not a URL; expected the address of \`aa proxy\`, e.g. "http://127.0.0.1:7392"`,
+    );
+  }
+  if (url.protocol !== "http:") {
+    throw new ConfigurationError(
+      "proxyUrl",
+      `${source} must be an http:// URL (the proxy speaks plain HTTP on loopback; HTTPS goes through it in CONNECT tunnels), got ${url.protocol}`,
+      { allowed: ["http:"] },
+    );
+  }
+  if ((url.pathname !== "/" && url.pathname !== "") || url.search !== "" || url.hash !== "") {
+    throw new ConfigurationError(
+      "proxyUrl",
+      `${source} must be a proxy address only (scheme, optional credentials, host, port), without a path, query or fragment; e.g. "http://127.0.0.1:7392"`,
+    );
+  }
+  if (url.username !== "" && url.password === "") {
+    throw new ConfigurationError(
+      "proxyUrl",
+      `${source} has a user but no password: the agent API key goes in the password, e.g. "http://agent:<key>@127.0.0.1:7392"`,
+    );
+  }
+  return url.href.replace(/\/$/, "");
 }
 
 function resolveAgent(

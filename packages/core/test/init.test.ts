@@ -90,7 +90,12 @@ describe("initAssembly option validation", () => {
   const cases: [string, Record<string, unknown>, RegExp][] = [
     ["mode", { mode: "turbo" }, /allowed values are "auto", "sdk-only", "proxy", "ebpf"/],
     ["mode", { mode: "ebpf" }, /not available in Node\.js/],
-    ["mode", { mode: "proxy" }, /not yet available/],
+    ["proxyUrl", { mode: "proxy" }, /no proxy is configured: start one with `aa proxy`/],
+    ["proxyUrl", { mode: "proxy", proxyUrl: "https://127.0.0.1:7392" }, /must be an http:\/\/ URL/],
+    ["proxyUrl", { proxyUrl: "http://127.0.0.1:7392/v1" }, /without a path, query or fragment/],
+    ["proxyUrl", { proxyUrl: "127.0.0.1:7392" }, /must be an http:\/\/ URL|not a URL/],
+    ["proxyUrl", { proxyUrl: "http://agent@127.0.0.1:7392" }, /key goes in the password/],
+    ["proxyUrl", { mode: "sdk-only", proxyUrl: "http://127.0.0.1:7392" }, /mode is "sdk-only"/],
     ["enforcementMode", { enforcementMode: "loud" }, /"enforce", "observe", "disabled"/],
     ["failureMode", { failureMode: "sometimes" }, /"closed", "open"/],
     ["agent", { agent: { id: "" } }, /non-empty id/],

@@ -7,6 +7,13 @@ export { type AuditRecord, GENESIS_HASH, type RecordKind } from "./chain/record.
 export { checkpointPayload } from "./checkpoint.js";
 export { type Jwks, Keyring, type KeyringData, verifySignature } from "./crypto/keyring.js";
 export { HmacKeySet } from "./crypto/secret.js";
+export {
+  canonicalHost,
+  EGRESS_ACTION_TYPE,
+  type EgressArgs,
+  egressArgsForTunnel,
+  egressArgsForUrl,
+} from "./egress.js";
 export { DecisionEngine, openEngine } from "./engine.js";
 export { EngineError, type EngineErrorCode } from "./errors.js";
 export { ENGINE_EVENT_TYPES } from "./events.js";

@@ -5,6 +5,12 @@
  */
 
 export { CONSOLE_CSP, type ConsoleOptions } from "./console.js";
+export {
+  createEgressProxy,
+  DEFAULT_PROXY_PORT,
+  type EgressProxy,
+  type EgressProxyOptions,
+} from "./egress-proxy.js";
 export { EnginePool, type SharedEngineOptions } from "./engines.js";
 export { type ErrorBody, GatewayError, toWireError } from "./errors.js";
 export {
