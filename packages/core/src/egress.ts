@@ -2,7 +2,8 @@
  * Egress: the network layer of `mode: "proxy"` (route the process's requests, and its children's,
  * through `aa proxy`) and the governed `fetch` (one gate decision before a request leaves).
  */
-import { EGRESS_ACTION_TYPE, type EgressArgs, egressArgsForUrl } from "@aa/engine";
+// The subpath, not the package root: a process using a gateway must not load the engine's stores.
+import { EGRESS_ACTION_TYPE, type EgressArgs, egressArgsForUrl } from "@aa/engine/egress";
 import { type Dispatcher, getGlobalDispatcher, ProxyAgent, setGlobalDispatcher } from "undici";
 import { AssemblyError } from "./errors.js";
 
