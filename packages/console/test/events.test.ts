@@ -6,7 +6,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 // @ts-expect-error: a browser module without declarations, typed by JSDoc
 import { followEvents, parseFrame } from "../assets/events.js";
 
@@ -49,6 +49,8 @@ describe("followEvents", () => {
         res.write(`: connected\n\n${frame(3)}`);
       }
     });
+    // The reader tells the browser's console about the drop; here that is expected, once.
+    const warn = vi.spyOn(console, "warn").mockImplementation(() => undefined);
     const stop = new AbortController();
     const seen: number[] = [];
     const states: string[] = [];
@@ -70,6 +72,8 @@ describe("followEvents", () => {
     expect(requests[1]!.headers["last-event-id"]).toBe("2");
     expect(requests.every((r) => r.url === "/v1/events")).toBe(true);
     expect(states).toEqual(["connecting", "live", "retrying", "connecting", "live", "stopped"]);
+    expect(warn).toHaveBeenCalledTimes(1);
+    warn.mockRestore();
   });
 
   it("stops with the gateway's message when the key is refused", async () => {
