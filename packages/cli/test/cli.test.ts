@@ -30,13 +30,22 @@ async function aa(cwd: string, ...args: string[]) {
 const tempDir = () => mkdtempSync(join(tmpdir(), "aa-cli-"));
 
 /** A store with some history, written by the real engine as an agent would. */
+/** The trace of the seeded store's last decision. */
+const SEEDED_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736";
+
 async function seededStore(dir: string) {
   const store = join(dir, ".aa", "assembly.db");
   const engine = await openEngine({ store, policy: parsePolicy(STARTER_POLICY) });
   const agent = { id: "release-bot" };
   await engine.decide({ agent, actionType: "read_diff", toolName: "read_diff", args: { pr: 1 } });
   await engine.decide({ agent, actionType: "open_pr", toolName: "open_pr", args: { lines_changed: 120 } });
-  await engine.decide({ agent, actionType: "open_pr", toolName: "open_pr", args: { lines_changed: 40 } });
+  await engine.decide({
+    agent,
+    actionType: "open_pr",
+    toolName: "open_pr",
+    args: { lines_changed: 40 },
+    traceId: SEEDED_TRACE,
+  });
   return { store, engine, agent };
 }
 
@@ -94,6 +103,15 @@ describe("aa audit", () => {
       ["open_pr", "denied"],
       ["open_pr", "executed"],
     ]);
+    const traced = await aa(dir, "--json", "audit", "list", "--trace", SEEDED_TRACE);
+    expect(traced.code).toBe(0);
+    expect(
+      (JSON.parse(traced.stdout) as { items: { trace_id: string; seq: number }[] }).items.map((e) => [
+        e.seq,
+        e.trace_id,
+      ]),
+    ).toEqual([[3, SEEDED_TRACE]]);
+    expect((await aa(dir, "audit", "list", "--trace", " ")).code).toBe(2);
     const table = await aa(dir, "audit", "tail", "-n", "2");
     expect(table.stdout.split("\n").filter(Boolean)).toHaveLength(3);
     expect(table.stdout).toMatch(/CONDITIONS_DENIED/);

@@ -64,6 +64,9 @@ export interface DelegatedCall {
 const STORAGE_KEY = Symbol.for("agent-assembly.delegation-context");
 // Shared by every copy of @aa/core in the process (ESM and CJS), like the process context.
 const shared = globalThis as typeof globalThis & { [STORAGE_KEY]?: AsyncLocalStorage<DelegatedCall> };
+// An own property, even undefined: the per-call read of a property the global object lacks costs
+// ~25 ns on Node 22, an own one ~2 ns (see trace.ts).
+if (!(STORAGE_KEY in shared)) shared[STORAGE_KEY] = undefined;
 
 /** The delegation of the current async context, if a `run()` is active. Never creates the storage. */
 export function currentDelegation(): DelegatedCall | undefined {

@@ -16,6 +16,9 @@ export type { Principal };
 
 const STORE = Symbol.for("agent-assembly.principal-store");
 type Holder = { [STORE]?: AsyncLocalStorage<Principal> };
+// An own property, even undefined: the per-call read of a property the global object lacks costs
+// ~25 ns on Node 22, an own one ~2 ns (see trace.ts).
+if (!(STORE in globalThis)) (globalThis as Holder)[STORE] = undefined;
 
 function storage(create: true): AsyncLocalStorage<Principal>;
 function storage(create: false): AsyncLocalStorage<Principal> | undefined;

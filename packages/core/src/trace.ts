@@ -159,6 +159,9 @@ export interface TraceScope {
 const STORAGE_KEY = Symbol.for("agent-assembly.trace-context");
 // Shared by every copy of @aa/core in the process (ESM and CJS), like the other ambient stores.
 const shared = globalThis as typeof globalThis & { [STORAGE_KEY]?: AsyncLocalStorage<TraceScope> };
+// An own property, even undefined: reading a property the global object lacks costs ~25 ns per
+// tool call on Node 22, an own one ~2 ns (the per-call read before any trace exists).
+if (!(STORAGE_KEY in shared)) shared[STORAGE_KEY] = undefined;
 
 /** The trace of the current async context, if any. Never creates the storage. */
 export function currentTraceScope(): TraceScope | undefined {

@@ -105,22 +105,40 @@ export function registerAudit(program: Command, printer: () => Printer): void {
       .description("list audit records, oldest first")
       .option("--limit <n>", "records per page", "50")
       .option("--cursor <cursor>", "continue after this cursor")
-      .option("--action <type>", "only this action type"),
-  ).action(async (opts: StateOptions & { limit: string; cursor?: string; action?: string }) => {
-    const p = printer();
-    const limit = positiveInt("limit", opts.limit);
-    const page = await withState(opts, (state) =>
-      state.audit({
-        limit,
-        ...(opts.cursor ? { cursor: opts.cursor } : {}),
-        ...(opts.action ? { actionType: opts.action } : {}),
-      }),
-    );
-    p.data(page, () => {
-      p.table(statusColored(page.items.map(row)));
-      if (page.nextCursor) p.out(color.dim(`more: aa audit list --cursor ${page.nextCursor}`));
-    });
-  });
+      .option("--action <type>", "only this action type")
+      .option(
+        "--trace <id>",
+        "only records of this trace (the trace_id of an assembly.trace(); docs/traces.md)",
+      ),
+  ).action(
+    async (opts: StateOptions & { limit: string; cursor?: string; action?: string; trace?: string }) => {
+      const p = printer();
+      const limit = positiveInt("limit", opts.limit);
+      if (opts.trace !== undefined && opts.trace.trim() === "") {
+        throw new CliError(
+          "--trace must name a trace id, e.g. --trace 4bf92f3577b34da6a3ce929d0e0e4736",
+          ExitCode.USAGE,
+        );
+      }
+      const page = await withState(opts, (state) =>
+        state.audit({
+          limit,
+          ...(opts.cursor ? { cursor: opts.cursor } : {}),
+          ...(opts.action ? { actionType: opts.action } : {}),
+          ...(opts.trace !== undefined ? { traceId: opts.trace } : {}),
+        }),
+      );
+      p.data(page, () => {
+        p.table(statusColored(page.items.map(row)));
+        if (page.nextCursor)
+          p.out(
+            color.dim(
+              `more: aa audit list --cursor ${page.nextCursor}${opts.action ? ` --action ${opts.action}` : ""}${opts.trace !== undefined ? ` --trace ${opts.trace}` : ""}`,
+            ),
+          );
+      });
+    },
+  );
 
   addStateOptions(
     audit
