@@ -16,9 +16,9 @@ import { pgSchemaUrl } from "./pg.js";
 
 const dir = tempDir();
 const pgUrl = pgSchemaUrl();
-const defaultParallelMinRows = verifyTuning.parallelMinRows;
+const defaults = { ...verifyTuning };
 afterEach(() => {
-  verifyTuning.parallelMinRows = defaultParallelMinRows;
+  Object.assign(verifyTuning, defaults);
 });
 
 async function fill(engine: Engine, count: number): Promise<void> {
@@ -85,6 +85,8 @@ describe("progress of SQLite's parallel verify (worker threads)", () => {
     try {
       await fill(engine, 2400);
       verifyTuning.parallelMinRows = 10;
+      // Five ranges of 500 on the workers' queue.
+      verifyTuning.minRangeRows = 500;
       const { result, reports } = await verifyWithProgress(engine);
       expect(result).toMatchObject({ chainValid: true, firstBrokenAtRowId: null });
       // Two or more workers, each reporting at least one chunk, plus the start and the end.

@@ -169,8 +169,24 @@ const ID_INDEX_LAG = 128;
 
 const BUSY_TIMEOUT_MS = 5000;
 const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
-/** Chains at least this long are verified across worker threads (tunable for tests). */
-export const verifyTuning = { parallelMinRows: 50_000 };
+/** How chains are split across verify worker threads (tunable for tests and benchmarks). */
+export const verifyTuning = {
+  /** Chains at least this long are verified across worker threads. */
+  parallelMinRows: 50_000,
+  /**
+   * Each worker takes the next range from a queue when it finishes one, so a worker slowed by
+   * other load on a shared core does less of the chain instead of making the others wait; about
+   * this many ranges per worker, of at least `minRangeRows` records.
+   */
+  rangesPerWorker: 8,
+  minRangeRows: 20_000,
+  /**
+   * Verify workers read the database file through a memory map up to this size (SQLite caps it
+   * at its compile-time maximum, 2 GiB in Node's build): no read() call and no copy per page.
+   * Measured on 1M records: system CPU 0.64-0.96 -> 0.27-0.36 µs per record.
+   */
+  mmapBytes: 2 ** 31,
+};
 // Small chunks keep each worker's working set in cache; measured best around 1000 rows.
 const VERIFY_CHUNK = 1000;
 
@@ -665,26 +681,25 @@ export class SqliteStore implements AuditStore {
     if (head.seq < verifyTuning.parallelMinRows || workers < 2) {
       scan = this.#scanRange(org, 1, head.seq, true, progress?.report);
     } else {
-      const per = Math.ceil(head.seq / workers);
+      const size = Math.max(
+        verifyTuning.minRangeRows,
+        Math.ceil(head.seq / (workers * verifyTuning.rangesPerWorker)),
+      );
       const ranges: [number, number][] = [];
-      for (let from = 1; from <= head.seq; from += per)
-        ranges.push([from, Math.min(head.seq, from + per - 1)]);
-      // Each worker reports its own count per chunk; the sum is the chain's progress.
-      const checkedPerWorker = ranges.map(() => 0);
-      const parts = await Promise.all(
-        ranges.map(([from, to], i) =>
-          runVerifyWorker(
-            this.filePath,
-            org,
-            from,
-            to,
-            progress &&
-              ((checked) => {
-                checkedPerWorker[i] = checked;
-                progress.report(checkedPerWorker.reduce((sum, n) => sum + n, 0));
-              }),
-          ),
-        ),
+      for (let from = 1; from <= head.seq; from += size)
+        ranges.push([from, Math.min(head.seq, from + size - 1)]);
+      // Each range reports its own count per chunk; the sum is the chain's progress.
+      const checkedPerRange = ranges.map(() => 0);
+      const parts = await verifyRangesOnWorkers(
+        this.filePath,
+        org,
+        ranges,
+        Math.min(workers, ranges.length),
+        progress &&
+          ((range, checked) => {
+            checkedPerRange[range] = checked;
+            progress.report(checkedPerRange.reduce((sum, n) => sum + n, 0));
+          }),
       );
       scan = joinRanges(parts);
     }
@@ -800,28 +815,80 @@ function joinRanges(parts: RangeScan[]): ChainScan {
   return { checked, lastSeq, lastHash };
 }
 
-/** What a verify worker posts: its count after each chunk (only when asked), then its result. */
-export type VerifyWorkerMessage = { progress: number } | { scan: RangeScan };
+/** What the store sends a verify worker: the next range to scan, or that there is none left. */
+export type VerifyWorkerRequest = { range: number; from: number; to: number } | { done: true };
+/**
+ * What a verify worker posts: its count in the range after each chunk (only when asked), then the
+ * range's result.
+ */
+export type VerifyWorkerMessage = { range: number; progress: number } | { range: number; scan: RangeScan };
 
-function runVerifyWorker(
+/**
+ * Scans `ranges` (in chain order) on `workers` threads, each taking the next range when it has
+ * finished one. Resolves with the scans in range order. Once a range is broken, ranges after it
+ * are not started (the first break is what verification reports).
+ */
+function verifyRangesOnWorkers(
   filePath: string,
   org: string,
-  from: number,
-  to: number,
-  onChunk?: (checked: number) => void,
-): Promise<RangeScan> {
+  ranges: readonly [number, number][],
+  workers: number,
+  onChunk?: (range: number, checked: number) => void,
+): Promise<RangeScan[]> {
   return new Promise((resolvePromise, reject) => {
-    const worker = new Worker(new URL("./sqlite-verify-worker.js", import.meta.url), {
-      workerData: { filePath, org, from, to, reportProgress: onChunk !== undefined },
-    });
-    worker.on("message", (message: VerifyWorkerMessage) => {
-      if ("scan" in message) resolvePromise(message.scan);
-      else onChunk?.(message.progress);
-    });
-    worker.once("error", reject);
-    worker.once("exit", (code) => {
-      if (code !== 0) reject(new Error(`verify worker exited with code ${code}`));
-    });
+    const scans: (RangeScan | undefined)[] = ranges.map(() => undefined);
+    const threads: Worker[] = [];
+    let next = 0;
+    let firstBroken = ranges.length;
+    let pending = 0;
+    let failed = false;
+    const fail = (error: unknown) => {
+      if (failed) return;
+      failed = true;
+      for (const thread of threads) void thread.terminate();
+      reject(error);
+    };
+    const dispatch = (thread: Worker) => {
+      if (next < Math.min(ranges.length, firstBroken)) {
+        const range = next++;
+        const [from, to] = ranges[range]!;
+        pending++;
+        thread.postMessage({ range, from, to } satisfies VerifyWorkerRequest);
+      } else {
+        thread.postMessage({ done: true } satisfies VerifyWorkerRequest);
+      }
+    };
+    for (let i = 0; i < workers; i++) {
+      const thread = new Worker(new URL("./sqlite-verify-worker.js", import.meta.url), {
+        workerData: {
+          filePath,
+          org,
+          reportProgress: onChunk !== undefined,
+          mmapBytes: verifyTuning.mmapBytes,
+        },
+      });
+      threads.push(thread);
+      thread.on("message", (message: VerifyWorkerMessage) => {
+        if (failed) return;
+        if ("progress" in message) {
+          onChunk?.(message.range, message.progress);
+          return;
+        }
+        pending--;
+        scans[message.range] = message.scan;
+        if (message.scan.broken && message.range < firstBroken) firstBroken = message.range;
+        dispatch(thread);
+        if (pending === 0 && next >= Math.min(ranges.length, firstBroken)) {
+          // Every range up to the first broken one is scanned (the rest were never started).
+          resolvePromise(scans.slice(0, Math.min(ranges.length, firstBroken + 1)) as RangeScan[]);
+        }
+      });
+      thread.once("error", fail);
+      thread.once("exit", (code) => {
+        if (code !== 0) fail(new Error(`verify worker exited with code ${code}`));
+      });
+      dispatch(thread);
+    }
   });
 }
 
