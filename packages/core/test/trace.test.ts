@@ -431,6 +431,17 @@ describe("decision traces", () => {
     expect((await assembly.whoami()).budgets.tokens).toMatchObject({ used: 100, reserved: 0 });
   });
 
+  it("a delegated child's own trace counts its LLM calls against the child's budget, not the parent's", async () => {
+    const { assembly } = await setup();
+    await assembly.delegate("writer", { capabilities: ["read.*"], ttl: 600 }, async (child) => {
+      await child.trace("child work", (trace) =>
+        trace.llm({ model: "m", estimate: { tokens: 100 } }, (call) => call.report({ tokens: 60 })),
+      );
+      expect((await child.whoami()).budgets.tokens).toMatchObject({ used: 60 });
+    });
+    expect((await assembly.whoami()).budgets.tokens).toMatchObject({ used: 0 });
+  });
+
   it("a trace's methods refuse to run after it ended", async () => {
     const { assembly } = await setup();
     const trace = await assembly.trace("short", (t) => t);
