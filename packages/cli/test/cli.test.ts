@@ -112,9 +112,28 @@ describe("aa audit", () => {
       ]),
     ).toEqual([[3, SEEDED_TRACE]]);
     expect((await aa(dir, "audit", "list", "--trace", " ")).code).toBe(2);
+    const newest = await aa(dir, "--json", "audit", "list", "--newest-first", "--limit", "2");
+    expect(newest.code).toBe(0);
+    const newestPage = JSON.parse(newest.stdout) as { items: { seq: number }[]; nextCursor: string };
+    expect(newestPage.items.map((e) => e.seq)).toEqual([3, 2]);
+    const older = await aa(
+      dir,
+      "--json",
+      "audit",
+      "list",
+      "--newest-first",
+      "--cursor",
+      newestPage.nextCursor,
+    );
+    expect((JSON.parse(older.stdout) as { items: { seq: number }[] }).items.map((e) => e.seq)).toEqual([1]);
+    const hint = await aa(dir, "audit", "list", "--newest-first", "--limit", "1");
+    expect(hint.stdout).toMatch(/more: aa audit list --newest-first --cursor \S+/);
     const table = await aa(dir, "audit", "tail", "-n", "2");
     expect(table.stdout.split("\n").filter(Boolean)).toHaveLength(3);
     expect(table.stdout).toMatch(/CONDITIONS_DENIED/);
+    // tail reads from the head but prints oldest first, the newest record last.
+    const tailed = await aa(dir, "--json", "audit", "tail", "-n", "2");
+    expect((JSON.parse(tailed.stdout) as { seq: number }[]).map((e) => e.seq)).toEqual([2, 3]);
 
     const verify = await aa(dir, "audit", "verify");
     expect(verify.code).toBe(0);

@@ -383,6 +383,7 @@ export class GatewayClient {
           limit: query.limit,
           actionType: query.actionType,
           traceId: query.traceId,
+          order: query.order,
         },
       },
       (v) => {

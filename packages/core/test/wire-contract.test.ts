@@ -187,6 +187,8 @@ function clientCall(
           ...(query.limit === undefined ? {} : { limit: Number(query.limit) }),
           ...(query.actionType === undefined ? {} : { actionType: query.actionType }),
           ...(query.traceId === undefined ? {} : { traceId: query.traceId }),
+          // A value the gateway refuses is sent as given (the client does not pre-validate it).
+          ...(query.order === undefined ? {} : { order: query.order as "asc" | "desc" }),
         }),
       result: same,
     };

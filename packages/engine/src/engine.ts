@@ -1637,16 +1637,29 @@ export class DecisionEngine implements Engine {
     if (traceId !== undefined && (typeof traceId !== "string" || traceId === "" || traceId.length > 256)) {
       throw invalid("traceId must be a non-empty string of at most 256 characters", { field: "traceId" });
     }
-    const afterSeq = query.cursor === undefined ? 0 : decodeCursor(query.cursor);
+    const order = query.order ?? "asc";
+    if (order !== "asc" && order !== "desc") {
+      throw invalid('order must be "asc" (oldest first) or "desc" (newest first)', { field: "order" });
+    }
     // The record's canonical text holds `"trace_id":<JSON string>` exactly once: the store
     // prefilters on that text, and the parsed record decides (the same text may sit in args).
-    const rows = await this.#store.readEvents(
-      this.#org,
-      afterSeq,
-      limit + 1,
-      query.actionType,
-      traceId === undefined ? undefined : `"trace_id":${quoteJson(traceId)}`,
-    );
+    const textContains = traceId === undefined ? undefined : `"trace_id":${quoteJson(traceId)}`;
+    const rows =
+      order === "asc"
+        ? await this.#store.readEvents(
+            this.#org,
+            query.cursor === undefined ? 0 : decodeCursor(query.cursor, "asc"),
+            limit + 1,
+            query.actionType,
+            textContains,
+          )
+        : await this.#store.readEventsBefore(
+            this.#org,
+            query.cursor === undefined ? Number.MAX_SAFE_INTEGER : decodeCursor(query.cursor, "desc"),
+            limit + 1,
+            query.actionType,
+            textContains,
+          );
     const page = rows.slice(0, limit);
     const items: AuditEvent[] = [];
     for (const row of page) {
@@ -1655,7 +1668,7 @@ export class DecisionEngine implements Engine {
       if (traceId === undefined || event.trace_id === traceId) items.push(event);
     }
     const last = page.at(-1);
-    return rows.length > limit && last ? { items, nextCursor: encodeCursor(last.seq) } : { items };
+    return rows.length > limit && last ? { items, nextCursor: encodeCursor(last.seq, order) } : { items };
   }
 
   async verify(options: ChainPassOptions = {}): Promise<VerifyResult> {

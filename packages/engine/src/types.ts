@@ -213,6 +213,13 @@ export interface AuditQuery {
    * scans the chain from the cursor, so prefer a recent cursor on a long chain (docs/audit.md).
    */
   traceId?: string;
+  /**
+   * `"asc"` (default): oldest first, from the start of the chain. `"desc"`: newest first, from the
+   * head; each `nextCursor` continues with older records. A cursor is only valid with the order
+   * that returned it. The newest page reads the (org, seq) index backwards, so it costs the same
+   * at any chain length.
+   */
+  order?: "asc" | "desc";
 }
 
 export interface AuditPage<T> {

@@ -38,13 +38,30 @@ export function toAuditEvent(
   return record;
 }
 
-export function encodeCursor(seq: number): string {
-  return Buffer.from(`s:${seq}`).toString("base64url");
+/**
+ * Which way an audit page reads the chain. An ascending cursor means "after seq" and a descending
+ * one "before seq"; each carries its own prefix so that a cursor is never read the wrong way.
+ */
+export type AuditOrder = "asc" | "desc";
+
+const CURSOR_PREFIX: Record<AuditOrder, string> = { asc: "s:", desc: "b:" };
+
+export function encodeCursor(seq: number, order: AuditOrder = "asc"): string {
+  return Buffer.from(`${CURSOR_PREFIX[order]}${seq}`).toString("base64url");
 }
 
-export function decodeCursor(cursor: string): number {
+/** The seq a cursor continues from (after it for `asc`, before it for `desc`). */
+export function decodeCursor(cursor: string, order: AuditOrder = "asc"): number {
   const text = typeof cursor === "string" ? Buffer.from(cursor, "base64url").toString() : "";
-  const seq = text.startsWith("s:") ? Number(text.slice(2)) : Number.NaN;
+  const other: AuditOrder = order === "asc" ? "desc" : "asc";
+  if (text.startsWith(CURSOR_PREFIX[other]) && Number.isSafeInteger(Number(text.slice(2)))) {
+    throw invalid(
+      `cursor continues an order "${other}" read; pass order "${other}" with it, or start an order "${order}" read without a cursor`,
+      { field: "cursor" },
+    );
+  }
+  const prefix = CURSOR_PREFIX[order];
+  const seq = text.startsWith(prefix) ? Number(text.slice(2)) : Number.NaN;
   if (!Number.isSafeInteger(seq) || seq < 0) {
     throw invalid("cursor is not one returned by audit(); pass nextCursor unchanged", { field: "cursor" });
   }

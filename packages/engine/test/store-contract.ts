@@ -83,6 +83,84 @@ export function storeContract(name: string, storeFor: () => string): void {
       await engine.close();
     });
 
+    it('audit({ order: "desc" }) pages newest first, with the filters, and refuses a cursor of the other order', async () => {
+      const store = storeFor();
+      const orgId = `org-${randomUUID()}`;
+      const engine = await openEngine({ policy, store, orgId });
+      expect(await engine.audit({ order: "desc" })).toEqual({ items: [] });
+      const traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
+      const ids: string[] = [];
+      const traced: string[] = [];
+      for (let i = 0; i < 7; i++) {
+        const inTrace = i % 3 === 0;
+        const { auditEventId } = await engine.decide({
+          agent,
+          actionType: i % 2 === 0 ? "read.x" : "pr.open",
+          ...(i % 2 === 0 ? {} : { metadata: { pr_size: 1 } }),
+          ...(inTrace ? { traceId } : {}),
+        });
+        ids.push(auditEventId);
+        if (inTrace) traced.push(auditEventId);
+      }
+      const newestFirst = [...ids].reverse();
+
+      const first = await engine.audit({ order: "desc", limit: 3 });
+      expect(first.items.map((e) => e.id)).toEqual(newestFirst.slice(0, 3));
+      expect(first.items.map((e) => e.seq)).toEqual([7, 6, 5]);
+      // Records appended after the first page do not shift the older pages.
+      const later = (await engine.decide({ agent, actionType: "read.x" })).auditEventId;
+      const seen = first.items.map((e) => e.id);
+      let cursor = first.nextCursor;
+      while (cursor !== undefined) {
+        const page = await engine.audit({ order: "desc", limit: 3, cursor });
+        seen.push(...page.items.map((e) => e.id));
+        cursor = page.nextCursor;
+      }
+      expect(seen).toEqual(newestFirst);
+      expect((await engine.audit({ order: "desc", limit: 1 })).items.map((e) => e.id)).toEqual([later]);
+      // A full page that ends at seq 1 still says whether there is more (there is not).
+      expect((await engine.audit({ order: "desc", limit: 8 })).nextCursor).toBeUndefined();
+
+      // Filters combine with the order.
+      expect((await engine.audit({ order: "desc", actionType: "pr.open" })).items.map((e) => e.seq)).toEqual([
+        6, 4, 2,
+      ]);
+      expect((await engine.audit({ order: "desc", traceId })).items.map((e) => e.id)).toEqual(
+        [...traced].reverse(),
+      );
+      const tracedPaged: string[] = [];
+      cursor = undefined;
+      do {
+        const page = await engine.audit({ order: "desc", traceId, limit: 1, ...(cursor ? { cursor } : {}) });
+        tracedPaged.push(...page.items.map((e) => e.id));
+        cursor = page.nextCursor;
+      } while (cursor !== undefined);
+      expect(tracedPaged).toEqual([...traced].reverse());
+      expect(
+        (await engine.audit({ order: "desc", traceId, actionType: "read.x" })).items.map((e) => e.seq),
+      ).toEqual([7, 1]);
+
+      // The default order is still oldest first; a cursor only continues the order that made it.
+      const ascending = await engine.audit({ limit: 2 });
+      expect(ascending.items.map((e) => e.seq)).toEqual([1, 2]);
+      const descCursor = first.nextCursor as string;
+      await expect(engine.audit({ cursor: descCursor })).rejects.toMatchObject({
+        code: "INVALID_REQUEST",
+        message: expect.stringContaining('order "desc"'),
+      });
+      await expect(
+        engine.audit({ order: "desc", cursor: ascending.nextCursor as string }),
+      ).rejects.toMatchObject({ code: "INVALID_REQUEST", message: expect.stringContaining('order "asc"') });
+      await expect(engine.audit({ order: "desc", cursor: "nonsense" })).rejects.toMatchObject({
+        code: "INVALID_REQUEST",
+      });
+      await expect(engine.audit({ order: "newest" as unknown as "desc" })).rejects.toMatchObject({
+        code: "INVALID_REQUEST",
+        message: expect.stringContaining("order"),
+      });
+      await engine.close();
+    });
+
     it("keeps one total order under concurrent appends from several engines on one chain", async () => {
       const store = storeFor();
       const orgId = `org-${randomUUID()}`;

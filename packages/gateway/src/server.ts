@@ -459,10 +459,26 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
 
       v1.get("/audit", async (request) => {
         const principal = await authenticate(request, ...anyRole);
-        const query = request.query as { cursor?: string; actionType?: string; traceId?: string };
+        const query = request.query as {
+          cursor?: string;
+          actionType?: string;
+          traceId?: string;
+          order?: string;
+        };
         const limit = intQuery(request, "limit", 1, 1000);
+        if (query.order !== undefined && query.order !== "asc" && query.order !== "desc") {
+          throw new GatewayError(
+            "INVALID_QUERY",
+            400,
+            "order must be asc (oldest first) or desc (newest first)",
+            {
+              field: "order",
+            },
+          );
+        }
         const engine = await pool.get(principal.orgId);
         const page = await engine.audit({
+          ...(query.order !== undefined ? { order: query.order } : {}),
           ...(query.cursor !== undefined ? { cursor: query.cursor } : {}),
           ...(query.actionType !== undefined ? { actionType: query.actionType } : {}),
           ...(query.traceId !== undefined ? { traceId: query.traceId } : {}),

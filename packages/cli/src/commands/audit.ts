@@ -102,16 +102,25 @@ export function registerAudit(program: Command, printer: () => Printer): void {
   addStateOptions(
     audit
       .command("list")
-      .description("list audit records, oldest first")
+      .description("list audit records, oldest first (--newest-first: from the head back)")
       .option("--limit <n>", "records per page", "50")
-      .option("--cursor <cursor>", "continue after this cursor")
+      .option("--cursor <cursor>", "continue from this cursor (printed after a full page)")
+      .option("--newest-first", "start at the newest record; each next page holds older ones")
       .option("--action <type>", "only this action type")
       .option(
         "--trace <id>",
         "only records of this trace (the trace_id of an assembly.trace(); docs/traces.md)",
       ),
   ).action(
-    async (opts: StateOptions & { limit: string; cursor?: string; action?: string; trace?: string }) => {
+    async (
+      opts: StateOptions & {
+        limit: string;
+        cursor?: string;
+        action?: string;
+        trace?: string;
+        newestFirst?: boolean;
+      },
+    ) => {
       const p = printer();
       const limit = positiveInt("limit", opts.limit);
       if (opts.trace !== undefined && opts.trace.trim() === "") {
@@ -123,6 +132,7 @@ export function registerAudit(program: Command, printer: () => Printer): void {
       const page = await withState(opts, (state) =>
         state.audit({
           limit,
+          ...(opts.newestFirst ? { order: "desc" as const } : {}),
           ...(opts.cursor ? { cursor: opts.cursor } : {}),
           ...(opts.action ? { actionType: opts.action } : {}),
           ...(opts.trace !== undefined ? { traceId: opts.trace } : {}),
@@ -133,7 +143,7 @@ export function registerAudit(program: Command, printer: () => Printer): void {
         if (page.nextCursor)
           p.out(
             color.dim(
-              `more: aa audit list --cursor ${page.nextCursor}${opts.action ? ` --action ${opts.action}` : ""}${opts.trace !== undefined ? ` --trace ${opts.trace}` : ""}`,
+              `more: aa audit list${opts.newestFirst ? " --newest-first" : ""} --cursor ${page.nextCursor}${opts.action ? ` --action ${opts.action}` : ""}${opts.trace !== undefined ? ` --trace ${opts.trace}` : ""}`,
             ),
           );
       });
@@ -164,16 +174,20 @@ export function registerAudit(program: Command, printer: () => Printer): void {
         });
         return;
       }
+      // Newest first from the head, so the cost is the n records shown, not the chain's length.
       const last = await withState(opts, async (state) => {
-        const kept: AuditEvent[] = [];
+        const newestFirst: AuditEvent[] = [];
         let cursor: string | undefined;
         do {
-          const page = await state.audit({ limit: 1000, ...(cursor ? { cursor } : {}) });
-          kept.push(...page.items);
-          if (kept.length > n) kept.splice(0, kept.length - n);
+          const page = await state.audit({
+            order: "desc",
+            limit: Math.min(1000, n - newestFirst.length),
+            ...(cursor ? { cursor } : {}),
+          });
+          newestFirst.push(...page.items);
           cursor = page.nextCursor;
-        } while (cursor);
-        return kept;
+        } while (cursor && newestFirst.length < n);
+        return newestFirst.reverse();
       });
       p.data(last, () => p.table(statusColored(last.map(row))));
     },

@@ -244,6 +244,25 @@ export class MemoryStore implements AuditStore {
     return out;
   }
 
+  readEventsBefore(
+    org: string,
+    beforeSeq: number,
+    limit: number,
+    actionType?: string,
+    textContains?: string,
+  ): StoredEvent[] {
+    const events = this.#org(org).events;
+    const out: StoredEvent[] = [];
+    // seq is 1-based and dense in memory: the record before `beforeSeq` is at index beforeSeq - 2.
+    for (let i = Math.min(events.length, beforeSeq - 1) - 1; i >= 0 && out.length < limit; i--) {
+      const event = events[i]!;
+      if (actionType !== undefined && event.actionType !== actionType) continue;
+      if (textContains !== undefined && !event.text.includes(textContains)) continue;
+      out.push(event);
+    }
+    return out;
+  }
+
   getEvent(org: string, id: string): StoredEvent | undefined {
     return this.#org(org).byId.get(id);
   }

@@ -574,15 +574,46 @@ export class PostgresStore implements AuditStore {
     return rows[0] ? { seq: Number(rows[0].seq), hash: rows[0].hash } : { seq: 0, hash: GENESIS_HASH };
   }
 
-  async readEvents(
+  readEvents(
     org: string,
     afterSeq: number,
     limit: number,
     actionType?: string,
     textContains?: string,
   ): Promise<StoredEvent[]> {
-    const where = ["org = $1", "seq > $2"];
-    const values: unknown[] = [org, afterSeq];
+    return this.#readEventPage(org, "seq > $2", "ORDER BY seq", afterSeq, limit, actionType, textContains);
+  }
+
+  readEventsBefore(
+    org: string,
+    beforeSeq: number,
+    limit: number,
+    actionType?: string,
+    textContains?: string,
+  ): Promise<StoredEvent[]> {
+    // The primary key (org, seq) scanned backwards: the newest page is cheap at any chain length.
+    return this.#readEventPage(
+      org,
+      "seq < $2",
+      "ORDER BY seq DESC",
+      beforeSeq,
+      limit,
+      actionType,
+      textContains,
+    );
+  }
+
+  async #readEventPage(
+    org: string,
+    seqBound: "seq > $2" | "seq < $2",
+    orderBy: "ORDER BY seq" | "ORDER BY seq DESC",
+    seq: number,
+    limit: number,
+    actionType: string | undefined,
+    textContains: string | undefined,
+  ): Promise<StoredEvent[]> {
+    const where = ["org = $1", seqBound];
+    const values: unknown[] = [org, seq];
     if (actionType !== undefined) {
       values.push(actionType);
       where.push(`action_type = $${values.length}`);
@@ -594,7 +625,7 @@ export class PostgresStore implements AuditStore {
     }
     values.push(limit);
     const rows = await this.#chainRows<StoredEvent>(
-      `SELECT ${EVENT_COLUMNS} FROM audit_events WHERE ${where.join(" AND ")} ORDER BY seq LIMIT $${values.length}`,
+      `SELECT ${EVENT_COLUMNS} FROM audit_events WHERE ${where.join(" AND ")} ${orderBy} LIMIT $${values.length}`,
       values,
     );
     for (const row of rows) row.seq = Number(row.seq);

@@ -219,6 +219,10 @@ interface Statements {
   readEventsByType: StatementSync;
   readEventsContaining: StatementSync;
   readEventsByTypeContaining: StatementSync;
+  readEventsBefore: StatementSync;
+  readEventsBeforeByType: StatementSync;
+  readEventsBeforeContaining: StatementSync;
+  readEventsBeforeByTypeContaining: StatementSync;
   getEventById: StatementSync;
   getIdEntry: StatementSync;
   getRecentEventById: StatementSync;
@@ -568,6 +572,25 @@ export class SqliteStore implements AuditStore {
         : actionType === undefined
           ? s.readEventsContaining.all(org, afterSeq, textContains, limit)
           : s.readEventsByTypeContaining.all(org, afterSeq, actionType, textContains, limit);
+    return rows as unknown as StoredEvent[];
+  }
+
+  readEventsBefore(
+    org: string,
+    beforeSeq: number,
+    limit: number,
+    actionType?: string,
+    textContains?: string,
+  ): StoredEvent[] {
+    const s = this.#s;
+    const rows =
+      textContains === undefined
+        ? actionType === undefined
+          ? s.readEventsBefore.all(org, beforeSeq, limit)
+          : s.readEventsBeforeByType.all(org, beforeSeq, actionType, limit)
+        : actionType === undefined
+          ? s.readEventsBeforeContaining.all(org, beforeSeq, textContains, limit)
+          : s.readEventsBeforeByTypeContaining.all(org, beforeSeq, actionType, textContains, limit);
     return rows as unknown as StoredEvent[];
   }
 
@@ -989,6 +1012,20 @@ function prepareAll(db: DatabaseSync): Statements {
     ),
     readEventsByTypeContaining: p(
       `SELECT ${EVENT_COLUMNS} FROM audit_events WHERE org = ? AND seq > ? AND action_type = ? AND instr(record, ?) > 0 ORDER BY seq LIMIT ?`,
+    ),
+    // Newest first: the (org, seq) index walked backwards, so the first page costs the same at
+    // any chain length.
+    readEventsBefore: p(
+      `SELECT ${EVENT_COLUMNS} FROM audit_events WHERE org = ? AND seq < ? ORDER BY seq DESC LIMIT ?`,
+    ),
+    readEventsBeforeByType: p(
+      `SELECT ${EVENT_COLUMNS} FROM audit_events WHERE org = ? AND seq < ? AND action_type = ? ORDER BY seq DESC LIMIT ?`,
+    ),
+    readEventsBeforeContaining: p(
+      `SELECT ${EVENT_COLUMNS} FROM audit_events WHERE org = ? AND seq < ? AND instr(record, ?) > 0 ORDER BY seq DESC LIMIT ?`,
+    ),
+    readEventsBeforeByTypeContaining: p(
+      `SELECT ${EVENT_COLUMNS} FROM audit_events WHERE org = ? AND seq < ? AND action_type = ? AND instr(record, ?) > 0 ORDER BY seq DESC LIMIT ?`,
     ),
     getEventById: p(
       `SELECT e.id, e.seq, e.hash, e.record AS text, e.agent, e.action_type AS actionType FROM audit_event_ids i

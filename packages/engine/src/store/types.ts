@@ -219,7 +219,6 @@ export interface AuditStore {
    */
   appendDeferred?(org: string, build: () => PendingAppend): number;
   head(org: string): MaybePromise<ChainHead>;
-  /** Records with `seq > afterSeq`, ascending, at most `limit`. */
   /**
    * Up to `limit` records after `afterSeq`, in seq order; with `actionType`, only that action type;
    * with `textContains`, only records whose stored text contains it (a prefilter: callers check
@@ -228,6 +227,18 @@ export interface AuditStore {
   readEvents(
     org: string,
     afterSeq: number,
+    limit: number,
+    actionType?: string,
+    textContains?: string,
+  ): MaybePromise<StoredEvent[]>;
+  /**
+   * Newest first: up to `limit` records with `seq < beforeSeq`, in descending seq order, with the
+   * same `actionType` / `textContains` filters as `readEvents`. Reads the (org, seq) index
+   * backwards, so the newest page costs the same however long the chain is.
+   */
+  readEventsBefore(
+    org: string,
+    beforeSeq: number,
     limit: number,
     actionType?: string,
     textContains?: string,
