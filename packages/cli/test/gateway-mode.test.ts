@@ -249,17 +249,24 @@ describe("aa in gateway mode", { timeout: 60_000 }, () => {
       if (s.path === "/v1/agents/loop-bot/contain") return { status: 200, body: control(true) };
       if (s.path === "/v1/agents/loop-bot/release") return { status: 200, body: control(false) };
       if (s.path === "/v1/agents") return { status: 200, body: { agents: [control(true)] } };
-      if (s.path === "/v1/audit")
+      if (s.path === "/v1/audit") {
+        const records = [
+          { id: "a", seq: 1, kind: "action", agent: "loop-bot", action_type: "x" },
+          { id: "b", seq: 2, kind: "action", agent: "loop-bot", action_type: "y" },
+        ];
+        if (s.query.order !== "desc") return { status: 400, body: { error: { code: "X", message: "asc" } } };
+        // Newest first as the gateway pages it: a cursor means "before seq N".
+        const before = s.query.cursor === undefined ? 3 : Number(s.query.cursor.slice(1));
+        const page = records
+          .filter((r) => r.seq < before)
+          .reverse()
+          .slice(0, Number(s.query.limit));
+        const last = page.at(-1);
         return {
           status: 200,
-          body:
-            s.query.cursor === undefined
-              ? {
-                  items: [{ id: "a", seq: 1, kind: "action", agent: "loop-bot", action_type: "x" }],
-                  nextCursor: "c1",
-                }
-              : { items: [{ id: "b", seq: 2, kind: "action", agent: "loop-bot", action_type: "y" }] },
+          body: { items: page, ...(last && last.seq > 1 ? { nextCursor: `d${last.seq}` } : {}) },
         };
+      }
       return undefined;
     });
     const env = { AA_GATEWAY_URL: gw.url, AA_API_KEY: KEY };
@@ -268,12 +275,15 @@ describe("aa in gateway mode", { timeout: 60_000 }, () => {
     expect(gw.seen.at(-1)!.body).toEqual({ reason: "runaway" });
     expect((await aa(["agents", "list"], env)).stdout).toMatch(/loop-bot\s+contained\s+operator:k9/);
     expect((await aa(["agents", "release", "loop-bot", "--reason", "fixed"], env)).code).toBe(0);
+    // tail reads newest first from the head: one request for one record, never the whole chain.
     const tail = await aa(["--json", "audit", "tail", "-n", "1"], env);
     expect(JSON.parse(tail.stdout)).toEqual([expect.objectContaining({ id: "b", seq: 2 })]);
-    expect(gw.seen.filter((s) => s.path === "/v1/audit").map((s) => s.query.cursor)).toEqual([
-      undefined,
-      "c1",
-    ]);
+    const auditQueries = () => gw.seen.filter((s) => s.path === "/v1/audit").map((s) => s.query);
+    expect(auditQueries()).toEqual([{ order: "desc", limit: "1" }]);
+    // More lines than records: everything, oldest first.
+    const all = await aa(["--json", "audit", "tail", "-n", "5"], env);
+    expect(JSON.parse(all.stdout).map((e: { seq: number }) => e.seq)).toEqual([1, 2]);
+    expect(auditQueries().slice(1)).toEqual([{ order: "desc", limit: "5" }]);
   });
 });
 
