@@ -825,6 +825,15 @@ class EventStream implements Subscription {
 
   async #read(response: StreamAnswer): Promise<void> {
     const parser = createParser({
+      // The gateway names the seq a stream starts after in an id-only frame on connect: taken in
+      // delivery order, so a reconnect before any event resumes there instead of at the new head.
+      onId: (id) => {
+        if (!/^\d+$/.test(id)) return;
+        const seq = Number(id);
+        this.#delivering = this.#delivering.then(() => {
+          if (!this.#stopped) this.#lastSeq = Math.max(this.#lastSeq, seq);
+        });
+      },
       onEvent: (message) => {
         if (message.data === "") return;
         let event: EngineEvent;

@@ -451,6 +451,47 @@ describe("remote gate: approvals, audit, events", () => {
     expect(streams[1]!.headers["last-event-id"]).toBe("2");
     expect(streams[1]!.query.after).toBe("2");
   });
+
+  it("subscribe() resumes from the start the gateway named when the stream dropped before any event", async () => {
+    let connections = 0;
+    await serve((r) => {
+      if (r.path !== "/v1/events") return undefined;
+      connections++;
+      return {
+        stream: (res) => {
+          res.writeHead(200, { "content-type": "text/event-stream" });
+          if (connections === 1) {
+            // The gateway names its start (the head, seq 7) and the stream drops before any event.
+            res.write(": connected\n\nid: 7\n\n");
+            setTimeout(() => res.destroy(), 20);
+          } else {
+            res.write(": connected\n\nid: 7\n\n");
+            res.write(
+              `id: 8\nevent: action.executed\ndata: ${JSON.stringify({
+                id: "evt-8",
+                seq: 8,
+                type: "action.executed",
+                time: "2026-01-01T00:00:00.000Z",
+                agentId: "release-bot",
+                actionType: "read_file",
+                data: {},
+              })}\n\n`,
+            );
+          }
+        },
+      };
+    });
+    const { context: ctx } = await connect();
+    const seen: number[] = [];
+    const subscription = await ctx.subscribe((e) => void seen.push(e.seq));
+    for (let i = 0; i < 300 && seen.length < 1; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    subscription.unsubscribe();
+    expect(seen).toEqual([8]);
+    const streams = gateway!.requests.filter((r) => r.path === "/v1/events");
+    expect(streams[0]!.query.after).toBeUndefined();
+    expect(streams[1]!.headers["last-event-id"]).toBe("7");
+    expect(streams[1]!.query.after).toBe("7");
+  });
 });
 
 describe("remote gate: configuration", () => {

@@ -1,9 +1,11 @@
 /**
  * Server-sent events over `engine.subscribe`: `id: <seq>` so a reconnecting EventSource resumes
  * exactly (Last-Event-ID), one `event:` per engine event type, and a keep-alive comment so proxies
- * do not cut an idle stream.
+ * do not cut an idle stream. On connect the stream also sends an `id:`-only frame naming the seq it
+ * starts after, so a client that reconnects before any event arrived resumes from there rather
+ * than from the then-current head (which would skip what was appended in between).
  */
-import type { DecisionEngine, EngineEvent, SubscribeOptions } from "@aa/engine";
+import type { DecisionEngine, EngineEvent, SubscribeOptions, Subscription } from "@aa/engine";
 import type { FastifyReply, FastifyRequest } from "fastify";
 
 /** Open streams' terminators, ended when the gateway closes. */
@@ -24,7 +26,7 @@ export async function serveEvents(
   let ended = false;
   let headersSent = false;
   const early: string[] = [];
-  let subscription: { unsubscribe(): void } | undefined;
+  let subscription: Subscription | undefined;
   let keepAlive: NodeJS.Timeout | undefined;
   const end = () => {
     if (ended) return;
@@ -54,6 +56,10 @@ export async function serveEvents(
   raw.write(": connected\n\n");
   headersSent = true;
   for (const frame of early.splice(0)) raw.write(frame);
+  // An id-only frame dispatches no event (no data) but sets the client's last event id (the
+  // EventSource rule): every record up to the subscription's position, including records the
+  // filters skipped, has been handled. Written after the early frames, which it covers.
+  raw.write(`id: ${subscription.lastSeq}\n\n`);
   keepAlive = setInterval(() => raw.write(": keep-alive\n\n"), KEEP_ALIVE_MS);
   keepAlive.unref();
   streams.add(end);

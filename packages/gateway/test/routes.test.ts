@@ -210,6 +210,40 @@ describe("events (SSE)", () => {
     expect(missed).toMatchObject({ id: "3", event: "action.executed", data: { actionType: "read.y" } });
   });
 
+  it("names its start point on connect, so a reconnect before any event misses nothing (raw HTTP)", async () => {
+    const gw = await gateway();
+    await gw.call(gw.keys.agent, "POST", "/v1/actions", { actionType: "read.before" });
+    await gw.call(gw.keys.agent, "POST", "/v1/actions", { actionType: "read.before" });
+    // Connect and read raw bytes until the stream names where it starts; disconnect before any event.
+    const first = await rawStream(gw.url, gw.keys.operator);
+    expect(first.text).toMatch(/^: connected\n\nid: 2\n\n$/);
+    first.close();
+    // Appended while no stream is open.
+    await gw.call(gw.keys.agent, "POST", "/v1/actions", { actionType: "read.missed" });
+    await gw.call(gw.keys.agent, "POST", "/v1/actions", {
+      actionType: "pr.open",
+      metadata: { pr_size: 500 },
+    });
+    // A reconnect with the Last-Event-ID received gets exactly those, in order.
+    const resumed = await fetch(`${gw.url}/v1/events`, {
+      headers: { authorization: `Bearer ${gw.keys.operator}`, "last-event-id": first.lastEventId! },
+    });
+    const missed = await readEvents(resumed, 2);
+    expect(missed.map((e) => [e.id, e.event, e.data.actionType])).toEqual([
+      ["3", "action.executed", "read.missed"],
+      ["4", "action.denied", "pr.open"],
+    ]);
+    // A filtered stream and an agent key's stream name their start too (the head when they
+    // connect), although the filter would hide the records before it.
+    await gw.call(gw.keys.otherAgent, "POST", "/v1/actions", { actionType: "read.other" });
+    const filtered = await rawStream(gw.url, gw.keys.operator, "?events=approval.requested");
+    expect(filtered.text).toBe(": connected\n\nid: 5\n\n");
+    filtered.close();
+    const agentStream = await rawStream(gw.url, gw.keys.agent);
+    expect(agentStream.text).toBe(": connected\n\nid: 5\n\n");
+    agentStream.close();
+  });
+
   it("an agent key's stream carries the resolution of its own approvals, not of others'", async () => {
     const gw = await gateway();
     const response = await fetch(`${gw.url}/v1/events?events=approval.requested,approval.resolved`, {
@@ -415,3 +449,39 @@ describe("bad input writes nothing", () => {
     expect((await gw.call(gw.keys.operator, "GET", "/v1/agents")).body.agents).toEqual([]);
   });
 });
+
+/**
+ * Opens `GET /v1/events` and reads the raw text until the first frame without data (the stream's
+ * position on connect); returns that text and the last `id:` it carried.
+ */
+async function rawStream(
+  url: string,
+  key: string,
+  query = "",
+): Promise<{ text: string; lastEventId: string | undefined; close: () => void }> {
+  const abort = new AbortController();
+  const response = await fetch(`${url}/v1/events${query}`, {
+    headers: { authorization: `Bearer ${key}` },
+    signal: abort.signal,
+  });
+  expect(response.status).toBe(200);
+  const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  for (;;) {
+    const frames = text.split("\n\n").slice(0, -1);
+    const positioned = frames.some((frame) => frame.startsWith("id: ") && !frame.includes("\ndata: "));
+    if (positioned) break;
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`the stream ended before naming its position: ${JSON.stringify(text)}`);
+    text += value;
+  }
+  const ids = [...text.matchAll(/^id: (.*)$/gm)].map((m) => m[1]);
+  return {
+    text,
+    lastEventId: ids.at(-1),
+    close: () => {
+      void reader.cancel().catch(() => undefined);
+      abort.abort();
+    },
+  };
+}
