@@ -69,6 +69,8 @@ export function createApi(key) {
     get: (path) => call("GET", path),
     /** @param {string} path @param {unknown} [body] */
     post: (path, body) => call("POST", path, body ?? {}),
+    /** @param {string} path */
+    delete: (path) => call("DELETE", path),
   };
 }
 

@@ -14,9 +14,13 @@ import { followEvents } from "./events.js";
 
 /** sessionStorage only: the key is gone when the tab closes and is never sent anywhere but /v1. */
 const KEY_STORAGE = "aa.console.key";
-/** Audit records kept on the page (the newest); older ones are in `aa audit` / the export. */
-const MAX_ROWS = 500;
-const AUDIT_PAGE = 1000;
+/** Records per audit request: the newest page at sign-in, each "Load older" click, live catch-up. */
+const AUDIT_PAGE = 100;
+/**
+ * At most this many records are kept on the page. Past it (a tab open for days on a busy
+ * gateway), the timeline starts again from the newest page rather than grow without bound.
+ */
+const MAX_KEPT = 10_000;
 
 /**
  * @typedef {import("./api.js").Api} Api
@@ -46,11 +50,14 @@ const page = {
   verify: byId("verify", HTMLButtonElement),
   auditProgress: byId("audit-progress", HTMLElement),
   auditRows: byId("audit-rows", HTMLTableSectionElement),
+  auditOlder: byId("audit-older", HTMLButtonElement),
+  auditEnd: byId("audit-end", HTMLElement),
   containForm: byId("contain-form", HTMLFormElement),
   containAgent: byId("contain-agent", HTMLInputElement),
   containReason: byId("contain-reason", HTMLInputElement),
   agentRows: byId("agent-rows", HTMLTableSectionElement),
   delegationsEmpty: byId("delegations-empty", HTMLElement),
+  delegationTable: byId("delegation-table", HTMLTableElement),
   delegationRows: byId("delegation-rows", HTMLTableSectionElement),
   postureRefresh: byId("posture-refresh", HTMLButtonElement),
   postureScore: byId("posture-score", HTMLElement),
@@ -70,13 +77,19 @@ class Session {
     this.key = key;
     this.who = who;
     this.stop = new AbortController();
-    /** @type {Map<number, AuditRecord>} the newest MAX_ROWS records by seq */
+    /** @type {Map<number, AuditRecord>} the records read (a contiguous run of seqs), by seq */
     this.records = new Map();
     /** @type {Map<string, AuditRecord>} the same records by id (an approval names its record) */
     this.recordsById = new Map();
-    /** The cursor of the last audit page read; re-read it for records appended since. */
+    /** The newest seq read (0: the chain was empty); undefined until the first page is read. */
+    /** @type {number | undefined} */
+    this.newestSeq = undefined;
+    /** The newest-first cursor to the records older than those read; undefined at the chain's start. */
     /** @type {string | undefined} */
-    this.tailCursor = undefined;
+    this.olderCursor = undefined;
+    /** Rows on the page, by seq, so new and older records are added without re-rendering the rest. */
+    /** @type {Map<number, HTMLTableRowElement>} */
+    this.auditRowsBySeq = new Map();
     /** Agents that made a call in the records read so far (the agents view lists them). */
     /** @type {Set<string>} */
     this.seenAgents = new Set();
@@ -92,10 +105,16 @@ class Session {
     /** How many records the last chain check covered (records are numbered 1, 2, ... by seq). */
     /** @type {number | undefined} */
     this.verifiedThrough = undefined;
-    this.refreshAudit = coalesce(() => loadAudit(this));
+    this.refreshAudit = coalesce(() => loadNewerAudit(this));
+    this.loadOlder = coalesce(() => loadOlderAudit(this));
     this.refreshApprovals = coalesce(() => loadApprovals(this));
     this.refreshAgents = coalesce(() => loadAgents(this));
     this.refreshDelegations = coalesce(() => loadDelegations(this));
+    /** @type {Delegation[]} the delegations last read */
+    this.delegations = [];
+    /** The delegation whose revocation waits for the operator's confirmation (survives re-reads). */
+    /** @type {string | undefined} */
+    this.confirmingRevoke = undefined;
   }
 }
 
@@ -110,6 +129,7 @@ page.keyForm.addEventListener("submit", (event) => {
 });
 page.signOut.addEventListener("click", () => signOut());
 page.verify.addEventListener("click", () => session && void verifyChain(session));
+page.auditOlder.addEventListener("click", () => session && void session.loadOlder());
 page.postureRefresh.addEventListener("click", () => session && void loadPosture(session));
 page.containForm.addEventListener("submit", (event) => {
   event.preventDefault();
@@ -201,8 +221,14 @@ function clearViews() {
   page.approvalCount.textContent = "0";
   page.approvalsEmpty.hidden = false;
   page.auditRows.replaceChildren();
+  page.auditOlder.hidden = true;
+  page.auditEnd.hidden = true;
+  page.auditProgress.hidden = true;
   page.agentRows.replaceChildren();
   page.delegationRows.replaceChildren();
+  page.delegationsEmpty.hidden = false;
+  page.delegationTable.hidden = true;
+  delete page.delegationTable.dataset.count;
   page.postureParts.replaceChildren();
   page.postureScore.textContent = "—";
   page.postureWindow.textContent = "";
@@ -320,41 +346,95 @@ function notify(text, kind = "info") {
 
 // ------------------------------------------------------------------ audit timeline
 
-/** @param {Session} s */
-async function loadAudit(s) {
-  let pages = 0;
+/**
+ * Reads the records appended since the newest one on the page: newest first from the chain's head
+ * until a record already read (one request when a few arrived). The first call reads the newest
+ * page only, however long the chain is; older records come with "Load older".
+ * @param {Session} s
+ */
+async function loadNewerAudit(s) {
+  const known = s.newestSeq;
+  /** @type {AuditRecord[]} */
+  const fresh = [];
+  /** @type {string | undefined} */
+  let cursor;
+  /** @type {string | undefined} */
+  let firstOlderCursor;
   for (;;) {
-    const query = new URLSearchParams({ limit: String(AUDIT_PAGE) });
-    if (s.tailCursor !== undefined) query.set("cursor", s.tailCursor);
+    const query = new URLSearchParams({ order: "desc", limit: String(AUDIT_PAGE) });
+    if (cursor !== undefined) query.set("cursor", cursor);
     /** @type {{ items: AuditRecord[], nextCursor?: string }} */
     const result = await s.api.get(`/audit?${query}`);
     if (s !== session) return;
-    for (const record of result.items) {
-      s.records.set(record.seq, record);
-      s.recordsById.set(record.id, record);
-      if (record.kind === "action") s.seenAgents.add(record.agent);
+    const newer = known === undefined ? result.items : result.items.filter((r) => r.seq > known);
+    fresh.push(...newer);
+    if (known === undefined) {
+      firstOlderCursor = result.nextCursor;
+      break;
     }
-    trimRecords(s);
-    pages++;
-    if (result.nextCursor === undefined) break;
-    s.tailCursor = result.nextCursor;
-    page.auditProgress.hidden = false;
-    page.auditProgress.textContent = `Reading the audit history… ${pages * AUDIT_PAGE} records so far`;
+    // Pages are contiguous runs of seq: a record already read means everything newer is here.
+    if (newer.length < result.items.length || result.nextCursor === undefined) break;
+    if (fresh.length >= MAX_KEPT) return restartAudit(s);
+    cursor = result.nextCursor;
   }
-  page.auditProgress.hidden = true;
+  if (known === undefined) s.olderCursor = firstOlderCursor;
+  s.newestSeq = Math.max(known ?? 0, ...fresh.map((r) => r.seq));
+  addRecords(s, fresh);
+  if (s.records.size > MAX_KEPT) return restartAudit(s);
   renderAudit(s);
   renderAgents(s);
   renderApprovals(s);
 }
 
-/** @param {Session} s */
-function trimRecords(s) {
-  if (s.records.size <= MAX_ROWS) return;
-  const seqs = [...s.records.keys()].sort((a, b) => a - b);
-  for (const seq of seqs.slice(0, seqs.length - MAX_ROWS)) {
-    const record = s.records.get(seq);
-    s.records.delete(seq);
-    if (record) s.recordsById.delete(record.id);
+/**
+ * The next older page, before the oldest record on the page (the "Load older" button).
+ * @param {Session} s
+ */
+async function loadOlderAudit(s) {
+  const cursor = s.olderCursor;
+  if (cursor === undefined) return;
+  page.auditOlder.disabled = true;
+  try {
+    const query = new URLSearchParams({ order: "desc", limit: String(AUDIT_PAGE), cursor });
+    /** @type {{ items: AuditRecord[], nextCursor?: string }} */
+    const result = await s.api.get(`/audit?${query}`);
+    // Signed out, or the timeline started again from the newest page meanwhile: not adjacent.
+    if (s !== session || s.olderCursor !== cursor) return;
+    s.olderCursor = result.nextCursor;
+    addRecords(s, result.items);
+    renderAudit(s);
+    renderAgents(s);
+    renderApprovals(s);
+  } finally {
+    page.auditOlder.disabled = false;
+  }
+}
+
+/**
+ * Drops every record read and reads the newest page again (too many records kept).
+ * @param {Session} s
+ */
+async function restartAudit(s) {
+  s.records.clear();
+  s.recordsById.clear();
+  s.auditRowsBySeq.clear();
+  page.auditRows.replaceChildren();
+  s.newestSeq = undefined;
+  s.olderCursor = undefined;
+  page.auditProgress.textContent = `More than ${MAX_KEPT} records were on the page: it shows the newest again.`;
+  page.auditProgress.hidden = false;
+  await loadNewerAudit(s);
+}
+
+/**
+ * @param {Session} s
+ * @param {AuditRecord[]} records
+ */
+function addRecords(s, records) {
+  for (const record of records) {
+    s.records.set(record.seq, record);
+    s.recordsById.set(record.id, record);
+    if (record.kind === "action") s.seenAgents.add(record.agent);
   }
 }
 
@@ -392,31 +472,52 @@ function reasonOf(record) {
     .join(" · ");
 }
 
-/** @param {Session} s */
+/**
+ * Adds the rows of records not on the page yet, keeping the table newest first; rows already
+ * shown are left alone (a re-render of thousands of rows per event would be wasted work).
+ * @param {Session} s
+ */
 function renderAudit(s) {
-  const newestFirst = [...s.records.values()].sort((a, b) => b.seq - a.seq);
-  page.auditRows.replaceChildren(
-    ...newestFirst.map((record) => {
-      const [decision, tone] = decisionOf(record);
-      return h(
-        "tr",
-        { "data-seq": record.seq, "data-record-id": record.id },
-        h("td", {}, String(record.seq)),
-        h("td", {}, time(record.time)),
-        h("td", { class: "agent" }, record.agent),
-        h(
-          "td",
-          { class: "action" },
-          record.action_type,
-          record.tool ? h("span", { class: "muted" }, ` (${record.tool})`) : null,
-        ),
-        h("td", { class: "decision", "data-decision": tone }, decision),
-        h("td", { class: "reason" }, reasonOf(record)),
-        h("td", { class: "args" }, preview(record.args)),
-      );
-    }),
-  );
+  const missing = [...s.records.values()]
+    .filter((record) => !s.auditRowsBySeq.has(record.seq))
+    .sort((a, b) => b.seq - a.seq);
+  // The records read are one contiguous run of seqs, so a new record is newer than every row
+  // shown (it goes above them, before the current top row) or older (it goes below them).
+  let oldestShown = Number.POSITIVE_INFINITY;
+  for (const seq of s.auditRowsBySeq.keys()) oldestShown = Math.min(oldestShown, seq);
+  const top = page.auditRows.firstElementChild;
+  for (const record of missing) {
+    const row = auditRow(record);
+    if (record.seq < oldestShown) page.auditRows.append(row);
+    else page.auditRows.insertBefore(row, top);
+    s.auditRowsBySeq.set(record.seq, row);
+  }
+  const hasRecords = s.records.size > 0;
+  page.auditOlder.hidden = s.olderCursor === undefined;
+  page.auditEnd.hidden = !hasRecords || s.olderCursor !== undefined;
+  page.auditEnd.textContent = hasRecords ? "The start of the chain: every record is shown." : "";
   renderChainStaleness(s);
+}
+
+/** @param {AuditRecord} record */
+function auditRow(record) {
+  const [decision, tone] = decisionOf(record);
+  return h(
+    "tr",
+    { "data-seq": record.seq, "data-record-id": record.id },
+    h("td", {}, String(record.seq)),
+    h("td", {}, time(record.time)),
+    h("td", { class: "agent" }, record.agent),
+    h(
+      "td",
+      { class: "action" },
+      record.action_type,
+      record.tool ? h("span", { class: "muted" }, ` (${record.tool})`) : null,
+    ),
+    h("td", { class: "decision", "data-decision": tone }, decision),
+    h("td", { class: "reason" }, reasonOf(record)),
+    h("td", { class: "args" }, preview(record.args)),
+  );
 }
 
 /**
@@ -425,7 +526,7 @@ function renderAudit(s) {
  * @param {Session} s
  */
 function renderChainStaleness(s) {
-  const newest = Math.max(0, ...s.records.keys());
+  const newest = s.newestSeq ?? 0;
   const newer = s.verifiedThrough === undefined ? 0 : newest - s.verifiedThrough;
   page.chainStale.hidden = newer <= 0;
   page.chainStale.textContent =
@@ -690,20 +791,92 @@ async function loadDelegations(s) {
   /** @type {{ delegations: Delegation[] }} */
   const result = await s.api.get("/delegations");
   if (s !== session) return;
-  page.delegationsEmpty.hidden = result.delegations.length > 0;
+  s.delegations = result.delegations;
+  renderDelegations(s);
+}
+
+/**
+ * The delegations table (or "No delegations." instead of an empty table). An active delegation
+ * has a Revoke button that asks for confirmation first; the confirmation survives live re-reads.
+ * @param {Session} s
+ */
+function renderDelegations(s) {
+  const any = s.delegations.length > 0;
+  page.delegationsEmpty.hidden = any;
+  page.delegationTable.hidden = !any;
+  page.delegationTable.dataset.count = String(s.delegations.length);
+  if (!s.delegations.some((d) => d.id === s.confirmingRevoke && d.state === "active")) {
+    s.confirmingRevoke = undefined;
+  }
   page.delegationRows.replaceChildren(
-    ...result.delegations.map((delegation) =>
+    ...s.delegations.map((delegation) =>
       h(
         "tr",
-        { "data-delegation-id": delegation.id },
+        { "data-delegation-id": delegation.id, "data-state": delegation.state },
         h("td", { class: "agent" }, delegation.agentId),
         h("td", {}, delegation.parentAgentId),
         h("td", {}, delegation.capabilities.join(", ")),
-        h("td", {}, delegation.state),
+        h("td", { class: "state" }, delegation.state),
         h("td", {}, time(delegation.expiresAt)),
+        h("td", { class: "revoke" }, ...revokeControls(s, delegation)),
       ),
     ),
   );
+}
+
+/**
+ * @param {Session} s
+ * @param {Delegation} delegation
+ * @returns {(HTMLElement | string)[]}
+ */
+function revokeControls(s, delegation) {
+  if (delegation.state !== "active") return [];
+  if (s.confirmingRevoke !== delegation.id) {
+    const revoke = h("button", { type: "button", class: "revoke" }, "Revoke");
+    revoke.addEventListener("click", () => {
+      s.confirmingRevoke = delegation.id;
+      renderDelegations(s);
+    });
+    return [revoke];
+  }
+  const confirm = h("button", { type: "button", class: "confirm-revoke" }, "Confirm revoke");
+  const cancel = h("button", { type: "button", class: "cancel" }, "Cancel");
+  confirm.addEventListener("click", () => void revokeDelegation(s, delegation, [confirm, cancel]));
+  cancel.addEventListener("click", () => {
+    s.confirmingRevoke = undefined;
+    renderDelegations(s);
+  });
+  return [
+    h(
+      "span",
+      { class: "small confirm-text" },
+      `Revoke ${delegation.agentId} and every delegation below it? Its calls are denied from now on. `,
+    ),
+    confirm,
+    cancel,
+  ];
+}
+
+/**
+ * `DELETE /v1/delegations/:id` (it takes no reason; the audit record names the operator's key).
+ * @param {Session} s
+ * @param {Delegation} delegation
+ * @param {HTMLButtonElement[]} buttons
+ */
+async function revokeDelegation(s, delegation, buttons) {
+  for (const button of buttons) button.disabled = true;
+  try {
+    await s.api.delete(`/delegations/${segment(delegation.id)}`);
+    if (s !== session) return;
+    s.confirmingRevoke = undefined;
+    notify(
+      `Revoked ${delegation.agentId} (${delegation.id}) and every delegation below it: their calls are denied (DELEGATION_REVOKED).`,
+    );
+  } catch (error) {
+    report(error);
+    for (const button of buttons) button.disabled = false;
+  }
+  void s.refreshDelegations();
 }
 
 // ------------------------------------------------------------------ posture

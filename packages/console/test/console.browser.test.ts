@@ -33,7 +33,16 @@ let dir: string;
 let gateway: Gateway;
 let url: string;
 let browser: Browser;
-const keys = { operator: "", admin: "", releaseBot: "", docsBot: "", xssBot: "" };
+const keys = {
+  operator: "",
+  admin: "",
+  releaseBot: "",
+  docsBot: "",
+  xssBot: "",
+  batchBot: "",
+  leadBot: "",
+  globexOperator: "",
+};
 const agents: AssemblyContext[] = [];
 let context: BrowserContext | undefined;
 
@@ -50,11 +59,16 @@ beforeAll(async () => {
     keyCacheMs: 0,
     console: { assetsDir: consoleAssetsDir },
   });
-  const make = async (kind: "agent" | "operator" | "admin", agentId?: string, name?: string) =>
+  const make = async (
+    kind: "agent" | "operator" | "admin",
+    agentId?: string,
+    name?: string,
+    orgId = "acme",
+  ) =>
     (
       await createKey(gateway.store, {
         kind,
-        orgId: "acme",
+        orgId,
         ...(agentId ? { agentId } : {}),
         ...(name ? { name } : {}),
       })
@@ -64,6 +78,9 @@ beforeAll(async () => {
   keys.releaseBot = await make("agent", "release-bot");
   keys.docsBot = await make("agent", "docs-bot");
   keys.xssBot = await make("agent", "xss-bot");
+  keys.batchBot = await make("agent", "batch-bot");
+  keys.leadBot = await make("agent", "lead-bot");
+  keys.globexOperator = await make("operator", undefined, "ops-gus", "globex");
   url = await gateway.listen({ port: 0, host: "127.0.0.1" });
   browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -299,6 +316,98 @@ describe("the console served by the gateway", () => {
     expect(await delegation.locator("td").allTextContents()).toEqual(
       expect.arrayContaining(["docs-bot", "read.*", "active"]),
     );
+    expect(errors).toEqual([]);
+  });
+
+  it("reads the newest page first, older pages on demand, and new records live above them", async () => {
+    // More records than a page (100), by an agent with its own key.
+    const batch = await agent(keys.batchBot);
+    for (let i = 0; i < 130; i++) {
+      expect((await batch.execute("read.file", { args: { n: i } })).status).toBe("executed");
+    }
+    const newest = await fetch(`${url}/v1/audit?order=desc&limit=1`, {
+      headers: { authorization: `Bearer ${keys.operator}` },
+    });
+    const head = ((await newest.json()) as { items: { seq: number }[] }).items[0]!.seq;
+    expect(head).toBeGreaterThanOrEqual(130);
+
+    const { page, requested, errors } = await openPage();
+    await signIn(page, keys.operator);
+    const rows = page.locator("#audit-rows tr");
+    await page.locator(`#audit-rows tr[data-seq="${head}"]`).waitFor(WAIT);
+    const seqs = () => rows.evaluateAll((trs) => trs.map((tr) => Number(tr.getAttribute("data-seq"))));
+    const descending = (from: number, count: number) => Array.from({ length: count }, (_, i) => from - i);
+    // One page, newest first: the timeline did not read the chain from its start.
+    expect(await seqs()).toEqual(descending(head, 100));
+    expect(await auditRow(page, "batch-bot", '"n":129').count()).toBe(1);
+    const auditReads = () => requested.filter((u) => new URL(u).pathname === "/v1/audit");
+    expect(auditReads().every((u) => new URL(u).searchParams.get("order") === "desc")).toBe(true);
+    expect(auditReads()).toHaveLength(1);
+    expect(await page.locator("#audit-end").isHidden()).toBe(true);
+
+    // "Load older" adds the next page below; a new record arrives live above.
+    const twoPages = Math.min(200, head);
+    await page.click("#audit-older");
+    await page.locator(`#audit-rows tr[data-seq="${head - twoPages + 1}"]`).waitFor(WAIT);
+    expect(await seqs()).toEqual(descending(head, twoPages));
+    expect((await batch.execute("read.file", { args: { n: "live" } })).status).toBe("executed");
+    await page.locator(`#audit-rows tr[data-seq="${head + 1}"]`).waitFor(WAIT);
+    expect(await seqs()).toEqual(descending(head + 1, twoPages + 1));
+
+    // Until the start of the chain: every record once, and the button goes away.
+    while (await page.locator("#audit-older").isVisible()) {
+      const before = await rows.count();
+      await page.click("#audit-older");
+      await page.waitForFunction((n) => document.querySelectorAll("#audit-rows tr").length > n, before, WAIT);
+    }
+    await page.locator("#audit-end", { hasText: "start of the chain" }).waitFor(WAIT);
+    expect(await seqs()).toEqual(descending(head + 1, head + 1));
+    expect(auditReads().every((u) => new URL(u).searchParams.get("order") === "desc")).toBe(true);
+    expect(errors).toEqual([]);
+  });
+
+  it("revokes a delegation after a confirmation: the list updates live and the child is denied", async () => {
+    const { page, errors } = await openPage();
+    await signIn(page, keys.operator);
+    const lead = await agent(keys.leadBot);
+    const child = await lead.delegate("worker", { capabilities: ["read.*"] });
+    expect((await child.execute("read.file", { args: { path: "a" } })).status).toBe("executed");
+    const row = page.locator("#delegation-rows tr", { hasText: "lead-bot/worker" });
+    await row.locator("td.state", { hasText: "active" }).waitFor(WAIT);
+
+    // The first click only asks; Cancel leaves the delegation active.
+    await row.locator("button.revoke").click();
+    await row.locator(".confirm-text", { hasText: "Revoke lead-bot/worker" }).waitFor(WAIT);
+    await row.locator("button.cancel").click();
+    await row.locator("button.revoke").waitFor(WAIT);
+    expect((await child.execute("read.file", { args: { path: "b" } })).status).toBe("executed");
+
+    await row.locator("button.revoke").click();
+    await row.locator("button.confirm-revoke").click();
+    await row.locator("td.state", { hasText: "revoked" }).waitFor(WAIT);
+    await page.locator("#notice", { hasText: "Revoked lead-bot/worker" }).waitFor(WAIT);
+    expect(await row.locator("button").count()).toBe(0);
+    const denied = await child.execute("read.file", { args: { path: "c" } });
+    expect(denied).toMatchObject({ status: "denied", denialReason: "DELEGATION_REVOKED" });
+    await auditRow(page, "lead-bot/worker", "DELEGATION_REVOKED").waitFor(WAIT);
+    await auditRow(page, "lead-bot/worker", "delegation revoked", "revoked by ops-alice").waitFor(WAIT);
+    expect(errors).toEqual([]);
+  });
+
+  it("shows 'No delegations.' without an empty table, and the table without it", async () => {
+    const { page, errors } = await openPage();
+    await signIn(page, keys.globexOperator);
+    // Read (an org without delegations): the message, and no table.
+    await page.locator('#delegation-table[data-count="0"]').waitFor({ state: "attached", ...WAIT });
+    expect(await page.locator("#delegations-empty").isVisible()).toBe(true);
+    expect(await page.locator("#delegation-table").isHidden()).toBe(true);
+    await page.click("#sign-out");
+    const release = await agent(keys.releaseBot);
+    await release.delegate("helper", { capabilities: ["read.*"] });
+    await signIn(page, keys.operator);
+    await page.locator("#delegation-rows tr", { hasText: "release-bot/helper" }).waitFor(WAIT);
+    expect(await page.locator("#delegations-empty").isHidden()).toBe(true);
+    expect(await page.locator("#delegation-table").isVisible()).toBe(true);
     expect(errors).toEqual([]);
   });
 
