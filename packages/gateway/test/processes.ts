@@ -171,8 +171,10 @@ export function readEvents(url: string, key: string, path: string): { ids: numbe
         buffered += decoder.decode(chunk, { stream: true });
         let end = buffered.indexOf("\n\n");
         while (end !== -1) {
-          const id = /^id: (\d+)$/m.exec(buffered.slice(0, end));
-          if (id) ids.push(Number(id[1]));
+          const frame = buffered.slice(0, end);
+          // Event frames only: the id-only frame a stream starts with names a position, not an event.
+          const id = /^id: (\d+)$/m.exec(frame);
+          if (id && /^data: /m.test(frame)) ids.push(Number(id[1]));
           buffered = buffered.slice(end + 2);
           end = buffered.indexOf("\n\n");
         }
