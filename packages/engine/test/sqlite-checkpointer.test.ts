@@ -3,7 +3,7 @@
  * restarts and stays bounded while the writer connection never checkpoints itself, and when the
  * worker cannot start the writer connection checkpoints again.
  */
-import { closeSync, existsSync, openSync, readSync, statSync } from "node:fs";
+import { closeSync, existsSync, openSync, readSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { openEngine } from "../src/index.js";
@@ -130,6 +130,91 @@ describe("SQLite WAL checkpoints on a worker thread", () => {
     } finally {
       await engine.close();
       process.off("warning", onWarning);
+    }
+  });
+
+  it("let a commit wait for the worker's writer lock without blocking the event loop", {
+    timeout: SLOW,
+  }, async () => {
+    // A stand-in worker that follows the store's protocol (lifecycle in slot 0, the writer-lock
+    // flag in slot 1) and holds the writer lock, as a RESTART does, from when `<file>.hold`
+    // appears until it is removed; it writes `<file>.held` once the lock is taken.
+    checkpointTuning.workerSource = `
+      const { workerData, parentPort } = require("node:worker_threads");
+      const { existsSync, writeFileSync } = require("node:fs");
+      const { filePath, state } = workerData;
+      Atomics.store(state, 0, 1);
+      const emit = process.emitWarning;
+      process.emitWarning = () => {}; // node:sqlite's ExperimentalWarning, as in the real worker
+      const { DatabaseSync } = require("node:sqlite");
+      process.emitWarning = emit;
+      const db = new DatabaseSync(filePath);
+      let holding = false;
+      const timer = setInterval(() => {
+        if (!holding && existsSync(filePath + ".hold")) {
+          db.exec("BEGIN IMMEDIATE");
+          Atomics.store(state, 1, 1);
+          holding = true;
+          writeFileSync(filePath + ".held", "");
+        } else if (holding && !existsSync(filePath + ".hold")) {
+          db.exec("COMMIT");
+          holding = false;
+          Atomics.store(state, 1, 0);
+          Atomics.notify(state, 1);
+        }
+      }, 5);
+      parentPort.on("message", (message) => {
+        if (message && message.close) {
+          clearInterval(timer);
+          db.close();
+          Atomics.store(state, 0, 3);
+          Atomics.notify(state, 0);
+          parentPort.close();
+        }
+      });
+    `;
+    const file = join(dir, "writer-lock.db");
+    const engine = await openEngine({ policy, store: file });
+    try {
+      await engine.decide({ agent, actionType: "read.file", args: { before: true } });
+      writeFileSync(`${file}.hold`, "");
+      for (let i = 0; i < 1000 && !existsSync(`${file}.held`); i++) await pause();
+      expect(existsSync(`${file}.held`)).toBe(true);
+
+      let settled = false;
+      const decision = engine.decide({ agent, actionType: "read.file", args: { during: true } });
+      void decision.then(
+        () => {
+          settled = true;
+        },
+        () => {
+          settled = true;
+        },
+      );
+      // Timers fire while the commit waits: SQLite's busy handler would have blocked this thread
+      // until the lock was free (here: never, so the commit would fail after busy_timeout).
+      let timersRan = 0;
+      for (let i = 0; i < 5; i++) {
+        await pause();
+        timersRan++;
+      }
+      expect(timersRan).toBe(5);
+      expect(settled).toBe(false);
+      const later = engine.decide({ agent, actionType: "read.file", args: { after: true } });
+
+      rmSync(`${file}.hold`);
+      const [first, second] = await Promise.all([decision, later]);
+      expect(first.status).toBe("executed");
+      expect(second.status).toBe("executed");
+      // Both committed, in the order they were decided.
+      const { items } = await engine.audit({ limit: 10 });
+      const seqOf = (id: string) => items.find((e) => e.id === id)?.seq;
+      expect(seqOf(first.auditEventId)).toBe(2);
+      expect(seqOf(second.auditEventId)).toBe(3);
+      expect(await engine.verify()).toMatchObject({ chainValid: true, checked: 3 });
+    } finally {
+      rmSync(`${file}.hold`, { force: true });
+      await engine.close();
     }
   });
 });

@@ -19,6 +19,14 @@
  *   one (the writer waits for that short tail, not for the whole WAL) and the next commit starts
  *   the WAL from its beginning. This keeps the WAL bounded under continuous writes.
  *
+ * While that RESTART holds the writer lock (it fsyncs the WAL and the database file: ~5-50 ms here),
+ * the worker raises a flag shared with the store; the store's commits on the event loop then wait
+ * for the flag to drop with `Atomics.waitAsync` instead of entering SQLite's busy handler, which
+ * sleeps on the event loop in growing steps (1, 2, 5, 10, 15, 20, 25 ms...): strace showed the
+ * gateway's main thread asleep there for 30-140 ms per RESTART, answering nothing, and waking up to
+ * 25 ms after the lock was free. Now the event loop keeps reading and deciding requests meanwhile
+ * and the waiting batch commits as soon as the lock is released.
+ *
  * If the worker cannot start or stops, the writer connection goes back to `wal_autocheckpoint`
  * (reported once per process with `process.emitWarning`): the WAL must never grow without bound.
  * Durability is unchanged: checkpoints only copy committed frames into the database file.
@@ -43,7 +51,13 @@ export const checkpointTuning = {
   workerSource: undefined as string | undefined,
 };
 
-/** Shared between the store and its worker (an Int32Array over a SharedArrayBuffer). */
+/**
+ * Shared between the store and its worker (an Int32Array over a SharedArrayBuffer): slot
+ * {@link STATE} holds the worker's lifecycle, slot {@link WRITER_LOCK} is 1 while the worker runs a
+ * checkpoint that takes the writer lock.
+ */
+const STATE = 0;
+const WRITER_LOCK = 1;
 const STATE_STARTING = 0;
 const STATE_OPEN = 1;
 const STATE_CLOSING = 2;
@@ -53,6 +67,11 @@ const STATE_CLOSED = 3;
  * progress first); past this the store closes anyway (nothing is lost: the WAL has every frame).
  */
 const CLOSE_WAIT_MS = 10_000;
+/**
+ * The longest a commit waits for the worker's checkpoint before it tries anyway (then SQLite's
+ * busy handler takes over, as without the flag): a stuck worker must not stop commits.
+ */
+const WRITER_WAIT_MS = 5_000;
 
 /**
  * The worker, as CommonJS source evaluated in the thread (`eval: true`): it needs no file of its
@@ -64,7 +83,7 @@ const { openSync, readSync, closeSync } = require("node:fs");
 const { filePath, walPages, intervalMs, littleEndian, state } = workerData;
 // The store may have closed before this thread got here: then never open the file (a connection
 // opened after the store's close would recreate the -wal and -shm files).
-if (Atomics.compareExchange(state, 0, ${STATE_STARTING}, ${STATE_OPEN}) !== ${STATE_STARTING}) {
+if (Atomics.compareExchange(state, ${STATE}, ${STATE_STARTING}, ${STATE_OPEN}) !== ${STATE_STARTING}) {
   parentPort.close();
 } else {
   try {
@@ -76,8 +95,10 @@ if (Atomics.compareExchange(state, 0, ${STATE_STARTING}, ${STATE_OPEN}) !== ${ST
   }
 }
 function closed() {
-  Atomics.store(state, 0, ${STATE_CLOSED});
-  Atomics.notify(state, 0);
+  Atomics.store(state, ${WRITER_LOCK}, 0);
+  Atomics.notify(state, ${WRITER_LOCK});
+  Atomics.store(state, ${STATE}, ${STATE_CLOSED});
+  Atomics.notify(state, ${STATE});
 }
 function run() {
 // Silence exactly node:sqlite's ExperimentalWarning (see sqlite-module.ts).
@@ -113,9 +134,9 @@ function walState() {
   }
 }
 function tick() {
-  const state = walState();
+  const wal = walState();
   // No readable wal-index (not created yet, or just removed): check with a checkpoint.
-  const [frames, pending] = state ?? [walPages, walPages];
+  const [frames, pending] = wal ?? [walPages, walPages];
   // Below the threshold nothing to do, unless a WAL past it only waits for its last frames (a
   // RESTART found the writer busy): then every tick tries again, so the WAL stays near the
   // threshold.
@@ -126,8 +147,15 @@ function tick() {
     // A busy writer always leaves a tail of what it committed during that pass, and the WAL
     // restarts only once every frame is copied back: copy the tail holding the writer lock (the
     // writer waits for the tail, not for the whole WAL). If the writer is in a transaction right
-    // now, busy_timeout = 0 makes this a PASSIVE pass, and the next tick tries again.
-    restart.get();
+    // now, busy_timeout = 0 makes this a PASSIVE pass, and the next tick tries again. The flag
+    // tells the store's commits to wait for the lock without blocking their event loop.
+    Atomics.store(state, ${WRITER_LOCK}, 1);
+    try {
+      restart.get();
+    } finally {
+      Atomics.store(state, ${WRITER_LOCK}, 0);
+      Atomics.notify(state, ${WRITER_LOCK});
+    }
   } catch (error) {
     // SQLITE_BUSY and the like: the next tick tries again.
     if (!/busy|locked/i.test(String(error && error.message))) throw error;
@@ -151,10 +179,24 @@ parentPort.on("message", (message) => {
 
 let warned = false;
 
+/** `Atomics.waitAsync` (Node 16+; in TypeScript's ES2024 lib, which the build does not use yet). */
+const waitAsync = (
+  Atomics as unknown as {
+    waitAsync(
+      array: Int32Array,
+      index: number,
+      value: number,
+      timeoutMs: number,
+    ):
+      | { async: false; value: "not-equal" | "timed-out" }
+      | { async: true; value: Promise<"ok" | "timed-out"> };
+  }
+).waitAsync;
+
 /** The store's handle on its checkpoint worker. */
 export class WalCheckpointer {
   readonly #worker: Worker | undefined;
-  readonly #state = new Int32Array(new SharedArrayBuffer(4));
+  readonly #state = new Int32Array(new SharedArrayBuffer(8));
   #closed = false;
   #fellBack = false;
 
@@ -198,6 +240,21 @@ export class WalCheckpointer {
     worker.once("exit", (code) => fail(new Error(`exited with code ${code}`)));
   }
 
+  /**
+   * While the worker holds the writer lock for a checkpoint: a promise that settles once it has
+   * released it (or after {@link WRITER_WAIT_MS}); otherwise `undefined` (commit now). Waiting
+   * here instead of in SQLite's busy handler keeps the event loop running.
+   */
+  writerLockReleased(): Promise<unknown> | undefined {
+    if (this.#fellBack || Atomics.load(this.#state, WRITER_LOCK) === 0) return undefined;
+    const wait = waitAsync(this.#state, WRITER_LOCK, 1, WRITER_WAIT_MS);
+    if (!wait.async) return undefined;
+    // A pending waitAsync does not keep the process alive (and the worker is unref'd): the
+    // commit waiting on it must, or a process whose last work is that commit would just exit.
+    const keepAlive = setTimeout(() => {}, WRITER_WAIT_MS + 1_000);
+    return wait.value.finally(() => clearTimeout(keepAlive));
+  }
+
   /** Checkpoints are back on the writer connection (the worker could not start, or stopped). */
   get fellBack(): boolean {
     return this.#fellBack;
@@ -214,9 +271,9 @@ export class WalCheckpointer {
     const worker = this.#worker;
     if (worker === undefined || this.#fellBack) return;
     // Not started yet: it will see this and never open the file.
-    if (Atomics.compareExchange(this.#state, 0, STATE_STARTING, STATE_CLOSING) === STATE_STARTING) return;
+    if (Atomics.compareExchange(this.#state, STATE, STATE_STARTING, STATE_CLOSING) === STATE_STARTING) return;
     worker.postMessage({ close: true });
     // The worker's thread handles the message on its own event loop while this one waits.
-    Atomics.wait(this.#state, 0, STATE_OPEN, CLOSE_WAIT_MS);
+    Atomics.wait(this.#state, STATE, STATE_OPEN, CLOSE_WAIT_MS);
   }
 }

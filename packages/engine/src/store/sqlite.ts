@@ -264,6 +264,8 @@ export class SqliteStore implements AuditStore {
   #useAppendWorker: boolean;
   /** Runs WAL checkpoints on its own thread (see sqlite-checkpointer.ts). */
   #checkpointer: WalCheckpointer | undefined;
+  /** Set while batches wait for the checkpoint worker to release the writer lock; later ones queue behind. */
+  #behindCheckpoint: Promise<unknown> | undefined;
 
   /**
    * With the append worker on (and alive), batches may be handed over while earlier ones are still
@@ -344,6 +346,26 @@ export class SqliteStore implements AuditStore {
    * worker idle (a lone caller) are committed here, without a thread hop.
    */
   appendBatch(org: string, items: PendingAppend[]): MaybePromise<AppendOutcome[]> {
+    if (this.#behindCheckpoint === undefined) {
+      const released = this.#checkpointer?.writerLockReleased();
+      if (released === undefined) return this.#appendBatchInOrder(org, items);
+      this.#behindCheckpoint = released;
+    }
+    // The checkpoint worker holds the writer lock: wait for it without blocking the event loop
+    // (not in SQLite's busy handler), and keep later batches behind this one, in call order.
+    const result = this.#behindCheckpoint.then(() => this.#appendBatchInOrder(org, items));
+    const settled = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#behindCheckpoint = settled;
+    void settled.then(() => {
+      if (this.#behindCheckpoint === settled) this.#behindCheckpoint = undefined;
+    });
+    return result;
+  }
+
+  #appendBatchInOrder(org: string, items: PendingAppend[]): MaybePromise<AppendOutcome[]> {
     const worker = this.#appendWorker;
     if (worker !== undefined && !worker.dead) {
       if (worker.busy || (worker.usable && items.length >= appendWorkerTuning.minBatch)) {
