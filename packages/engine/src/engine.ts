@@ -46,6 +46,7 @@ import type {
   ApprovalRow,
   AuditStore,
   Checkpoint,
+  OutcomeRow,
   StoreChange,
   StoredEvent,
   StoredKeys,
@@ -1662,9 +1663,15 @@ export class DecisionEngine implements Engine {
           );
     const page = rows.slice(0, limit);
     const items: AuditEvent[] = [];
+    // One read for the page's outcomes, not one per record (a round trip each on PostgreSQL).
+    const outcomes = new Map<string, OutcomeRow>();
+    for (const outcome of await this.#store.getOutcomes(
+      this.#org,
+      page.map((row) => row.id),
+    ))
+      outcomes.set(outcome.auditEventId, outcome);
     for (const row of page) {
-      const outcome = await this.#store.getOutcome(this.#org, row.id);
-      const event = toAuditEvent(row, outcome);
+      const event = toAuditEvent(row, outcomes.get(row.id));
       if (traceId === undefined || event.trace_id === traceId) items.push(event);
     }
     const last = page.at(-1);

@@ -393,6 +393,25 @@ export function storeContract(name: string, storeFor: () => string): void {
       await engine.close();
     });
 
+    it("audit pages carry each record's own outcome, in both orders", async () => {
+      const engine = await openEngine({ policy, store: storeFor(), orgId: `org-${randomUUID()}` });
+      const ids: string[] = [];
+      for (let i = 0; i < 5; i++)
+        ids.push((await engine.decide({ agent, actionType: "read.file" })).auditEventId);
+      await engine.report(ids[1]!, { status: "failure", message: "one" }, agent.id);
+      await engine.report(ids[3]!, { status: "partial", message: "three" }, agent.id);
+      const expected = ids.map((id, i) =>
+        i === 1 ? { id, status: "failure" } : i === 3 ? { id, status: "partial" } : { id, status: undefined },
+      );
+      const seen = (items: { id: string; outcome?: { status: string } | null }[]) =>
+        items.map((e) => ({ id: e.id, status: e.outcome?.status ?? undefined }));
+      const first = await engine.audit({ limit: 3 });
+      const rest = await engine.audit({ limit: 3, cursor: first.nextCursor! });
+      expect(seen([...first.items, ...rest.items])).toEqual(expected);
+      expect(seen((await engine.audit({ order: "desc" })).items)).toEqual([...expected].reverse());
+      await engine.close();
+    });
+
     it("outcomes: upsert last-write-wins, owner only, typed errors; receipts carry them", async () => {
       const engine = await openEngine({ policy, store: storeFor(), orgId: `org-${randomUUID()}` });
       const done = await engine.decide({ agent, actionType: "read.file" });

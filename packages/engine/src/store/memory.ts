@@ -283,6 +283,11 @@ export class MemoryStore implements AuditStore {
     return this.#org(org).outcomes.get(auditEventId);
   }
 
+  getOutcomes(org: string, auditEventIds: readonly string[]): OutcomeRow[] {
+    const outcomes = this.#org(org).outcomes;
+    return auditEventIds.flatMap((id) => outcomes.get(id) ?? []);
+  }
+
   listOutcomes(org: string, afterAuditEventId: string | null, limit: number): OutcomeRow[] {
     const rows = [...this.#org(org).outcomes.values()].sort((a, b) =>
       a.auditEventId < b.auditEventId ? -1 : 1,

@@ -677,6 +677,14 @@ export class PostgresStore implements AuditStore {
     )[0];
   }
 
+  async getOutcomes(org: string, auditEventIds: readonly string[]): Promise<OutcomeRow[]> {
+    if (auditEventIds.length === 0) return [];
+    return this.#rows<OutcomeRow>(
+      `SELECT ${OUTCOME_COLUMNS} FROM outcomes WHERE org = $1 AND audit_event_id = ANY ($2::text[])`,
+      [org, auditEventIds],
+    );
+  }
+
   async listOutcomes(org: string, afterAuditEventId: string | null, limit: number): Promise<OutcomeRow[]> {
     return this.#rows<OutcomeRow>(
       `SELECT ${OUTCOME_COLUMNS} FROM outcomes WHERE org = $1 AND audit_event_id > $2 ORDER BY audit_event_id COLLATE "C" LIMIT $3`,

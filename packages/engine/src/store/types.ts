@@ -248,6 +248,8 @@ export interface AuditStore {
   getIdempotency(org: string, key: string): MaybePromise<IdempotencyRow | undefined>;
   upsertOutcome(org: string, row: OutcomeRow): MaybePromise<void>;
   getOutcome(org: string, auditEventId: string): MaybePromise<OutcomeRow | undefined>;
+  /** The outcomes reported for any of these audit events (one read for a page of records), in no order. */
+  getOutcomes(org: string, auditEventIds: readonly string[]): MaybePromise<OutcomeRow[]>;
   listOutcomes(org: string, afterAuditEventId: string | null, limit: number): MaybePromise<OutcomeRow[]>;
   getApproval(org: string, id: string): MaybePromise<ApprovalRow | undefined>;
   listApprovals(org: string, state?: ApprovalState): MaybePromise<ApprovalRow[]>;
