@@ -28,8 +28,9 @@ export async function openOperatorEngine(storeOption: string): Promise<OperatorE
     );
   }
   const { openEngine } = await import("@aa/engine");
-  // An operator makes no decisions: the engine gets a policy that allows nothing.
-  return openEngine({ store, policy: OPERATOR_POLICY });
+  // An operator makes no decisions: the engine gets a policy that allows nothing, and opening it
+  // records no policy change (it is not the policy the agents' chain is decided by).
+  return openEngine({ store, policy: OPERATOR_POLICY, policyChangeAtOpen: "none" });
 }
 
 /** Run `fn` with an operator engine and always close it. */

@@ -3,6 +3,7 @@ import { execFile, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
 import { STARTER_POLICY } from "../src/commands/init.js";
@@ -193,6 +194,55 @@ describe("aa gateway start", { timeout: 60_000 }, () => {
       without.child.kill("SIGTERM");
     }
     expect(await without.exited).toBe(0);
+  });
+
+  it("shows a policy row edited behind the gateway in `aa posture` (exit 3) until an admin PUTs a policy", async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, "aa.policy.yaml"), STARTER_POLICY);
+    const key = async (kind: string, ...extra: string[]) =>
+      JSON.parse((await aa(dir, "--json", "keys", "create", "--kind", kind, ...extra)).stdout).key as string;
+    const agentKey = await key("agent", "--agent", "release-bot");
+    const adminKey = await key("admin");
+    const operatorKey = await key("operator");
+    const gateway = await startGateway(dir);
+    const url = gateway.started.url;
+    const send = (apiKey: string, method: string, path: string, body?: unknown) =>
+      fetch(`${url}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      }).then(async (r) => ({ status: r.status, body: await r.json() }));
+    const readsOnly = { version: 1, policies: [{ name: "reads", action: "read_*", effect: "allow" }] };
+    try {
+      expect((await send(adminKey, "PUT", "/v1/policies", { policy: readsOnly })).status).toBe(200);
+      const db = new DatabaseSync(join(dir, ".aa", "assembly.db"));
+      db.exec("PRAGMA busy_timeout = 5000");
+      db.prepare("UPDATE aa_gateway_policies SET policy = ? WHERE org_id = ?").run(
+        JSON.stringify({ version: 1, policies: [{ name: "all", action: "**", effect: "allow" }] }),
+        "default",
+      );
+      db.close();
+      let reason: unknown;
+      for (let attempt = 0; attempt < 80 && reason !== "POLICY_TAMPERED"; attempt++) {
+        reason = (await send(agentKey, "POST", "/v1/actions", { actionType: "read_diff" })).body.denialReason;
+        if (reason !== "POLICY_TAMPERED") await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(reason).toBe("POLICY_TAMPERED");
+
+      const posture = await aa(dir, "posture", "--gateway", url, "--api-key", operatorKey);
+      expect(posture.code).toBe(3);
+      expect(posture.stdout).toMatch(/chain integrity +0\/25 +chain verified .*but the policy is tampered/);
+      expect(posture.stdout).toMatch(/policy TAMPERED: every call is denied POLICY_TAMPERED since /);
+      expect(posture.stdout).toMatch(/does not match its hash.*PUT \/v1\/policies/);
+
+      expect((await send(adminKey, "PUT", "/v1/policies", { policy: readsOnly })).status).toBe(200);
+      const fixed = await aa(dir, "--json", "posture", "--gateway", url, "--api-key", operatorKey);
+      expect(fixed.code).toBe(0);
+      expect(JSON.parse(fixed.stdout).policyIntegrity).toMatchObject({ state: "intact" });
+    } finally {
+      gateway.child.kill("SIGTERM");
+    }
+    expect(await gateway.exited).toBe(0);
   });
 
   it("refuses a missing policy (exit 4) and a bad port (exit 2)", async () => {

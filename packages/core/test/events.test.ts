@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openEngine } from "@aa/engine";
-import { compilePolicy } from "@aa/policy";
+import { compilePolicy, validatePolicy } from "@aa/policy";
 import { afterAll, describe, expect, it } from "vitest";
 import { type EngineEvent, initAssembly } from "../src/index.js";
 
@@ -70,7 +70,8 @@ describe("subscribe through the governance client", () => {
       // Resume: another process (a second engine on the same file) appends while we are away.
       const resumeAfter = subscription.lastSeq;
       subscription.unsubscribe();
-      const other = await openEngine({ policy: compilePolicy(policy as never), store });
+      // The same policy (validated as initAssembly does, so the same hash): opening records no change.
+      const other = await openEngine({ policy: compilePolicy(validatePolicy(policy)), store });
       await other.decide({ agent: { id: "other-bot" }, actionType: "read_notes" });
       await other.decide({ agent: { id: "other-bot" }, actionType: "drop_table" });
       const resumed: EngineEvent[] = [];

@@ -76,7 +76,10 @@ import type {
   EngineOptions,
   ExportTarget,
   Outcome,
+  PolicyIntegrity,
+  PolicyTamperFinding,
   Posture,
+  RecordedPolicies,
   SubscribeOptions,
   Subscription,
   TokenReservation,
@@ -121,6 +124,13 @@ interface SharedStep {
   verdict: SharedVerdict;
   policy: CompiledPolicy;
   predicted: PolicyDecision | undefined;
+}
+
+/** A denial decided before the policy is evaluated (a tampered policy, or the delegation check). */
+interface GateDenial {
+  reason: DenialReasonCode;
+  message: string;
+  conditions: ConditionResult[];
 }
 
 interface DelegationVerdict {
@@ -197,8 +207,15 @@ export async function openEngine(options: EngineOptions): Promise<DecisionEngine
         option: "counterSweepMs",
       });
     }
+    const policyChangeAtOpen = options.policyChangeAtOpen ?? "record";
+    if (policyChangeAtOpen !== "record" && policyChangeAtOpen !== "none") {
+      throw new EngineError("INVALID_OPTIONS", 400, '`policyChangeAtOpen` must be "record" or "none"', {
+        option: "policyChangeAtOpen",
+      });
+    }
     const engine = new DecisionEngine(store, orgId, policy, keyring, hmac, interval, options);
     await engine.init(refreshMs);
+    if (policyChangeAtOpen === "record") await engine.recordPolicyAtOpen();
     return engine;
   } catch (error) {
     await safelyClose(store);
@@ -229,9 +246,15 @@ function compileOption(policy: EngineOptions["policy"]): CompiledPolicy {
       { option: "policy" },
     );
   }
-  if (isCompiled(policy)) return policy;
+  // A compiled policy from compilePolicy is frozen over a frozen copy of its document, so nobody
+  // holding a reference can change what this engine enforces; any other object is compiled again.
+  if (isCompiled(policy) && Object.isFrozen(policy)) return policy;
   try {
-    return compilePolicy(policy);
+    const compiled = compilePolicy(isCompiled(policy) ? policy.document : policy);
+    if (isCompiled(policy) && compiled.hash !== policy.hash) {
+      throw new Error(`its hash ${policy.hash} is not its document's (${compiled.hash})`);
+    }
+    return compiled;
   } catch (cause) {
     throw new EngineError(
       "INVALID_OPTIONS",
@@ -265,8 +288,17 @@ export class DecisionEngine implements Engine {
    * waiter that read a pending row just before a change arrived re-reads instead of sleeping.
    */
   #approvalChanges = 0;
-  /** How far `adoptRecordedPolicy` has read the chain's policy changes, and the newest one's hash. */
-  readonly #policyScan: { seq: number; hash: string | undefined } = { seq: 0, hash: undefined };
+  /** How far `recordedPolicies` has read the chain's policy changes, and what it found. */
+  readonly #policyScan: {
+    seq: number;
+    newest: { hash: string; seq: number; openedWith: boolean } | undefined;
+    hashes: Set<string>;
+  } = { seq: 0, newest: undefined, hashes: new Set() };
+  /**
+   * Set while the policy cannot be trusted (POLICY_TAMPERED): every decision is denied. Undefined
+   * otherwise, so the decision path pays one property read for it.
+   */
+  #tampered: { integrity: Extract<PolicyIntegrity, { state: "tampered" }>; denial: GateDenial } | undefined;
   /** Stops the store's push notifications (PostgreSQL LISTEN), when it has them. */
   #unwatch: (() => void) | undefined;
   readonly #breaker: CircuitBreaker;
@@ -344,6 +376,13 @@ export class DecisionEngine implements Engine {
 
   get policyHash(): string {
     return this.#policy.hash;
+  }
+
+  /** See {@link Engine.policyIntegrity}. */
+  get policyIntegrity(): PolicyIntegrity {
+    return this.#tampered
+      ? { ...this.#tampered.integrity }
+      : { state: "intact", policyHash: this.#policy.hash };
   }
 
   get orgId(): string {
@@ -508,7 +547,11 @@ export class DecisionEngine implements Engine {
     if (this.#shared === undefined || mode !== "enforce") return undefined;
     if (this.#budgets.inactive && this.#rateLimits.inactive) return undefined;
     const agentId = request.agent.id;
-    if (delegated?.denial !== undefined || this.#containment.blocking(agentId, request.delegationChain)) {
+    if (
+      this.#tampered !== undefined ||
+      delegated?.denial !== undefined ||
+      this.#containment.blocking(agentId, request.delegationChain)
+    ) {
       return undefined;
     }
     const policy = this.#policy;
@@ -557,9 +600,10 @@ export class DecisionEngine implements Engine {
     const mode = request.enforcementMode ?? this.#defaultMode;
     const policy = step?.policy ?? this.#policy;
     const agentId = request.agent.id;
-    // The delegation check, operator containment, the calls budget and the circuit breaker come
-    // before the policy: in-memory checks only.
-    const delegationDenial = mode === "disabled" ? undefined : delegated?.denial;
+    // A tampered policy, the delegation check, operator containment, the calls budget and the
+    // circuit breaker come before the policy: in-memory checks only.
+    const delegationDenial: GateDenial | undefined =
+      mode === "disabled" ? undefined : (this.#tampered?.denial ?? delegated?.denial);
     const contained =
       mode === "disabled" || delegationDenial !== undefined
         ? undefined
@@ -903,18 +947,72 @@ export class DecisionEngine implements Engine {
     );
   }
 
-  /** Replaces the enforced policy and records a `policy.changed` event naming both hashes. */
+  /**
+   * Replaces the enforced policy and records a `policy.changed` event naming both hashes. A
+   * recorded change also ends a tampered state: the policy in force is again the recorded one.
+   */
   async setPolicy(policy: CompiledPolicy | PolicyDocument, changedBy = "engine"): Promise<void> {
     this.#assertOpen();
     const next = compileOption(policy);
-    const previous = this.#policy;
+    await this.#recordPolicyChange(next, changedBy, `policy ${this.#policy.hash} replaced by ${next.hash}`);
+    this.#usePolicy(next);
+    this.#tampered = undefined;
+  }
+
+  async #recordPolicyChange(next: CompiledPolicy, changedBy: string, reason: string): Promise<void> {
     const fields = this.#systemFields("policy.changed", changedBy, "policy.change", {
-      reason: `policy ${previous.hash} replaced by ${next.hash}`,
+      reason,
       policyHash: next.hash,
     });
     const outcome = await this.#writer.append({ fields, encoded: encodeRecord(fields) });
     if (!outcome.ok) throw outcome.error;
-    this.#usePolicy(next);
+  }
+
+  /**
+   * @internal Called by `openEngine` (`policyChangeAtOpen: "record"`): a policy other than the one
+   * the chain's newest record was made under (a restart with an edited file) is recorded as a
+   * change before the first decision. One read, whatever the chain's length: every record carries
+   * the policy hash in force when it was written (an approval record carries its request's, so a
+   * change made while a call waited is, at worst, recorded once more). An empty chain records
+   * nothing: its first record carries the hash.
+   */
+  async recordPolicyAtOpen(): Promise<void> {
+    const head = await this.#store.head(this.#org);
+    if (head.seq === 0) return;
+    const [row] = await this.#store.readEvents(this.#org, head.seq - 1, 1);
+    const last = row ? (JSON.parse(row.text) as { policy_hash?: string }).policy_hash : undefined;
+    if (last === undefined || last === this.#policy.hash) return;
+    await this.#recordPolicyChange(
+      this.#policy,
+      "engine.open",
+      `policy ${last} replaced by ${this.#policy.hash} when the engine opened (it was given another policy than the chain last recorded)`,
+    );
+  }
+
+  /** See {@link Engine.recordedPolicies}. */
+  async recordedPolicies(): Promise<RecordedPolicies> {
+    this.#assertOpen();
+    const scan = this.#policyScan;
+    // Every record up to the head read here is visible: after the scan, none of them is re-read.
+    const head = (await this.#store.head(this.#org)).seq;
+    for (;;) {
+      const rows = await this.#store.readEvents(this.#org, scan.seq, 1000, "policy.change");
+      for (const row of rows) {
+        const record = JSON.parse(row.text) as { kind?: string; policy_hash?: string; agent?: string };
+        if (record.kind === "policy.changed" && typeof record.policy_hash === "string") {
+          scan.newest = {
+            hash: record.policy_hash,
+            seq: row.seq,
+            openedWith: record.agent === "engine.open",
+          };
+          scan.hashes.add(record.policy_hash);
+        }
+        scan.seq = row.seq;
+      }
+      if (rows.length < 1000) break;
+    }
+    scan.seq = Math.max(scan.seq, head);
+    return { newest: scan.newest && { ...scan.newest }, hashes: scan.hashes };
   }
 
   /**
@@ -922,29 +1020,69 @@ export class DecisionEngine implements Engine {
    * with `setPolicy`, when the newest `policy.changed` record of this org's chain is that policy's.
    * Nothing is appended: a change made on one replica is audited once and enforced by all.
    * Resolves `false`, changing nothing, when the chain's newest policy change is another policy
-   * (so no process can switch this engine to a policy the audit does not show).
+   * (so no process can switch this engine to a policy the audit does not show). Adopting the
+   * newest recorded policy ends a tampered state: the policy in force is again the recorded one.
+   * With `{ newest: false }` any policy a `policy.changed` record carries is adopted (a gateway
+   * opening while another replica's change is between its record and its stored row).
    */
-  async adoptRecordedPolicy(policy: CompiledPolicy | PolicyDocument): Promise<boolean> {
+  async adoptRecordedPolicy(
+    policy: CompiledPolicy | PolicyDocument,
+    options: { newest?: boolean } = {},
+  ): Promise<boolean> {
     this.#assertOpen();
     const next = compileOption(policy);
-    const scan = this.#policyScan;
-    // Every record up to the head read here is visible: after the scan, none of them is re-read.
-    const head = (await this.#store.head(this.#org)).seq;
-    for (;;) {
-      const rows = await this.#store.readEvents(this.#org, scan.seq, 1000, "policy.change");
-      for (const row of rows) {
-        const record = JSON.parse(row.text) as { kind?: string; policy_hash?: string };
-        if (record.kind === "policy.changed" && typeof record.policy_hash === "string") {
-          scan.hash = record.policy_hash;
-        }
-        scan.seq = row.seq;
-      }
-      if (rows.length < 1000) break;
-    }
-    scan.seq = Math.max(scan.seq, head);
-    if (scan.hash !== next.hash) return false;
+    const recorded = await this.recordedPolicies();
+    const isNewest = recorded.newest?.hash === next.hash;
+    if (!isNewest && (options.newest !== false || !recorded.hashes.has(next.hash))) return false;
     if (this.#policy.hash !== next.hash) this.#usePolicy(next);
+    if (isNewest) this.#tampered = undefined;
     return true;
+  }
+
+  /** See {@link Engine.markPolicyTampered}. */
+  async markPolicyTampered(finding: PolicyTamperFinding): Promise<void> {
+    this.#assertOpen();
+    if (
+      finding === null ||
+      typeof finding !== "object" ||
+      typeof finding.storedHash !== "string" ||
+      (finding.recordedHash !== null && typeof finding.recordedHash !== "string") ||
+      typeof finding.message !== "string" ||
+      finding.message === ""
+    ) {
+      throw invalid(
+        "markPolicyTampered(finding) needs { storedHash: string, recordedHash: string | null, message: string }",
+      );
+    }
+    const current = this.#tampered?.integrity;
+    if (
+      current !== undefined &&
+      current.storedHash === finding.storedHash &&
+      current.recordedHash === finding.recordedHash &&
+      current.message === finding.message
+    ) {
+      return;
+    }
+    const detectedAt = new Date().toISOString();
+    // Denying starts now, before the record is written: failing closed must not wait on the store.
+    this.#tampered = {
+      integrity: {
+        state: "tampered",
+        policyHash: this.#policy.hash,
+        storedHash: finding.storedHash,
+        recordedHash: finding.recordedHash,
+        detectedAt,
+        message: finding.message,
+      },
+      denial: { reason: "POLICY_TAMPERED", message: finding.message, conditions: EMPTY },
+    };
+    const fields = this.#systemFields("policy.tampered", finding.detectedBy ?? "engine", "policy.tamper", {
+      time: detectedAt,
+      reason: finding.message,
+      metadata: { storedHash: finding.storedHash, recordedHash: finding.recordedHash },
+    });
+    const outcome = await this.#writer.append({ fields, encoded: encodeRecord(fields) });
+    if (!outcome.ok) throw outcome.error;
   }
 
   #usePolicy(next: CompiledPolicy): void {
@@ -1127,7 +1265,7 @@ export class DecisionEngine implements Engine {
       after = rows.at(-1)!.seq;
     }
     const approvals = await this.#store.listApprovals(this.#org);
-    return computePosture(records, approvals, chain, Date.now());
+    return computePosture(records, approvals, chain, Date.now(), this.policyIntegrity);
   }
 
   /** Every agent an operator has contained or released, with its latest transition (reads the store). */
@@ -1447,6 +1585,9 @@ export class DecisionEngine implements Engine {
           approvalId,
         },
       );
+    }
+    if (this.#tampered !== undefined) {
+      throw new EngineError("POLICY_TAMPERED", 403, this.#tampered.denial.message, { approvalId });
     }
     const snapshot = JSON.parse(row.request) as ApprovalSnapshot;
     if (snapshot.delegationId !== undefined) {

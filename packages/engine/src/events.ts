@@ -8,7 +8,7 @@ import { invalid } from "./errors.js";
 import type { AuditStore, StoredEvent } from "./store/types.js";
 import type { EngineEvent, EngineEventType, SubscribeOptions, Subscription } from "./types.js";
 
-/** Every event type, including `anomaly.detected`, reserved for a feature not built yet (never emitted today). */
+/** Every event type (`anomaly.detected`: a tampered policy was found, docs/events.md). */
 export const ENGINE_EVENT_TYPES: readonly EngineEventType[] = [
   "action.denied",
   "action.executed",
@@ -22,8 +22,8 @@ export const ENGINE_EVENT_TYPES: readonly EngineEventType[] = [
   "enforcement.triggered",
 ];
 
-/** Denials that come from an enforcement control (kill switch, circuit breaker, budget, rate limit). */
-const ENFORCEMENT_DENIALS = new Set(["CIRCUIT_OPEN", "BUDGET_EXCEEDED", "RATE_LIMITED"]);
+/** Denials that come from an enforcement control (kill switch, circuit breaker, budget, rate limit, tampered policy). */
+const ENFORCEMENT_DENIALS = new Set(["CIRCUIT_OPEN", "BUDGET_EXCEEDED", "RATE_LIMITED", "POLICY_TAMPERED"]);
 const PAGE = 500;
 const PROJECTION_CACHE = 2 * PAGE;
 export const DEFAULT_EVENTS_POLL_MS = 250;
@@ -75,6 +75,16 @@ export function eventsOfRecord(row: StoredEvent): EngineEvent[] {
       return [event("approval.resolved", { resolution: kind.slice("approval.".length) })];
     case "policy.changed":
       return [event("policy.changed")];
+    case "policy.tampered": {
+      const metadata = (record.metadata ?? {}) as Record<string, unknown>;
+      return [
+        event("anomaly.detected", {
+          trigger: "POLICY_TAMPERED",
+          storedHash: metadata.storedHash ?? null,
+          recordedHash: metadata.recordedHash ?? null,
+        }),
+      ];
+    }
     case "agent.contained":
     case "agent.released":
       return [event("enforcement.triggered", { trigger: kind })];

@@ -107,9 +107,11 @@ export interface Posture {
     approvalHygiene: PostureComponent;
     /** One minus the share of denied actions. */
     anomalyRate: PostureComponent;
-    /** 25 when `verify()` passes, 0 otherwise. */
+    /** 25 when `verify()` passes and the policy is intact, 0 otherwise. */
     chainIntegrity: PostureComponent;
   };
+  /** Whether the enforced policy is the recorded one (`tampered`: every call is denied). */
+  policyIntegrity: PolicyIntegrity;
   /** The recent records the first three components were computed over. */
   window: { records: number; from?: string; to?: string };
 }
@@ -334,6 +336,52 @@ export interface EngineOptions {
    * limit a call is denied `RATE_LIMITED`. Default: the policy file's `rate_limits:` section.
    */
   rateLimits?: RateLimitOptions;
+  /**
+   * What opening does when the chain's last recorded policy is not `policy` (a process restarted
+   * with an edited policy file). `"record"` (default): the policy given is the operator's, so the
+   * change is recorded as a `policy.changed` record (agent `engine.open`) before the first
+   * decision. `"none"`: nothing is recorded; the caller checks the policy against the chain itself
+   * (`recordedPolicies()`, `markPolicyTampered()`), as the gateway does for its stored policies.
+   */
+  policyChangeAtOpen?: "record" | "none";
+}
+
+/**
+ * Whether the policy an engine enforces can be trusted (`engine.policyIntegrity`). `tampered`: the
+ * policy was found changed without a recorded policy change (docs/policy.md, Tampering); every
+ * decision is then denied with `POLICY_TAMPERED` until a policy change is recorded.
+ */
+export type PolicyIntegrity =
+  | { state: "intact"; policyHash: string }
+  | {
+      state: "tampered";
+      /** The policy the engine held when the tampering was found (recorded on the denials). */
+      policyHash: string;
+      /** The hash the tampered copy claims (for a gateway: the stored row's `policy_hash`). */
+      storedHash: string;
+      /** The chain's newest recorded policy change, or null when none is recorded. */
+      recordedHash: string | null;
+      detectedAt: string;
+      /** What is wrong and how to fix it; every denial carries it. */
+      message: string;
+    };
+
+/** What a caller that found a tampered policy reports to `engine.markPolicyTampered()`. */
+export interface PolicyTamperFinding {
+  storedHash: string;
+  recordedHash: string | null;
+  /** What is wrong and how to fix it, in one sentence or two; every denial carries it. */
+  message: string;
+  /** Who found it (the audit record's agent). Default `"engine"`. */
+  detectedBy?: string;
+}
+
+/** The policy changes an org's chain records (`engine.recordedPolicies()`). */
+export interface RecordedPolicies {
+  /** The newest `policy.changed` record's policy hash and chain position, if any. */
+  newest: { hash: string; seq: number; openedWith: boolean } | undefined;
+  /** Every policy hash a `policy.changed` record carries. */
+  hashes: ReadonlySet<string>;
 }
 
 /** An agent's controls as this engine sees them (`engine.agentState(agentId)`). */
@@ -373,6 +421,7 @@ export interface AuditEvent {
     | "approval.expired"
     | "approval.released"
     | "policy.changed"
+    | "policy.tampered"
     | "agent.contained"
     | "agent.released"
     | "delegation.created"
@@ -414,7 +463,7 @@ export interface AuditEvent {
   outcome?: Outcome & { updatedAt: string };
 }
 
-/** Realtime event types. `anomaly.detected` is reserved: accepted by filters, never emitted yet (docs/events.md). */
+/** Realtime event types (docs/events.md); `anomaly.detected` is emitted when a tampered policy is found. */
 export type EngineEventType =
   | "action.denied"
   | "action.executed"
@@ -441,7 +490,8 @@ export interface EngineEvent {
   /**
    * From the record: `kind`, `status`, `denialReason`, `policyName`, `approvalId`, `reason`, `mode`,
    * `tool`, `userId` (the end user, or null); plus `resolution` (approved/denied/expired) on `approval.resolved` and `trigger`
-   * (`CIRCUIT_OPEN`, `BUDGET_EXCEEDED`, `RATE_LIMITED`, `agent.contained`, `agent.released`) on `enforcement.triggered`.
+   * (`CIRCUIT_OPEN`, `BUDGET_EXCEEDED`, `RATE_LIMITED`, `POLICY_TAMPERED`, `agent.contained`, `agent.released`) on
+   * `enforcement.triggered` and `POLICY_TAMPERED` (with `storedHash`, `recordedHash`) on `anomaly.detected`.
    */
   data: Record<string, unknown>;
 }
@@ -565,9 +615,23 @@ export interface Engine {
   setPolicy(policy: CompiledPolicy | PolicyDocument, changedBy?: string): Promise<void>;
   /**
    * Adopts a policy another process already recorded with `setPolicy` (the chain's newest
-   * `policy.changed` record must carry its hash); appends nothing. False when it does not.
+   * `policy.changed` record must carry its hash; with `{ newest: false }` any such record);
+   * appends nothing. False when it does not.
    */
-  adoptRecordedPolicy(policy: CompiledPolicy | PolicyDocument): Promise<boolean>;
+  adoptRecordedPolicy(
+    policy: CompiledPolicy | PolicyDocument,
+    options?: { newest?: boolean },
+  ): Promise<boolean>;
+  /** Whether the enforced policy can be trusted; `tampered` while every call is denied `POLICY_TAMPERED`. */
+  readonly policyIntegrity: PolicyIntegrity;
+  /** The policy changes the org's chain records (read incrementally: each call reads only new records). */
+  recordedPolicies(): Promise<RecordedPolicies>;
+  /**
+   * Fails closed on a policy found changed behind the audit's back: from now on every decision is
+   * denied `POLICY_TAMPERED` with `finding.message`, and one `policy.tampered` record is appended
+   * per distinct finding. Cleared by `setPolicy` or by `adoptRecordedPolicy` adopting a policy.
+   */
+  markPolicyTampered(finding: PolicyTamperFinding): Promise<void>;
   /** Operator kill switch: every call of the agent (and of agents it delegated to) is denied until released. Audited (`agent.contained`). */
   contain(agentId: string, operator: string, reason: string): Promise<AgentControl>;
   /** Lifts a containment (`agent.released`); an agent may not release itself (`SELF_RELEASE_FORBIDDEN`). */

@@ -37,6 +37,24 @@ export interface StoredPolicy {
   updatedBy: string;
 }
 
+/**
+ * An org's policy row as read back: nothing in it is trusted (the row may have been edited in the
+ * database), so `policy` is the parsed text, unvalidated (`null` when the text is not JSON).
+ */
+export interface ReadPolicy extends Omit<StoredPolicy, "policy"> {
+  policy: unknown;
+  /** The stored text, verbatim. */
+  text: string;
+}
+
+function parseStoredPolicy(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}
+
 /** A release answered once for an idempotency key: a retry with the same key gets it again. */
 export interface StoredRelease {
   orgId: string;
@@ -89,7 +107,7 @@ export interface GatewayStore {
   listKeys(orgId?: string): Promise<ApiKeyRecord[]>;
   /** Marks the key revoked (idempotent: the first revocation time stays); undefined when unknown. */
   revokeKey(id: string, at: string): Promise<ApiKeyRecord | undefined>;
-  getPolicy(orgId: string): Promise<StoredPolicy | undefined>;
+  getPolicy(orgId: string): Promise<ReadPolicy | undefined>;
   putPolicy(policy: StoredPolicy): Promise<void>;
   getRelease(orgId: string, idempotencyKey: string): Promise<StoredRelease | undefined>;
   /** Keeps the first release stored for the key (a concurrent second one is ignored). */
@@ -128,8 +146,9 @@ class MemoryGatewayStore implements GatewayStore {
     row.revokedAt ??= at;
     return { ...row };
   }
-  async getPolicy(orgId: string): Promise<StoredPolicy | undefined> {
-    return this.#policies.get(orgId);
+  async getPolicy(orgId: string): Promise<ReadPolicy | undefined> {
+    const stored = this.#policies.get(orgId);
+    return stored && { ...stored, text: JSON.stringify(stored.policy) };
   }
   async putPolicy(policy: StoredPolicy): Promise<void> {
     this.#policies.set(policy.orgId, policy);
@@ -305,14 +324,15 @@ class SqliteGatewayStore implements GatewayStore {
     this.#s.revokeKey!.run(at, id);
     return this.getKey(id);
   }
-  async getPolicy(orgId: string): Promise<StoredPolicy | undefined> {
+  async getPolicy(orgId: string): Promise<ReadPolicy | undefined> {
     const row = this.#s.getPolicy!.get(orgId) as
       | { org_id: string; policy: string; policy_hash: string; updated_at: string; updated_by: string }
       | undefined;
     return row
       ? {
           orgId: row.org_id,
-          policy: JSON.parse(row.policy) as PolicyDocument,
+          policy: parseStoredPolicy(row.policy),
+          text: row.policy,
           policyHash: row.policy_hash,
           updatedAt: row.updated_at,
           updatedBy: row.updated_by,
@@ -490,7 +510,7 @@ class PostgresGatewayStore implements GatewayStore {
     );
     return this.getKey(id);
   }
-  async getPolicy(orgId: string): Promise<StoredPolicy | undefined> {
+  async getPolicy(orgId: string): Promise<ReadPolicy | undefined> {
     const { rows } = await this.#pool.query<{
       org_id: string;
       policy: string;
@@ -502,7 +522,8 @@ class PostgresGatewayStore implements GatewayStore {
     return row
       ? {
           orgId: row.org_id,
-          policy: JSON.parse(row.policy) as PolicyDocument,
+          policy: parseStoredPolicy(row.policy),
+          text: row.policy,
           policyHash: row.policy_hash,
           updatedAt: row.updated_at,
           updatedBy: row.updated_by,

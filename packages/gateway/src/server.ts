@@ -13,13 +13,7 @@ import {
 import { PassThrough } from "node:stream";
 import type { ActionResult, Approval, DecisionEngine, DecisionRequest, EngineEventType } from "@aa/engine";
 import { ENGINE_EVENT_TYPES, EngineError } from "@aa/engine";
-import {
-  type CompiledPolicy,
-  hashPolicyDocument,
-  type PolicyDocument,
-  PolicyValidationError,
-  validatePolicy,
-} from "@aa/policy";
+import { type CompiledPolicy, type PolicyDocument, PolicyValidationError, validatePolicy } from "@aa/policy";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { type ConsoleOptions, loadConsoleAssets, registerConsole } from "./console.js";
 import { EnginePool, type SharedEngineOptions } from "./engines.js";
@@ -264,7 +258,13 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
             { cause },
           );
         }
-        return reply.send({ status: "ready", store: database.kind });
+        // Still ready with a tampered org: its calls are denied either way, and every replica reads
+        // the same database, so taking this one out of rotation would fix nothing (docs/gateway.md).
+        return reply.send({
+          status: "ready",
+          store: database.kind,
+          policyTampered: (await pool.tamperedOrgs()).length,
+        });
       });
 
       v1.get("/jwks.json", async () => {
@@ -553,7 +553,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         const stored = await store.getPolicy(principal.orgId);
         const policy =
           stored?.policy ?? (options.policy as CompiledPolicy).document ?? (options.policy as PolicyDocument);
-        return { policyHash: engine.policyHash, policy };
+        return { policyHash: engine.policyHash, policy, policyIntegrity: engine.policyIntegrity };
       });
 
       v1.put("/policies", { schema: { body: schemas.PolicyRequest } }, async (request) => {
@@ -569,16 +569,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
           }
           throw error;
         }
-        const engine = await pool.get(principal.orgId);
-        await engine.setPolicy(document, principal.reviewer);
-        await store.putPolicy({
-          orgId: principal.orgId,
-          policy: document,
-          policyHash: hashPolicyDocument(document),
-          updatedAt: new Date().toISOString(),
-          updatedBy: principal.reviewer,
-        });
-        return { policyHash: engine.policyHash };
+        return { policyHash: await pool.replacePolicy(principal.orgId, document, principal.reviewer) };
       });
 
       v1.get("/posture", async (request) => {

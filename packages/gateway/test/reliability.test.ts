@@ -41,7 +41,8 @@ async function until(ready: () => boolean, seen: () => unknown, step?: () => Pro
 /** Every record of an org's chain, read after the gateways are gone. */
 async function chainOf(database: string, orgId: string) {
   const store = database.startsWith("sqlite:") ? database.slice("sqlite:".length) : database;
-  const engine = await openEngine({ policy, store, orgId });
+  // Opened to read the chain only: its policy is not recorded as a change.
+  const engine = await openEngine({ policy, store, orgId, policyChangeAtOpen: "none" });
   try {
     const records: AuditEvent[] = [];
     let cursor: string | undefined;

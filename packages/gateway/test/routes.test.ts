@@ -410,7 +410,11 @@ describe("enforcement modes", () => {
 describe("readiness", () => {
   it("is 503 GATE_UNAVAILABLE with Retry-After while the database does not answer", async () => {
     const gw = await gateway();
-    expect((await gw.call(undefined, "GET", "/v1/ready")).body).toEqual({ status: "ready", store: "sqlite" });
+    expect((await gw.call(undefined, "GET", "/v1/ready")).body).toEqual({
+      status: "ready",
+      store: "sqlite",
+      policyTampered: 0,
+    });
     // The database goes away under the running gateway.
     await gw.gateway.store.close();
     const down = await gw.call(undefined, "GET", "/v1/ready");

@@ -1,5 +1,6 @@
 import { parseDuration } from "./duration.js";
 import { compileFieldLookup, type Lookup, MISSING } from "./fields.js";
+import { deepFreeze } from "./freeze.js";
 import { type ActionGlob, compileActionGlob } from "./glob.js";
 import { hashPolicyDocument } from "./hash.js";
 import { type ConditionTest, compileConditionTest, HOLDS, UNDECIDED } from "./operators.js";
@@ -152,7 +153,10 @@ function safelyDescribeError(error: unknown): string {
  * literal prefix of their globs, and the rules matching each action type are memoised, so an evaluation
  * touches only the policies that match.
  */
-export function compilePolicy(document: PolicyDocument): CompiledPolicy {
+export function compilePolicy(given: PolicyDocument): CompiledPolicy {
+  // Compiled from a frozen copy and frozen itself: whoever keeps a reference to the document (or
+  // to the result) cannot change what is enforced under the hash computed here.
+  const document = deepFreeze(JSON.parse(JSON.stringify(given)) as PolicyDocument);
   const sorted = [...document.policies].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const rules = sorted.map(compileRule);
   const exactIndex = new Map<string, CompiledRule[]>();
@@ -323,7 +327,7 @@ export function compilePolicy(document: PolicyDocument): CompiledPolicy {
     };
   };
 
-  return {
+  return Object.freeze({
     document,
     hash: hashPolicyDocument(document),
     evaluate(input: EvaluationInput): PolicyDecision {
@@ -339,5 +343,5 @@ export function compilePolicy(document: PolicyDocument): CompiledPolicy {
         };
       }
     },
-  };
+  });
 }

@@ -9,6 +9,7 @@ import {
 } from "yaml";
 import type { z } from "zod";
 import { PolicyValidationError } from "./errors.js";
+import { deepFreeze } from "./freeze.js";
 import { KNOWN_KEYS, policyDocumentSchema } from "./schema.js";
 import type { ParsePolicyOptions, PolicyDocument, PolicyIssue, ValidatePolicyOptions } from "./types.js";
 
@@ -135,14 +136,6 @@ function checkUniqueNames(document: PolicyDocument, source: string, locate: Loca
     });
   });
   return issues;
-}
-
-function deepFreeze<T>(value: T): T {
-  if (typeof value === "object" && value !== null) {
-    for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key]);
-    Object.freeze(value);
-  }
-  return value;
 }
 
 /** A plain, frozen copy so later changes to the caller's object cannot drift from the hash. */

@@ -1,4 +1,5 @@
 /** `aa posture`: the governance posture score of the store's organisation, with its components. */
+import type { Posture } from "@aa/engine";
 import type { Command } from "commander";
 import { color, ExitCode, type Printer } from "../output.js";
 import { addStateOptions, type StateOptions, withState } from "../state.js";
@@ -15,7 +16,7 @@ export function registerPosture(program: Command, printer: () => Printer): void 
     program
       .command("posture")
       .description(
-        "governance posture 0-100: policy coverage, approval hygiene, anomaly rate (last 10 000 records) and chain integrity, 25 each; exit 3 when the chain is broken",
+        "governance posture 0-100: policy coverage, approval hygiene, anomaly rate (last 10 000 records) and chain integrity, 25 each; exit 3 when the chain is broken or the policy tampered",
       ),
   ).action(async (opts: StateOptions) => {
     const p = printer();
@@ -27,6 +28,14 @@ export function registerPosture(program: Command, printer: () => Printer): void 
       for (const key of Object.keys(LABELS) as (keyof typeof LABELS)[]) {
         const part = posture.components[key];
         p.out(`  ${LABELS[key].padEnd(17)} ${`${part.score}/25`.padStart(7)}  ${part.detail}`);
+      }
+      // Absent from gateways older than the policy integrity check.
+      const integrity = posture.policyIntegrity as Posture["policyIntegrity"] | undefined;
+      if (integrity?.state === "tampered") {
+        p.out(
+          color.red(`  policy TAMPERED: every call is denied POLICY_TAMPERED since ${integrity.detectedAt}`),
+        );
+        p.out(`  ${integrity.message}`);
       }
     });
     if (posture.components.chainIntegrity.score === 0) process.exitCode = ExitCode.VERIFY_FAILED;

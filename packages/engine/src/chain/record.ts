@@ -24,6 +24,7 @@ export type RecordKind =
   | "approval.expired"
   | "approval.released"
   | "policy.changed"
+  | "policy.tampered"
   | "agent.contained"
   | "agent.released"
   | "delegation.created"

@@ -4,7 +4,7 @@
  * chain's own verification. Definitions are in docs/controls.md; this module is pure arithmetic.
  */
 import type { ApprovalRow } from "../store/types.js";
-import type { Posture, PostureComponent, VerifyResult } from "../types.js";
+import type { PolicyIntegrity, Posture, PostureComponent, VerifyResult } from "../types.js";
 
 /** How many of the most recent audit records the score looks at. */
 export const POSTURE_WINDOW = 10_000;
@@ -34,12 +34,16 @@ export function computePosture(
   approvals: readonly ApprovalRow[],
   chain: VerifyResult,
   now: number,
+  policyIntegrity: PolicyIntegrity = { state: "intact", policyHash: "" },
 ): Posture {
   const actions = records.filter((r) => r.kind === "action");
   // Calls the policy evaluated: not stopped before it by a control, not in disabled mode.
   const evaluated = actions.filter(
     (r) =>
-      r.mode !== "disabled" && r.denial_reason !== "CIRCUIT_OPEN" && r.denial_reason !== "BUDGET_EXCEEDED",
+      r.mode !== "disabled" &&
+      r.denial_reason !== "CIRCUIT_OPEN" &&
+      r.denial_reason !== "BUDGET_EXCEEDED" &&
+      r.denial_reason !== "POLICY_TAMPERED",
   );
   const covered = evaluated.filter((r) => r.policy_name !== null).length;
   const policyCoverage = component(
@@ -78,12 +82,19 @@ export function computePosture(
       : `${denied} of ${actions.length} actions denied (${percent(denied, actions.length)}), ${controls} of them by the circuit breaker, kill switch or a budget`,
   );
 
-  const chainIntegrity: PostureComponent = chain.chainValid
-    ? { score: FULL, detail: `chain verified (${chain.checked} records)` }
-    : {
+  // A valid chain next to a policy changed behind its back is no integrity: the records no longer
+  // say which policy is meant to decide.
+  const chainIntegrity: PostureComponent = !chain.chainValid
+    ? {
         score: 0,
         detail: `chain broken${chain.firstBrokenAtRowId ? ` at record ${chain.firstBrokenAtRowId}` : ""}${chain.problem ? `: ${chain.problem}` : ""}`,
-      };
+      }
+    : policyIntegrity.state === "tampered"
+      ? {
+          score: 0,
+          detail: `chain verified (${chain.checked} records), but the policy is tampered (stored ${policyIntegrity.storedHash}, recorded ${policyIntegrity.recordedHash ?? "none"}): every call is denied POLICY_TAMPERED`,
+        }
+      : { score: FULL, detail: `chain verified (${chain.checked} records)` };
 
   const components = { policyCoverage, approvalHygiene, anomalyRate, chainIntegrity };
   const score = Math.round(
@@ -92,6 +103,7 @@ export function computePosture(
   return {
     score,
     components,
+    policyIntegrity,
     window: {
       records: records.length,
       ...(records.length > 0 ? { from: records[0]!.time, to: records.at(-1)!.time } : {}),
