@@ -4,6 +4,7 @@ import { resolve } from "node:path";
 import { parsePolicy } from "@aa/policy";
 import type { Command } from "commander";
 import { CliError, ExitCode, type Printer } from "../output.js";
+import { untilStopSignal } from "../signals.js";
 
 export const DEFAULT_DATABASE = "sqlite:.aa/assembly.db";
 export const DEFAULT_PORT = 7391;
@@ -89,15 +90,7 @@ export function registerGateway(program: Command, printer: () => Printer): void 
             );
           }
         });
-        await new Promise<void>((done) => {
-          const stop = () => {
-            process.off("SIGINT", stop);
-            process.off("SIGTERM", stop);
-            done();
-          };
-          process.on("SIGINT", stop);
-          process.on("SIGTERM", stop);
-        });
+        await untilStopSignal();
         await server.close();
         if (!p.json) p.err("aa gateway stopped (engines closed, checkpoints written)");
       },

@@ -7,6 +7,7 @@ import { resolve } from "node:path";
 import { parsePolicy } from "@aa/policy";
 import type { Command } from "commander";
 import { CliError, ExitCode, type Printer } from "../output.js";
+import { untilStopSignal } from "../signals.js";
 import { DEFAULT_STORE } from "../store.js";
 import { DEFAULT_DATABASE } from "./gateway.js";
 
@@ -133,15 +134,7 @@ export function registerProxy(program: Command, printer: () => Printer): void {
             );
           }
         });
-        await new Promise<void>((done) => {
-          const stop = () => {
-            process.off("SIGINT", stop);
-            process.off("SIGTERM", stop);
-            done();
-          };
-          process.on("SIGINT", stop);
-          process.on("SIGTERM", stop);
-        });
+        await untilStopSignal();
         await proxy.close();
         if (!p.json) p.err("aa proxy stopped");
       },
