@@ -1,5 +1,9 @@
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { encodeRecord, type RecordFields, sha256Hex } from "../src/chain/record.js";
+import { uuidv7 } from "../src/ids.js";
 import { openEngine } from "../src/index.js";
+import { MemoryStore, SEAL_DELAY_MS } from "../src/store/memory.js";
+import type { PendingAppend } from "../src/store/types.js";
 import { agent, policy } from "./helpers.js";
 
 // The memory store seals plain records after decide() resolves; these tests pin what that may not change.
@@ -126,5 +130,81 @@ policies:
     expect(counts.records).toBe(2);
     expect(exported.join("")).toContain('"pr_size":2');
     await engine.close();
+  });
+});
+
+describe("memory store: when pending records are sealed", () => {
+  const org = "org-seal";
+  const item = (n: number): PendingAppend => {
+    const fields: RecordFields = {
+      id: uuidv7(),
+      kind: "action",
+      time: new Date(0).toISOString(),
+      org,
+      agent: "agent-1",
+      delegation: ["agent-1"],
+      actionType: "read.file",
+      tool: null,
+      framework: null,
+      args: { n },
+      argsHash: `sha256:${sha256Hex(JSON.stringify({ n }))}`,
+      metadata: null,
+      dataAccessed: null,
+      status: "executed",
+      denialReason: null,
+      policyName: "reads",
+      policyHash: "0".repeat(64),
+      conditions: [],
+      approvalId: null,
+      traceId: null,
+      toolCallId: null,
+      mode: "enforce",
+      shadow: null,
+      failOpen: false,
+      reason: null,
+      redactionRules: [],
+    };
+    return { fields, encoded: encodeRecord(fields) };
+  };
+
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it("seals records appended over several event-loop turns as one batch, SEAL_DELAY_MS after the first", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setImmediate"] });
+    const store = new MemoryStore();
+    const built: number[] = [];
+    const append = (n: number) =>
+      store.appendDeferred(org, () => {
+        built.push(n);
+        return item(n);
+      });
+    expect(append(1)).toBe(1);
+    vi.advanceTimersByTime(SEAL_DELAY_MS - 1); // turns of the loop (an I/O-bound tool call each)
+    expect(append(2)).toBe(2);
+    vi.advanceTimersByTime(0);
+    expect(built).toEqual([]);
+    vi.advanceTimersByTime(1);
+    expect(built).toEqual([1, 2]);
+    expect(store.unsafeRows(org).map((e) => e.seq)).toEqual([1, 2]);
+    // The next record starts a new delay.
+    expect(append(3)).toBe(3);
+    vi.advanceTimersByTime(SEAL_DELAY_MS - 1);
+    expect(built).toEqual([1, 2]);
+    vi.advanceTimersByTime(1);
+    expect(built).toEqual([1, 2, 3]);
+    store.close();
+  });
+
+  it("seals at once for a reader, and on close without leaving the timer behind", () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setImmediate"] });
+    const store = new MemoryStore();
+    store.appendDeferred(org, () => item(1));
+    expect(store.head(org)).toMatchObject({ seq: 1 });
+    store.appendDeferred(org, () => item(2));
+    store.close();
+    expect(vi.getTimerCount()).toBe(0);
+    expect(store.unsafeRows(org).map((e) => e.seq)).toEqual([1, 2]);
   });
 });

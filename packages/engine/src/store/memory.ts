@@ -6,6 +6,11 @@
  * caller's critical path. Every other operation of the store (reads, effectful appends, close)
  * first seals what is pending, so readers and writers see the same order and `seq` as if the
  * records had been sealed one by one.
+ *
+ * Pending records are sealed {@link SEAL_DELAY_MS} after the first of them, not on the next turn of
+ * the event loop: a tool that does I/O (an HTTP request) turns the loop once per call, and sealing
+ * a batch of one there ran the encoder, the JSON parse and the hash cold, in the middle of the
+ * tool's own round trip, several times what the same work costs in a batch (docs/audit.md).
  */
 import { GENESIS_HASH, sealRecord } from "../chain/record.js";
 import type { ApprovalState } from "../types.js";
@@ -51,18 +56,26 @@ type DelegationEffect = Extract<StoreEffect, { type: `delegation.${string}` }>;
 
 /** Pending records sealed inline once this many are waiting (bounds memory and the delay). */
 const MAX_PENDING = 512;
+/**
+ * Longest wait, in ms, before pending records are sealed when nothing reads the store (bounds how
+ * long a record that cannot be encoded goes unnoticed; any read seals at once). Long enough that a
+ * loop of I/O-bound tool calls seals tens of records per batch, short against a human's look.
+ */
+export const SEAL_DELAY_MS = 10;
 
 export class MemoryStore implements AuditStore {
   readonly kind = "memory" as const;
   readonly immediate = true;
   readonly #orgs = new Map<string, OrgData>();
-  #sealScheduled = false;
+  /** The timer that seals pending records, while one is set. */
+  #sealTimer: ReturnType<typeof setTimeout> | undefined;
   #sealFailure: unknown;
 
   /**
    * Accepts a record to seal later; `build` must only read values the caller can no longer change
-   * (snapshots). Returns the record's `seq`. Sealing runs once per batch on `setImmediate`, inline
-   * when {@link MAX_PENDING} records wait, and before any other store operation.
+   * (snapshots). Returns the record's `seq`. Sealing runs once per batch, {@link SEAL_DELAY_MS}
+   * after the first pending record, inline when {@link MAX_PENDING} records wait, and before any
+   * other store operation.
    */
   appendDeferred(org: string, build: () => PendingAppend): number {
     if (this.#sealFailure !== undefined) throw this.#sealFailure;
@@ -70,12 +83,11 @@ export class MemoryStore implements AuditStore {
     data.pending.push(build);
     const seq = data.events.length + data.pending.length;
     if (data.pending.length >= MAX_PENDING) this.#seal(data);
-    else if (!this.#sealScheduled) {
-      this.#sealScheduled = true;
-      setImmediate(() => {
-        this.#sealScheduled = false;
+    else if (this.#sealTimer === undefined) {
+      this.#sealTimer = setTimeout(() => {
+        this.#sealTimer = undefined;
         this.sealPending();
-      }).unref();
+      }, SEAL_DELAY_MS).unref();
     }
     return seq;
   }
@@ -355,6 +367,8 @@ export class MemoryStore implements AuditStore {
   }
 
   close(): void {
+    clearTimeout(this.#sealTimer);
+    this.#sealTimer = undefined;
     this.sealPending();
   }
 
