@@ -9,11 +9,16 @@
 // differences. The memory store seals records in batches (inline once 512 wait, in a loop of awaited
 // calls): that work lands in the governed calls. (c) is broken down by the same pairing with the
 // adapter alone and with the memory store, and by the time the tool's own fetch takes inside the call.
+// Its floor row needs no engine: the bare tool itself commits one row to SQLite (same table and
+// index, a record of the same size, WAL, synchronous=NORMAL) before its fetch, which is the least
+// any "durable before the tool runs" design costs on the event-loop thread.
 // Targets: (a) +<= 2 µs p50 / +<= 5 µs p99, (b) +<= 25 µs p50, (c) +<= 10 %.
+import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { createHostContext, initAssembly } from "@aa/core";
 import { DynamicStructuredTool, StructuredTool } from "@langchain/core/tools";
 import { z } from "zod";
@@ -71,6 +76,44 @@ const fetchLocal = fetchTool();
 const bareFetchLocal = fetchTool();
 Object.defineProperty(bareFetchLocal, "call", { value: unpatchedCall });
 
+/**
+ * The (c) floor: one bare SQLite commit (the audit table's shape, a ~770-byte record like the
+ * engine's, WAL, synchronous=NORMAL, checkpoints as rare as the engine's) made by the bare tool
+ * itself right before its fetch. No engine, no policy, no hashing.
+ */
+function floorTool(file) {
+  const db = new DatabaseSync(file);
+  db.exec("PRAGMA journal_mode = WAL");
+  db.exec("PRAGMA synchronous = NORMAL");
+  db.exec("PRAGMA wal_autocheckpoint = 10000");
+  db.exec(`CREATE TABLE audit_events (org TEXT NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL,
+    hash TEXT NOT NULL, agent TEXT NOT NULL, action_type TEXT NOT NULL, record TEXT NOT NULL);
+    CREATE UNIQUE INDEX audit_events_org_seq ON audit_events (org, seq);`);
+  const begin = db.prepare("BEGIN IMMEDIATE");
+  const insert = db.prepare(
+    "INSERT INTO audit_events (org, seq, id, hash, agent, action_type, record) VALUES (?, ?, ?, ?, ?, ?, ?)",
+  );
+  const commit = db.prepare("COMMIT");
+  const record = JSON.stringify({ args: { path: "/" }, pad: "x".repeat(720) });
+  let seq = 0;
+  const tool = new DynamicStructuredTool({
+    name: "fetch_local",
+    description: "GET a loopback URL",
+    schema: z.object({ path: z.string() }),
+    func: async () => {
+      begin.get();
+      insert.get("default", ++seq, randomUUID(), "0".repeat(64), "bench", "fetch_local", record);
+      commit.get();
+      const t0 = process.hrtime.bigint();
+      const text = await (await fetch(url)).text();
+      fetchNs = Number(process.hrtime.bigint() - t0);
+      return text;
+    },
+  });
+  Object.defineProperty(tool, "call", { value: unpatchedCall });
+  return { tool, close: () => db.close() };
+}
+
 const quick = process.env.AA_BENCH_QUICK === "1";
 const ROUNDS = quick ? 2 : 5;
 const FAST = { iterations: quick ? 3_000 : 10_000, warmup: 2_000, block: 20 };
@@ -127,9 +170,18 @@ const governed = (store, fn) =>
 const dir = mkdtempSync(join(tmpdir(), "aa-langchain-bench-"));
 try {
   // Rounds interleave the cases (the machine is shared); each figure is a median over rounds.
-  const runs = { patchOnly: [], memory: [], sqlite: [], httpPatch: [], httpMemory: [], httpSqlite: [] };
+  const runs = {
+    patchOnly: [],
+    memory: [],
+    sqlite: [],
+    httpPatch: [],
+    httpMemory: [],
+    httpSqlite: [],
+    httpFloor: [],
+  };
   const sqliteFile = join(dir, "a.db");
   const httpFile = join(dir, "b.db");
+  const floor = floorTool(join(dir, "c.db"));
   const fast = () => alternate(add, bareAdd, input, FAST);
   const http = () => alternate(fetchLocal, bareFetchLocal, { path: "/" }, HTTP);
   for (let round = 0; round < ROUNDS; round++) {
@@ -139,7 +191,9 @@ try {
     runs.httpPatch.push(await adapterOnly(http));
     runs.httpMemory.push(await governed(":memory:", http));
     runs.httpSqlite.push(await governed(httpFile, http));
+    runs.httpFloor.push(await alternate(floor.tool, bareFetchLocal, { path: "/" }, HTTP));
   }
+  floor.close();
 
   /** One row: the governed side against its bare twin of the same rounds (medians over rounds). */
   const pairRow = (label, name, pairs, target, withFetch = false) => {
@@ -172,6 +226,13 @@ try {
     pairRow(HTTP_TOOL, "adapter only (pass-through interceptor)", runs.httpPatch, "", true),
     pairRow(HTTP_TOOL, "governed, :memory: (decision, no commit)", runs.httpMemory, "", true),
     pairRow(HTTP_TOOL, "(c) governed, audit committed to SQLite", runs.httpSqlite, "+<= 10 %", true),
+    pairRow(
+      HTTP_TOOL,
+      "floor: the bare tool commits 1 SQLite row first",
+      runs.httpFloor,
+      "(no engine)",
+      true,
+    ),
   ]);
 } finally {
   server.close();
