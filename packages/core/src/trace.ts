@@ -174,7 +174,6 @@ function storage(): AsyncLocalStorage<TraceScope> {
 }
 
 const TRACE_ID = /^[0-9a-f]{32}$/;
-const SPAN_ID = /^[0-9a-f]{16}$/;
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 
 /** A W3C trace id: 16 random bytes as lowercase hex (never all zeros). */

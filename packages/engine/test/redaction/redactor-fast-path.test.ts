@@ -21,7 +21,7 @@ describe("compileRedactor: unchanged input is not copied", () => {
       { card: "4111", title: "x" },
       { nested: { password: "hunter22" } },
       { note: "Authorization: Bearer abcdefghijklmnop1234" },
-      { ["token=abcdef123456"]: 1 },
+      { "token=abcdef123456": 1 },
     ]) {
       const before = JSON.stringify(input);
       const out = redact(input);
