@@ -10,11 +10,11 @@ import { fileURLToPath } from "node:url";
 import { compilePolicy, parsePolicy } from "@aa/policy";
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
-import type { DecisionEngine, EngineEvent } from "../src/index.js";
 // From dist, as the replica processes do: a long chain is verified on worker threads, whose
 // scripts exist only as built .js files.
 import { openEngine } from "../dist/index.js";
 import { openStore } from "../dist/store/open.js";
+import type { DecisionEngine, EngineEvent } from "../src/index.js";
 import type { StoredEvent } from "../src/store/types.js";
 import { policy, tempDir } from "./helpers.js";
 import { PG_URL, pgSchemaUrl } from "./pg.js";
