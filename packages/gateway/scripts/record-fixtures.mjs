@@ -3,13 +3,16 @@
 // each scenario's requests are sent to a gateway on a fresh SQLite file, and the responses are
 // normalised (volatile values become placeholders, see packages/wire-contract/README.md).
 // Run after changing the wire on purpose:  node packages/gateway/scripts/record-fixtures.mjs
-// (after `pnpm --filter @aa/gateway build`), then review the diff of the fixtures.
+// (after `pnpm --filter @aa/gateway build`), then review the diff of the fixtures. The files are
+// formatted with the repository's Biome settings, so an unchanged wire gives an empty diff (the
+// gateway test "wire-contract fixtures" re-records into AA_FIXTURES_OUT and fails on any drift).
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createGateway, createKey } from "../dist/index.js";
 
-const out = new URL("../../wire-contract/fixtures/", import.meta.url).pathname;
+const out = process.env.AA_FIXTURES_OUT ?? new URL("../../wire-contract/fixtures/", import.meta.url).pathname;
 const pendingOut = new URL("../../wire-contract/pending/", import.meta.url).pathname;
 
 const POLICY = {
@@ -180,7 +183,14 @@ const scenarios = [
         "the operator approves",
         post("/v1/approvals/<approval1>/approve", "operator", { reason: "looks good" }),
       ],
-      ["approving twice is a conflict", post("/v1/approvals/<approval1>/approve", "operator")],
+      [
+        "the same reviewer's retry answers as the first did",
+        post("/v1/approvals/<approval1>/approve", "operator", { reason: "looks good" }),
+      ],
+      [
+        "another reviewer approving it again is a conflict",
+        post("/v1/approvals/<approval1>/approve", "admin"),
+      ],
       [
         "the agent's wait returns the decision",
         get("/v1/approvals/<approval1>/wait?timeoutMs=1000", "agent"),
@@ -351,6 +361,12 @@ const scenarios = [
         withToken(act("otherAgent", { actionType: "pr.open", metadata: { pr_size: 3 } }), "<token1>"),
       ],
       ["the agent lists the delegations below it", get("/v1/delegations", "agent")],
+      ["the child lists as itself with its token", withToken(get("/v1/delegations", "agent"), "<token1>")],
+      [
+        "the grandchild may not revoke its parent's delegation",
+        withToken(del("/v1/delegations/<delegation1>", "agent"), "<token2>"),
+      ],
+      ["an operator key does not present a token", withToken(get("/v1/delegations", "operator"), "<token1>")],
       ["the operator lists the org's active ones", get("/v1/delegations?activeOnly=true", "operator")],
       ["another agent may not revoke them", del("/v1/delegations/<delegation1>", "otherAgent")],
       [
@@ -529,3 +545,7 @@ async function record(scenario) {
 }
 
 for (const scenario of scenarios) await record(scenario);
+if (process.env.AA_FIXTURES_OUT === undefined) {
+  const biome = new URL("../../../node_modules/.bin/biome", import.meta.url).pathname;
+  execFileSync(biome, ["format", "--write", out], { stdio: "inherit" });
+}
