@@ -551,8 +551,14 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         const principal = await authenticate(request, ...anyRole);
         const engine = await pool.get(principal.orgId);
         const stored = await store.getPolicy(principal.orgId);
+        // A stored row is shown as found, even when it is not JSON (its text then): falling back to
+        // the start-up policy would show a policy that is not the one in the database.
         const policy =
-          stored?.policy ?? (options.policy as CompiledPolicy).document ?? (options.policy as PolicyDocument);
+          stored === undefined
+            ? ((options.policy as CompiledPolicy).document ?? (options.policy as PolicyDocument))
+            : stored.policy === null && stored.text !== "null"
+              ? stored.text
+              : stored.policy;
         return { policyHash: engine.policyHash, policy, policyIntegrity: engine.policyIntegrity };
       });
 

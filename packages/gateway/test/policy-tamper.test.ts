@@ -242,6 +242,9 @@ describe.each([
         (await decide(restarted, keys.agent, "read.file")).body.message?.includes("not JSON") === true,
       "a row that is not JSON is reported",
     );
+    // GET shows the row as found (its text), not the start-up policy it would otherwise fall back to.
+    const shown = await call(restarted, keys.admin, "GET", "/v1/policies");
+    expect(shown.body).toMatchObject({ policy: "not json", policyIntegrity: { state: "tampered" } });
     await sql(database, "DELETE FROM aa_gateway_policies WHERE org_id = $1", ["acme"]);
     await eventually(
       async () =>
