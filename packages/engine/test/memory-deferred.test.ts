@@ -1,10 +1,9 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { encodeRecord, type RecordFields, sha256Hex } from "../src/chain/record.js";
-import { uuidv7 } from "../src/ids.js";
+import { encodeRecord } from "../src/chain/record.js";
 import { openEngine } from "../src/index.js";
 import { MemoryStore, SEAL_DELAY_MS } from "../src/store/memory.js";
 import type { PendingAppend } from "../src/store/types.js";
-import { agent, policy } from "./helpers.js";
+import { actionRecordFields, agent, policy } from "./helpers.js";
 
 // The memory store seals plain records after decide() resolves; these tests pin what that may not change.
 describe("memory store: deferred sealing", () => {
@@ -136,34 +135,13 @@ policies:
 describe("memory store: when pending records are sealed", () => {
   const org = "org-seal";
   const item = (n: number): PendingAppend => {
-    const fields: RecordFields = {
-      id: uuidv7(),
-      kind: "action",
-      time: new Date(0).toISOString(),
+    const fields = actionRecordFields({
       org,
-      agent: "agent-1",
-      delegation: ["agent-1"],
+      time: new Date(0).toISOString(),
       actionType: "read.file",
-      tool: null,
-      framework: null,
       args: { n },
-      argsHash: `sha256:${sha256Hex(JSON.stringify({ n }))}`,
-      metadata: null,
-      dataAccessed: null,
-      status: "executed",
-      denialReason: null,
       policyName: "reads",
-      policyHash: "0".repeat(64),
-      conditions: [],
-      approvalId: null,
-      traceId: null,
-      toolCallId: null,
-      mode: "enforce",
-      shadow: null,
-      failOpen: false,
-      reason: null,
-      redactionRules: [],
-    };
+    });
     return { fields, encoded: encodeRecord(fields) };
   };
 

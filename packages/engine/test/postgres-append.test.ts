@@ -13,11 +13,10 @@ import {
   type RecordFields,
   readLink,
   sealRecord,
-  sha256Hex,
 } from "../src/chain/record.js";
-import { uuidv7 } from "../src/ids.js";
 import { POSTGRES_MIGRATIONS, PostgresStore } from "../src/store/postgres.js";
 import type { PendingAppend, StoredEvent } from "../src/store/types.js";
+import { actionRecordFields } from "./helpers.js";
 import { PG_URL, pgSchemaUrl } from "./pg.js";
 
 const storeUrl = pgSchemaUrl();
@@ -41,34 +40,7 @@ async function openWith(parameter: string): Promise<PostgresStore> {
 }
 
 function fields(org: string, args: unknown, agent = "agent-1"): RecordFields {
-  return {
-    id: uuidv7(),
-    kind: "action",
-    time: new Date().toISOString(),
-    org,
-    agent,
-    delegation: [agent],
-    actionType: "pr.open",
-    tool: "open_pr",
-    framework: null,
-    args,
-    argsHash: `sha256:${sha256Hex(JSON.stringify(args))}`,
-    metadata: { pr_size: 3 },
-    dataAccessed: null,
-    status: "executed",
-    denialReason: null,
-    policyName: "small-prs",
-    policyHash: "0".repeat(64),
-    conditions: [],
-    approvalId: null,
-    traceId: null,
-    toolCallId: null,
-    mode: "enforce",
-    shadow: null,
-    failOpen: false,
-    reason: null,
-    redactionRules: [],
-  };
+  return actionRecordFields({ org, agent, args, tool: "open_pr", metadata: { pr_size: 3 } });
 }
 
 function pending(org: string, args: unknown, agent?: string): PendingAppend {
