@@ -7,6 +7,7 @@ import type { CompiledPolicy, ConditionResult, PolicyDecision, PolicyDocument } 
 import { compilePolicy } from "@aa/policy";
 import { canonicalJson, quoteJson } from "./chain/canonical-json.js";
 import { encodeRecord, type RecordFields, type RecordKind, sha256Hex } from "./chain/record.js";
+import { ArgsHasher, SnapshotCanonicalizer } from "./chain/snapshot-json.js";
 import { ChainWriter } from "./chain/writer.js";
 import { checkpointPayload } from "./checkpoint.js";
 import { Budgets, budgetsFromPolicy } from "./controls/budgets.js";
@@ -273,6 +274,11 @@ export class DecisionEngine implements Engine {
   readonly #org: string;
   #policy: CompiledPolicy;
   #redactor: CallRedactor;
+  /** Deferred records' canonical args / metadata / data access, remembered from the last record. */
+  readonly #argsCanonical = new SnapshotCanonicalizer();
+  readonly #metadataCanonical = new SnapshotCanonicalizer();
+  readonly #dataAccessedCanonical = new SnapshotCanonicalizer();
+  readonly #argsHasher = new ArgsHasher();
   #keyring: Keyring;
   readonly #hmac: HmacKeySet;
   readonly #writer: ChainWriter;
@@ -893,13 +899,14 @@ export class DecisionEngine implements Engine {
     const metadataSnapshot = shared ? JSON.stringify(redacted.metadata ?? null) : undefined;
     const dataSnapshot = shared ? JSON.stringify(redacted.dataAccessed ?? null) : undefined;
     this.#writer.appendDeferred(() => {
-      const argsJson = canonicalJson(
-        argsSnapshot === undefined ? (redacted.args ?? null) : JSON.parse(argsSnapshot),
-      );
+      const argsJson =
+        argsSnapshot === undefined
+          ? canonicalJson(redacted.args ?? null)
+          : this.#argsCanonical.canonical(argsSnapshot);
       const metadataJson =
-        metadataSnapshot === undefined ? undefined : canonicalJson(JSON.parse(metadataSnapshot));
+        metadataSnapshot === undefined ? undefined : this.#metadataCanonical.canonical(metadataSnapshot);
       const dataAccessedJson =
-        dataSnapshot === undefined ? undefined : canonicalJson(JSON.parse(dataSnapshot));
+        dataSnapshot === undefined ? undefined : this.#dataAccessedCanonical.canonical(dataSnapshot);
       const fields: RecordFields = {
         id,
         kind: "action",
@@ -912,7 +919,7 @@ export class DecisionEngine implements Engine {
         framework,
         args: redacted.args ?? null,
         argsJson,
-        argsHash: "sha256:" + sha256Hex(argsJson),
+        argsHash: this.#argsHasher.hash(argsJson),
         metadata: redacted.metadata ?? null,
         metadataJson,
         dataAccessed: redacted.dataAccessed ?? null,

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { encodeRecord } from "../src/chain/record.js";
+import { canonicalJson } from "../src/chain/canonical-json.js";
+import { encodeRecord, sha256Hex } from "../src/chain/record.js";
 import { openEngine } from "../src/index.js";
 import { MemoryStore, SEAL_DELAY_MS } from "../src/store/memory.js";
 import type { PendingAppend } from "../src/store/types.js";
@@ -54,6 +55,38 @@ describe("memory store: deferred sealing", () => {
     });
     expect(Object.keys(event!.args as object)).toEqual(["big", "list", "small", "text"]);
     expect(await engine.verify()).toMatchObject({ chainValid: true, checked: 1 });
+    await engine.close();
+  });
+
+  it("records each call's own args and metadata when consecutive calls repeat or alternate them", async () => {
+    const engine = await openEngine({ policy, store: ":memory:" });
+    const metadataA = { versions: { core: "1.0.0" }, runName: "read" };
+    const metadataB = { runName: "read", versions: { core: "2.0.0" } };
+    const calls = [
+      { args: { path: "/a" }, metadata: metadataA },
+      { args: { path: "/a" }, metadata: metadataA },
+      { args: { path: "/b" }, metadata: metadataA },
+      { args: { path: "/b" }, metadata: metadataB },
+      { args: { path: "/a" }, metadata: metadataA },
+      // The same object mutated between calls: the second record must show the new value.
+      { args: { path: "/a" }, metadata: metadataA, mutate: () => (metadataA.versions.core = "3.0.0") },
+    ];
+    const expected: { args: unknown; metadata: unknown }[] = [];
+    for (const call of calls) {
+      call.mutate?.();
+      await engine.decide({ agent, actionType: "read.file", args: call.args, metadata: call.metadata });
+      expected.push(JSON.parse(JSON.stringify({ args: call.args, metadata: call.metadata })));
+    }
+    const { items } = await engine.audit();
+    expect(items.map((e) => ({ args: e.args, metadata: e.metadata }))).toEqual(expected);
+    expect(items.map((e) => e.args_hash)).toEqual(
+      expected.map((call) => `sha256:${sha256Hex(canonicalJson(call.args))}`),
+    );
+    expect(await engine.verify()).toEqual({
+      chainValid: true,
+      checked: calls.length,
+      firstBrokenAtRowId: null,
+    });
     await engine.close();
   });
 
